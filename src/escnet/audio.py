@@ -43,7 +43,8 @@ class AudioConfig:
             raise ValueError(f"duration must be > 0 seconds or None, got {self.duration}")
         if self.resample_quality not in ("QQ", "LQ", "MQ", "HQ", "VHQ"):
             raise ValueError(
-                f"resample_quality must be one of QQ, LQ, MQ, HQ, VHQ; got {self.resample_quality!r}"
+                "resample_quality must be one of QQ, LQ, MQ, HQ, VHQ; "
+                f"got {self.resample_quality!r}"
             )
 
     @property
@@ -94,7 +95,9 @@ def resample(samples: np.ndarray, orig_sr: int, target_sr: int, quality: str = "
     """Resample a mono float32 signal with soxr (band-limited, as librosa's default)."""
     if orig_sr == target_sr:
         return samples
-    return soxr.resample(samples, orig_sr, target_sr, quality=quality).astype(np.float32, copy=False)
+    return soxr.resample(samples, orig_sr, target_sr, quality=quality).astype(
+        np.float32, copy=False
+    )
 
 
 def fix_length(samples: np.ndarray, num_samples: int) -> np.ndarray:
@@ -113,7 +116,8 @@ def load_audio(path: str | os.PathLike[str], config: AudioConfig | None = None) 
 
     Examples:
         >>> from escnet.audio import AudioConfig, load_audio
-        >>> y = load_audio("dog.wav", AudioConfig(sample_rate=22050, duration=5.0))  # doctest: +SKIP
+        >>> cfg = AudioConfig(sample_rate=22050, duration=5.0)
+        >>> y = load_audio("dog.wav", cfg)  # doctest: +SKIP
         >>> y.shape  # doctest: +SKIP
         (110250,)
 

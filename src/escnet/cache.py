@@ -103,3 +103,39 @@ class ArrayCache:
 
     def __contains__(self, key: str) -> bool:
         return self.path(key).exists()
+
+
+class DigestMemo:
+    """Remembers file digests by (path, size, mtime) so a warm run need not re-read the audio.
+
+    Like git's index: a file whose size and modification time are unchanged is assumed to have
+    unchanged content. Stored as one JSON file, replaced atomically by :meth:`save`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._entries: dict[str, list[Any]] = {}
+        self._dirty = False
+        try:
+            loaded = json.loads(self.path.read_text(encoding="utf-8"))
+            if isinstance(loaded, dict):
+                self._entries = loaded
+        except (FileNotFoundError, ValueError, OSError):
+            pass  # a missing or damaged memo only costs re-hashing
+
+    def digest(self, file: str | os.PathLike[str]) -> str:
+        """The file's content digest, from the memo when size and mtime match."""
+        st = os.stat(file)
+        name = os.path.abspath(file)
+        entry = self._entries.get(name)
+        if entry is not None and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
+            return str(entry[2])
+        value = file_digest(file)
+        self._entries[name] = [st.st_size, st.st_mtime_ns, value]
+        self._dirty = True
+        return value
+
+    def save(self) -> None:
+        if self._dirty:
+            atomic_write_text(self.path, json.dumps(self._entries))
+            self._dirty = False

@@ -30,7 +30,9 @@ def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
 
     Default: ``<user data dir>/escnet/datasets``; override with ``$ESCNET_DATA_DIR``.
     """
-    return _from_env(explicit, DATA_DIR_ENV, Path(platformdirs.user_data_dir("escnet")) / "datasets")
+    return _from_env(
+        explicit, DATA_DIR_ENV, Path(platformdirs.user_data_dir("escnet")) / "datasets"
+    )
 
 
 def weights_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -38,7 +40,9 @@ def weights_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
 
     Default: ``<user data dir>/escnet/weights``; override with ``$ESCNET_WEIGHTS_DIR``.
     """
-    return _from_env(explicit, WEIGHTS_DIR_ENV, Path(platformdirs.user_data_dir("escnet")) / "weights")
+    return _from_env(
+        explicit, WEIGHTS_DIR_ENV, Path(platformdirs.user_data_dir("escnet")) / "weights"
+    )
 
 
 def cache_dir(explicit: str | os.PathLike[str] | None = None) -> Path:

@@ -20,7 +20,10 @@ from torch import nn
 class FrontEndConfig(Protocol):
     """What a model's front end (waveform -> spectral image) config offers the data pipeline."""
 
-    sample_rate: int
+    @property
+    def sample_rate(self) -> int:
+        """Audio rate (Hz) the front end expects; loading resamples to it."""
+        ...
 
     def build(self) -> nn.Module:
         """The module mapping waveforms (B, T) to spectral images (B, 1, mels, frames)."""
@@ -72,7 +75,9 @@ class LogMelConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.win_length is not None and not 0 < self.win_length <= self.n_fft:
-            raise ValueError(f"win_length must be in (0, n_fft={self.n_fft}], got {self.win_length}")
+            raise ValueError(
+                f"win_length must be in (0, n_fft={self.n_fft}], got {self.win_length}"
+            )
         if self.power not in (1.0, 2.0):
             raise ValueError(f"power must be 1.0 or 2.0, got {self.power}")
         if isinstance(self.ref, str) and self.ref != "max":
@@ -95,7 +100,9 @@ class LogMelConfig:
     def mel_frequencies(self) -> np.ndarray:
         """Centre frequencies (Hz) of the mel bands, for labelling plots."""
         fmax = self.fmax if self.fmax is not None else self.sample_rate / 2
-        return librosa.mel_frequencies(self.n_mels + 2, fmin=self.fmin, fmax=fmax, htk=self.htk)[1:-1]
+        return librosa.mel_frequencies(self.n_mels + 2, fmin=self.fmin, fmax=fmax, htk=self.htk)[
+            1:-1
+        ]
 
 
 class LogMel(nn.Module):
@@ -116,10 +123,17 @@ class LogMel(nn.Module):
         super().__init__()
         self.config = cfg = config or LogMelConfig()
         win_length = cfg.win_length or cfg.n_fft
-        self.register_buffer("window", torch.hann_window(win_length, periodic=True), persistent=False)
+        self.register_buffer(
+            "window", torch.hann_window(win_length, periodic=True), persistent=False
+        )
         mel = librosa.filters.mel(
-            sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax,
-            htk=cfg.htk, norm=cfg.norm,
+            sr=cfg.sample_rate,
+            n_fft=cfg.n_fft,
+            n_mels=cfg.n_mels,
+            fmin=cfg.fmin,
+            fmax=cfg.fmax,
+            htk=cfg.htk,
+            norm=cfg.norm,  # type: ignore[arg-type]  # "slaney" or None, validated above
         )
         self.register_buffer("mel_basis", torch.from_numpy(mel), persistent=False)
 
@@ -127,9 +141,14 @@ class LogMel(nn.Module):
         """Mel power (or magnitude) spectrogram, (B, T) -> (B, n_mels, frames)."""
         cfg = self.config
         spec = torch.stft(
-            waveforms, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
-            win_length=cfg.win_length or cfg.n_fft, window=self.window, center=cfg.center,
-            pad_mode="constant", return_complex=True,
+            waveforms,
+            n_fft=cfg.n_fft,
+            hop_length=cfg.hop_length,
+            win_length=cfg.win_length or cfg.n_fft,
+            window=self.window,
+            center=cfg.center,
+            pad_mode="constant",
+            return_complex=True,
         ).abs()
         if cfg.power == 2.0:
             spec = spec.square()

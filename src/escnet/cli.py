@@ -1,0 +1,169 @@
+"""The ``escnet`` command: a thin layer over the Python API, one sub-command per function."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from escnet.datasets import Dataset
+from escnet.errors import EscnetError
+
+log = logging.getLogger("escnet")
+
+
+def _dataset_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--dataset", required=required, help="esc50, esc10, us8k or folder")
+    p.add_argument("--root", help="the data set's own directory (for 'folder': required)")
+    p.add_argument("--folds", help="use only these folds, e.g. '1-5' or '1,2'")
+    p.add_argument("--folds-csv", help="folder data sets: CSV with columns filename, fold")
+    p.add_argument("--group-pattern", help="folder data sets: regex whose match is a file's group")
+
+
+def _load_dataset(args: argparse.Namespace) -> Dataset:
+    from escnet.datasets import get_dataset
+    from escnet.folds import parse_folds
+
+    kwargs: dict[str, object] = {"root": args.root}
+    if args.dataset != "folder":
+        kwargs["data_dir"] = args.data_dir
+    if args.folds:
+        kwargs["folds"] = parse_folds(args.folds)
+    if args.dataset == "folder":
+        kwargs["folds_csv"] = args.folds_csv
+        kwargs["group_pattern"] = args.group_pattern
+    return get_dataset(args.dataset, **kwargs)
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from escnet.datasets import DESCRIPTIONS
+    from escnet.settings import data_dir
+
+    root = data_dir(args.data_dir)
+    print(f"data directory: {root}")
+    for name, text in DESCRIPTIONS.items():
+        where = root / ("esc50" if name == "esc10" else name)
+        state = "present" if name != "folder" and where.is_dir() else ""
+        print(f"  {name:<7} {text}" + (f"  [{state}: {where}]" if state else ""))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    info = _load_dataset(args).info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(
+        f"{info['dataset']}: {info['clips']} clips, {info['classes']} classes, "
+        f"{len(info['folds'])} folds, {info['groups']} recordings  ({info['root']})"
+    )
+    print("  clips per fold: " + ", ".join(f"{k}: {v}" for k, v in info["folds"].items()))
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from escnet.download import download_dataset
+
+    path = download_dataset(args.name, args.data_dir, progress=not args.quiet)
+    print(f"{args.name} is ready in {path}")
+    return 0
+
+
+def cmd_spectrogram(args: argparse.Namespace) -> int:
+    from escnet.plotting import save_spectrogram_png
+
+    out = save_spectrogram_png(args.input, args.output, duration=args.duration)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from escnet.prepare import prepare_features
+
+    ds = _load_dataset(args)
+    start = time.perf_counter()
+    result = prepare_features(
+        ds,
+        cache_dir=args.cache_dir,
+        use_cache=not args.no_cache,
+        workers=args.workers,
+        progress=not args.quiet,
+    )
+    took = time.perf_counter() - start
+    n = len(ds)
+    print(
+        f"{ds.name}: {len(result.indices)} of {n} clips ready in {took:.1f} s "
+        f"({n / took:.0f} clips/s), {result.cache_hits} from the cache, "
+        f"images {tuple(result.features.shape[1:])}"
+    )
+    if result.skipped:
+        print(f"skipped {len(result.skipped)} file(s) that could not be loaded:")
+        for path, reason in result.skipped:
+            print(f"  {path}: {reason}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="escnet", description="Environmental sound classification with spectral images."
+    )
+    parser.add_argument(
+        "--data-dir", help="directory holding esc50/, us8k/ (default $ESCNET_DATA_DIR)"
+    )
+    parser.add_argument(
+        "--cache-dir", help="cache directory (default $ESCNET_CACHE_DIR or ~/.cache/escnet)"
+    )
+    parser.add_argument("--weights-dir", help="pretrained weights (default $ESCNET_WEIGHTS_DIR)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("datasets", help="list the supported data sets and which are present")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("info", help="clips, classes and folds of a data set")
+    _dataset_args(p)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("download", help="download a data set into the data directory")
+    p.add_argument("name", choices=["esc50", "us8k"])
+    p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("spectrogram", help="draw an audio file's spectral image as a PNG")
+    p.add_argument("input", help="audio file (wav, flac, ogg)")
+    p.add_argument("output", help="PNG to write")
+    p.add_argument("--duration", type=float, help="pad or crop to this many seconds")
+    p.set_defaults(func=cmd_spectrogram)
+
+    p = sub.add_parser("prepare", help="compute and cache the spectral images of a data set")
+    _dataset_args(p)
+    p.add_argument("--workers", type=int, help="decoding threads (default: CPU cores)")
+    p.add_argument("--no-cache", action="store_true", help="recompute and write no cache")
+    p.set_defaults(func=cmd_prepare)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="escnet: %(message)s", stream=sys.stderr)
+    if args.weights_dir:
+        import os
+
+        os.environ["ESCNET_WEIGHTS_DIR"] = str(Path(args.weights_dir).expanduser())
+    try:
+        return int(args.func(args))
+    except (EscnetError, ValueError) as exc:
+        print(f"escnet {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"escnet {args.command}: interrupted; completed work is cached", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

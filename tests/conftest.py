@@ -1,0 +1,93 @@
+"""Shared fixtures: synthetic data sets written in tmp_path, and the ../shared material."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SHARED_DATASETS = SHARED / "datasets"
+SHARED_WEIGHTS = SHARED / "weights"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never let a test read or write the user's real data, weights or cache directories."""
+    base = tmp_path_factory.mktemp("escnet-home")
+    monkeypatch.setenv("ESCNET_CACHE_DIR", str(base / "cache"))
+    monkeypatch.setenv("ESCNET_DATA_DIR", str(base / "data"))
+    monkeypatch.setenv("ESCNET_WEIGHTS_DIR", str(base / "weights"))
+
+
+@pytest.fixture
+def shared_datasets() -> Path:
+    """../shared/datasets when it holds ESC-50; the test is skipped otherwise."""
+    if not (SHARED_DATASETS / "esc50" / "meta" / "esc50.csv").is_file():
+        pytest.skip("../shared/datasets/esc50 is absent")
+    return SHARED_DATASETS
+
+
+@pytest.fixture
+def shared_weights() -> Path:
+    if not SHARED_WEIGHTS.is_dir():
+        pytest.skip("../shared/weights is absent")
+    return SHARED_WEIGHTS
+
+
+def tone(freq: float, seconds: float, sr: int, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def write_esc50(
+    root: Path,
+    classes: int = 3,
+    per_fold: int = 2,
+    sr: int = 16000,
+    fmt: str = "flac",
+    seconds: float = 1.0,
+) -> Path:
+    """A tiny ESC-50-shaped data set: meta/esc50.csv + audio/, one tone per class."""
+    (root / "meta").mkdir(parents=True)
+    (root / "audio").mkdir()
+    rows = []
+    names = ["dog", "rooster", "pig", "cow", "frog", "cat", "hen"][:classes]
+    src = 100000
+    for fold in range(1, 6):
+        for target, name in enumerate(names):
+            for k in range(per_fold):
+                src += 1
+                stem = f"{fold}-{src}-A-{target}"
+                sf.write(
+                    root / "audio" / f"{stem}.{fmt}",
+                    tone(300 * (target + 1) + 10 * k + 3 * fold, seconds, sr),
+                    sr,
+                )
+                rows.append(
+                    {
+                        "filename": f"{stem}.wav",
+                        "fold": fold,
+                        "target": target,
+                        "category": name,
+                        "esc10": str(target < 2),
+                        "src_file": src,
+                        "take": "A",
+                    }
+                )
+    with open(root / "meta" / "esc50.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return root
+
+
+@pytest.fixture
+def tiny_esc50(tmp_path: Path) -> Path:
+    return write_esc50(tmp_path / "esc50")
