@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,9 @@ import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-SHARED_DATASETS = SHARED / "datasets"
-SHARED_WEIGHTS = SHARED / "weights"
+# Read before the autouse fixture below replaces the variables: CI points them at ../shared.
+SHARED_DATASETS = Path(os.environ.get("ESCNET_DATA_DIR") or SHARED / "datasets")
+SHARED_WEIGHTS = Path(os.environ.get("ESCNET_WEIGHTS_DIR") or SHARED / "weights")
 
 
 @pytest.fixture(autouse=True)
@@ -30,14 +32,14 @@ def _isolated_dirs(
 def shared_datasets() -> Path:
     """../shared/datasets when it holds ESC-50; the test is skipped otherwise."""
     if not (SHARED_DATASETS / "esc50" / "meta" / "esc50.csv").is_file():
-        pytest.skip("../shared/datasets/esc50 is absent")
+        pytest.skip(f"{SHARED_DATASETS}/esc50 is absent")
     return SHARED_DATASETS
 
 
 @pytest.fixture
 def shared_weights() -> Path:
     if not SHARED_WEIGHTS.is_dir():
-        pytest.skip("../shared/weights is absent")
+        pytest.skip(f"{SHARED_WEIGHTS} is absent")
     return SHARED_WEIGHTS
 
 

@@ -66,10 +66,20 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from escnet.download import download_dataset
+    from escnet.download import DATASETS, download_dataset
 
-    path = download_dataset(args.name, args.data_dir, progress=not args.quiet)
+    path = download_dataset(
+        args.name,
+        args.data_dir,
+        progress=not args.quiet,
+        cache_dir=args.cache_dir,
+        url=args.url,
+        sha256=args.sha256,
+        keep_archive=args.keep_archive,
+    )
+    source = DATASETS[args.name]
     print(f"{args.name} is ready in {path}")
+    print(f"licence: {source.license}; {source.attribution}")
     return 0
 
 
@@ -131,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("download", help="download a data set into the data directory")
     p.add_argument("name", choices=["esc50", "us8k"])
+    p.add_argument("--url", help="download from this mirror instead of the canonical source")
+    p.add_argument("--sha256", help="expected SHA-256 of the archive (checked when given)")
+    p.add_argument("--keep-archive", action="store_true", help="keep the archive in the cache")
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("spectrogram", help="draw an audio file's spectral image as a PNG")

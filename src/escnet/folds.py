@@ -66,7 +66,9 @@ def fold_split(
     test_groups = {dataset[i].group for i in test_idx}
     # Official folds already keep recordings together; this guards user-made fold files.
     train_idx = [
-        int(i) for i in np.flatnonzero(folds != test_fold) if dataset[int(i)].group not in test_groups
+        int(i)
+        for i in np.flatnonzero(folds != test_fold)
+        if dataset[int(i)].group not in test_groups
     ]
     train, val = validation_split(dataset, train_idx, val_fraction, seed)
     return Split(tuple(train), tuple(val), tuple(test_idx), test_fold)
