@@ -117,6 +117,43 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_augment(args: argparse.Namespace) -> int:
+    from escnet.augment.offline import expand_training_set
+    from escnet.folds import fold_split
+
+    ds = _load_dataset(args)
+    split = fold_split(ds, args.test_fold)
+    start = time.perf_counter()
+    result = expand_training_set(
+        ds,
+        split,
+        seed=args.seed,
+        cache_dir=args.cache_dir,
+        workers=args.workers,
+        progress=not args.quiet,
+    )
+    took = time.perf_counter() - start
+    n = len(split.train)
+    print(
+        f"{ds.name}, test fold {args.test_fold} held out: {n} training clips -> "
+        f"{len(result.features)} images (originals + NAA variants) in {took:.1f} s "
+        f"({n / took:.1f} clips/s); validation and test clips untouched"
+    )
+    if result.skipped:
+        print(f"skipped {len(result.skipped)} file(s) that could not be loaded:")
+        for path, reason in result.skipped:
+            print(f"  {path}: {reason}")
+    return 0
+
+
+def cmd_augment_gallery(args: argparse.Namespace) -> int:
+    from escnet.augment.gallery import augment_gallery
+
+    out = augment_gallery(_load_dataset(args), args.clip, args.out, seed=args.seed)
+    print(f"wrote {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="escnet", description="Environmental sound classification with spectral images."
@@ -157,6 +194,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="decoding threads (default: CPU cores)")
     p.add_argument("--no-cache", action="store_true", help="recompute and write no cache")
     p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser(
+        "augment", help="offline NAA expansion (7x) of one split's training folds, cached"
+    )
+    _dataset_args(p)
+    p.add_argument("--test-fold", type=int, default=1, help="fold held out for testing")
+    p.add_argument("--seed", type=int, default=0, help="variant seed")
+    p.add_argument("--workers", type=int, help="processes (default: CPU cores)")
+    p.set_defaults(func=cmd_augment)
+
+    p = sub.add_parser("augment-gallery", help="PNG of a clip beside its NAA and TAA variants")
+    _dataset_args(p)
+    p.add_argument("--clip", required=True, help="clip id (file stem), e.g. 1-100032-A-0")
+    p.add_argument("--out", default="gallery.png", help="PNG to write")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_augment_gallery)
     return parser
 
 

@@ -1,0 +1,41 @@
+"""Augmentation: audio level (NAA, :mod:`escnet.augment.audio`), image level (TAA, SpecAugment,
+mixup, :mod:`escnet.augment.image`), offline NAA expansion (:mod:`escnet.augment.offline`) and
+policies by name (:mod:`escnet.augment.policy`)."""
+
+from escnet.augment.audio import (
+    NAA_VARIANTS,
+    AddNoise,
+    Compose,
+    OneOf,
+    PitchShift,
+    TimeShift,
+    TimeStretch,
+    TrimSilence,
+    naa_transform,
+    naa_variants,
+    random_naa_chain,
+)
+from escnet.augment.image import TAA, Mixup, SpecAugment, TAAConfig, mixup
+from escnet.augment.policy import POLICIES, AugmentPolicy, get_policy
+
+__all__ = [
+    "NAA_VARIANTS",
+    "POLICIES",
+    "TAA",
+    "AddNoise",
+    "AugmentPolicy",
+    "Compose",
+    "Mixup",
+    "OneOf",
+    "PitchShift",
+    "SpecAugment",
+    "TAAConfig",
+    "TimeShift",
+    "TimeStretch",
+    "TrimSilence",
+    "get_policy",
+    "mixup",
+    "naa_transform",
+    "naa_variants",
+    "random_naa_chain",
+]

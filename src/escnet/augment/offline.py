@@ -1,0 +1,211 @@
+"""Offline NAA expansion, as in the paper: each training clip plus its six NAA variants (7x).
+
+Variants are turned into spectral images with the model's front end and cached on disk, keyed by
+the clip's content, the variant's transform parameters, the seed and the front end's parameters,
+so a second run (or another split that trains on the same clip) only reads the cache. Work is
+spread over processes, one per core; each writes its entries atomically, so an interrupted run
+keeps every finished clip and resumes where it stopped.
+
+Only *training* clips are ever passed here: :func:`expand_training_set` takes a
+:class:`~escnet.folds.Split` and touches ``split.train`` alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from escnet.audio import AudioConfig, load_audio
+from escnet.augment.audio import NAA_VARIANTS, naa_transform, variant_rng
+from escnet.cache import ArrayCache, DigestMemo, params_digest
+from escnet.datasets import Dataset
+from escnet.errors import AudioError
+from escnet.folds import Split
+from escnet.prepare import feature_key_params, prepare_features
+from escnet.settings import cache_dir as default_cache_dir
+from escnet.spectrogram import FrontEndConfig, LogMelConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExpandedSet:
+    """Spectral images of the original training clips followed by their variants.
+
+    Attributes:
+        features: (N, mels, frames) float32.
+        labels: (N,) class of each image.
+        source: (N,) data set index of the clip each image comes from.
+        variant: (N,) ``"original"`` or the NAA variant's name.
+        skipped: ``(path, reason)`` for clips that could not be loaded.
+    """
+
+    features: np.ndarray
+    labels: np.ndarray
+    source: np.ndarray
+    variant: np.ndarray
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    cache_hits: int = 0
+
+
+def variant_key(
+    digest: str, name: str, seed: int, front_end: FrontEndConfig, audio: AudioConfig
+) -> str:
+    """Cache key of one variant's image: clip content + transform params + seed + front end."""
+    params = {
+        "variant": name,
+        "transform": naa_transform(name).params(),
+        "seed": seed,
+        "features": feature_key_params(front_end, audio),
+    }
+    return f"{digest}-{params_digest(params)}"
+
+
+# Per-process state of the pool's workers, set once by _init_worker.
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(front_end: FrontEndConfig, cache_root: str) -> None:
+    import torch
+
+    # One core per process: the pool, not torch's threads, gives the parallelism.
+    torch.set_num_threads(1)
+    _WORKER["module"] = front_end.build().eval()
+    _WORKER["cache"] = ArrayCache(cache_root, "naa")
+
+
+def _expand_clip(
+    path: Path, keys: dict[str, str], names: Sequence[str], seed: int, audio: AudioConfig
+) -> str | None:
+    """Compute the missing variants of one clip into the cache; return an error text or None."""
+    import torch
+
+    try:
+        wave = load_audio(path, audio)
+    except AudioError as exc:
+        return exc.reason
+    cache: ArrayCache = _WORKER["cache"]
+    todo = [n for n in names if keys[n] not in cache]
+    if not todo:
+        return None
+    batch = np.stack(
+        [naa_transform(n)(wave, audio.sample_rate, rng=variant_rng(seed, n)) for n in todo]
+    )
+    with torch.inference_mode():
+        images = _WORKER["module"](torch.from_numpy(batch))[:, 0].numpy()
+    for n, image in zip(todo, images, strict=True):
+        cache.put(keys[n], np.ascontiguousarray(image))
+    return None
+
+
+def expand_clips(
+    dataset: Dataset,
+    indices: Sequence[int],
+    front_end: FrontEndConfig | None = None,
+    *,
+    names: Sequence[str] = NAA_VARIANTS,
+    seed: int = 0,
+    cache_dir: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> ExpandedSet:
+    """Original images plus the NAA variants ``names`` of the clips at ``indices``.
+
+    Args:
+        dataset: the data set.
+        indices: the clips to expand: training clips only (see :func:`expand_training_set`).
+        front_end: waveform -> image config (default: the paper's log-mel).
+        names: variants to add, a subset of :data:`~escnet.augment.audio.NAA_VARIANTS`.
+        seed: variant seed; the same seed gives the same variants (and cache entries).
+        cache_dir: cache root; variant images go to ``<cache_dir>/naa``.
+        workers: processes (default: number of cores).
+        progress: show progress bars.
+    """
+    fe = front_end or LogMelConfig()
+    audio = AudioConfig(sample_rate=fe.sample_rate, duration=dataset.duration)
+    root = default_cache_dir(cache_dir)
+    idx = [int(i) for i in indices]
+
+    originals = prepare_features(dataset.subset(idx), fe, cache_dir=root, progress=progress)
+    kept = [idx[i] for i in originals.indices]
+    memo = DigestMemo(root / "digests.json")
+    cache = ArrayCache(root, "naa")
+    keys = {
+        i: {n: variant_key(memo.digest(dataset[i].path), n, seed, fe, audio) for n in names}
+        for i in kept
+    }
+    memo.save()
+    missing = [i for i in kept if any(k not in cache for k in keys[i].values())]
+
+    skipped = list(originals.skipped)
+    if missing:
+        n_workers = max(1, min(workers or os.cpu_count() or 1, len(missing)))
+        # fork, as torch's DataLoader does: workers start at once and need no __main__ guard in
+        # the caller's script; each sets torch to one thread before any torch work.
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        ctx = mp.get_context(method)
+        with ProcessPoolExecutor(
+            n_workers, mp_context=ctx, initializer=_init_worker, initargs=(fe, str(root))
+        ) as pool:
+            futures = {
+                pool.submit(_expand_clip, dataset[i].path, keys[i], names, seed, audio): i
+                for i in missing
+            }
+            bar = tqdm(total=len(missing), desc="NAA variants", unit="clip", disable=not progress)
+            for fut in as_completed(futures):
+                err = fut.result()
+                if err is not None:
+                    path = dataset[futures[fut]].path
+                    log.warning("skipping %s: %s", path, err)
+                    skipped.append((path, err))
+                bar.update(1)
+            bar.close()
+
+    bad = {str(p) for p, _ in skipped}
+    images, labels, source, variant = [], [], [], []
+    hits = originals.cache_hits
+    for row, i in enumerate(kept):
+        if str(dataset[i].path) in bad:
+            continue
+        images.append(originals.features[row])
+        labels.append(dataset[i].label)
+        source.append(i)
+        variant.append("original")
+    for name in names:
+        for i in kept:
+            if str(dataset[i].path) in bad:
+                continue
+            image = cache.get(keys[i][name])
+            if image is None:  # removed under our feet: a clear error beats a silent gap
+                raise RuntimeError(f"NAA cache entry for {dataset[i].path} ({name}) vanished")
+            images.append(image)
+            labels.append(dataset[i].label)
+            source.append(i)
+            variant.append(name)
+    hits += (len(kept) - len(missing)) * len(names)
+    if skipped:
+        log.warning("skipped %d of %d clips that could not be loaded", len(skipped), len(idx))
+    return ExpandedSet(
+        np.stack(images) if images else np.empty((0, 0, 0), np.float32),
+        np.asarray(labels, dtype=np.int64),
+        np.asarray(source, dtype=np.int64),
+        np.asarray(variant),
+        skipped,
+        hits,
+    )
+
+
+def expand_training_set(
+    dataset: Dataset, split: Split, front_end: FrontEndConfig | None = None, **kwargs: Any
+) -> ExpandedSet:
+    """:func:`expand_clips` on ``split.train`` only: test and validation clips are never augmented."""
+    return expand_clips(dataset, split.train, front_end, **kwargs)
