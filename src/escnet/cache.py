@@ -19,6 +19,15 @@ from typing import Any
 import numpy as np
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
@@ -30,6 +39,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp creates the file 0600; give the result the permissions a plain open() would.
+    os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         yield tmp
         os.replace(tmp, target)
@@ -97,6 +108,23 @@ class ArrayCache:
         except (ValueError, OSError, EOFError):
             # A damaged entry (disk full, foreign file) is treated as missing and recomputed.
             return None
+
+    def read_into(self, key: str, out: np.ndarray) -> bool:
+        """Read the entry straight into ``out`` (a C-contiguous array of the entry's shape and
+        dtype), saving the copy that loading then stacking would cost; False if it is missing or
+        does not fit."""
+        try:
+            with open(self.path(key), "rb") as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                else:
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+                if fortran or shape != out.shape or dtype != out.dtype:
+                    return False
+                return f.readinto(out.data.cast("B")) == out.nbytes
+        except (FileNotFoundError, ValueError, OSError):
+            return False
 
     def put(self, key: str, array: np.ndarray) -> None:
         atomic_save_npy(self.path(key), array)

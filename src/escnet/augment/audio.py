@@ -49,7 +49,6 @@ from typing import Any
 
 import librosa
 import numpy as np
-from scipy.signal import hilbert
 
 __all__ = [
     "DSP_BACKENDS",
@@ -326,6 +325,8 @@ def active_duration(samples: np.ndarray, sample_rate: int, *, threshold: float =
     overshoot at an onset (a phase vocoder's) does not move the threshold.
     """
     x = _as_mono_float32(samples).astype(np.float64)
+    from scipy.signal import hilbert  # imported here: scipy.signal costs ~0.7 s to import
+
     envelope = np.abs(hilbert(x))
     width = max(1, int(0.01 * sample_rate))
     envelope = np.convolve(envelope, np.ones(width) / width, mode="same")

@@ -57,17 +57,24 @@ class ExpandedSet:
     cache_hits: int = 0
 
 
-def variant_key(
-    digest: str, name: str, seed: int, front_end: FrontEndConfig, audio: AudioConfig
+def variant_params_digest(
+    name: str, seed: int, front_end: FrontEndConfig, audio: AudioConfig
 ) -> str:
-    """Cache key of one variant's image: clip content + transform params + seed + front end."""
+    """Digest of everything a variant's image depends on besides the clip's content."""
     params = {
         "variant": name,
         "transform": naa_transform(name).params(),
         "seed": seed,
         "features": feature_key_params(front_end, audio),
     }
-    return f"{digest}-{params_digest(params)}"
+    return params_digest(params)
+
+
+def variant_key(
+    digest: str, name: str, seed: int, front_end: FrontEndConfig, audio: AudioConfig
+) -> str:
+    """Cache key of one variant's image: clip content + transform params + seed + front end."""
+    return f"{digest}-{variant_params_digest(name, seed, front_end, audio)}"
 
 
 # Per-process state of the pool's workers, set once by _init_worker.
@@ -87,7 +94,6 @@ def _expand_clip(
     path: Path, keys: dict[str, str], names: Sequence[str], seed: int, audio: AudioConfig
 ) -> str | None:
     """Compute the missing variants of one clip into the cache; return an error text or None."""
-    import torch
 
     try:
         wave = load_audio(path, audio)
@@ -95,16 +101,23 @@ def _expand_clip(
         return exc.reason
     cache: ArrayCache = _WORKER["cache"]
     todo = [n for n in names if keys[n] not in cache]
-    if not todo:
-        return None
-    batch = np.stack(
-        [naa_transform(n)(wave, audio.sample_rate, rng=variant_rng(seed, n)) for n in todo]
-    )
-    with torch.inference_mode():
-        images = _WORKER["module"](torch.from_numpy(batch))[:, 0].numpy()
-    for n, image in zip(todo, images, strict=True):
-        cache.put(keys[n], np.ascontiguousarray(image))
+    if todo:
+        images = _variant_images(wave, todo, seed, audio.sample_rate, _WORKER["module"])
+        for n, image in zip(todo, images, strict=True):
+            cache.put(keys[n], image)
     return None
+
+
+def _variant_images(
+    wave: np.ndarray, names: Sequence[str], seed: int, sample_rate: int, module: Any
+) -> list[np.ndarray]:
+    """The spectral images of a clip's variants ``names`` (the deterministic part of the work)."""
+    import torch
+
+    batch = np.stack([naa_transform(n)(wave, sample_rate, rng=variant_rng(seed, n)) for n in names])
+    with torch.inference_mode():
+        images = module(torch.from_numpy(batch))[:, 0].numpy()
+    return [np.ascontiguousarray(im) for im in images]
 
 
 def expand_clips(
@@ -139,10 +152,8 @@ def expand_clips(
     kept = [idx[i] for i in originals.indices]
     memo = DigestMemo(root / "digests.json")
     cache = ArrayCache(root, "naa")
-    keys = {
-        i: {n: variant_key(memo.digest(dataset[i].path), n, seed, fe, audio) for n in names}
-        for i in kept
-    }
+    suffix = {n: variant_params_digest(n, seed, fe, audio) for n in names}
+    keys = {i: {n: f"{memo.digest(dataset[i].path)}-{suffix[n]}" for n in names} for i in kept}
     memo.save()
     missing = [i for i in kept if any(k not in cache for k in keys[i].values())]
 
@@ -171,41 +182,37 @@ def expand_clips(
             bar.close()
 
     bad = {str(p) for p, _ in skipped}
-    images, labels, source, variant = [], [], [], []
-    hits = originals.cache_hits
-    for row, i in enumerate(kept):
-        if str(dataset[i].path) in bad:
-            continue
-        images.append(originals.features[row])
-        labels.append(dataset[i].label)
-        source.append(i)
-        variant.append("original")
-    for name in names:
-        for i in kept:
-            if str(dataset[i].path) in bad:
-                continue
-            image = cache.get(keys[i][name])
-            if image is None:  # removed under our feet: a clear error beats a silent gap
-                raise RuntimeError(f"NAA cache entry for {dataset[i].path} ({name}) vanished")
-            images.append(image)
-            labels.append(dataset[i].label)
-            source.append(i)
-            variant.append(name)
-    hits += (len(kept) - len(missing)) * len(names)
+    good = [(row, i) for row, i in enumerate(kept) if str(dataset[i].path) not in bad]
+    n_images = len(good) * (1 + len(names))
+    shape = originals.features.shape[1:]
+    # One preallocated array, filled in place: the variants of a split are ~10^4 images.
+    features = np.empty((n_images, *shape), dtype=np.float32)
+    labels = np.empty(n_images, dtype=np.int64)
+    source = np.empty(n_images, dtype=np.int64)
+    variant = np.empty(n_images, dtype=object)
+    k = 0
+    module = None
+    for name in ("original", *names):
+        for row, i in good:
+            if name == "original":
+                features[k] = originals.features[row]
+            elif not cache.read_into(keys[i][name], features[k]):
+                # A damaged or vanished entry (disk full, deleted meanwhile): recompute it here.
+                wave = load_audio(dataset[i].path, audio)
+                module = module or fe.build().eval()
+                features[k] = _variant_images(wave, [name], seed, audio.sample_rate, module)[0]
+                cache.put(keys[i][name], features[k])
+            labels[k], source[k], variant[k] = dataset[i].label, i, name
+            k += 1
+    hits = originals.cache_hits + (len(kept) - len(missing)) * len(names)
     if skipped:
         log.warning("skipped %d of %d clips that could not be loaded", len(skipped), len(idx))
-    return ExpandedSet(
-        np.stack(images) if images else np.empty((0, 0, 0), np.float32),
-        np.asarray(labels, dtype=np.int64),
-        np.asarray(source, dtype=np.int64),
-        np.asarray(variant),
-        skipped,
-        hits,
-    )
+    return ExpandedSet(features, labels, source, variant.astype(str), skipped, hits)
 
 
 def expand_training_set(
     dataset: Dataset, split: Split, front_end: FrontEndConfig | None = None, **kwargs: Any
 ) -> ExpandedSet:
-    """:func:`expand_clips` on ``split.train`` only: test and validation clips are never augmented."""
+    """:func:`expand_clips` on ``split.train`` only: validation and test clips are never
+    augmented."""
     return expand_clips(dataset, split.train, front_end, **kwargs)
