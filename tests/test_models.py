@@ -101,8 +101,8 @@ def test_cnn_depths_match_their_names() -> None:
 
 
 def test_parameter_counts_stated_in_the_cnn_docstring() -> None:
-    assert count_parameters(create_model("cnn7", num_classes=50)) == 1_139_218
-    assert count_parameters(create_model("cnn9", num_classes=50)) == 4_693_010
+    assert count_parameters(create_model("cnn7", num_classes=50)) == 288_546
+    assert count_parameters(create_model("cnn9", num_classes=50)) == 1_180_706
 
 
 def test_input_is_normalised_inside_the_model() -> None:
@@ -312,7 +312,7 @@ def test_mn04_as_pretrained_from_the_weights_dir(
 def test_describe_models_rows() -> None:
     rows = {row["name"]: row for row in describe_models(num_classes=50)}
     assert list(rows) == ALL_MODELS
-    assert rows["cnn7"]["params"] == 1_139_218
+    assert rows["cnn7"]["params"] == 288_546
     assert rows["cnn7"]["weights"] == "none (trained from scratch)"
     assert rows["resnet18"]["input"] == (1, 128, 216)
     assert rows["mn04_as"]["input"] == (1, 128, 500)

@@ -11,22 +11,26 @@ and lets clips of any length through.
 Input: a (B, 1, 128, 216) log-mel image (:class:`escnet.spectrogram.LogMelConfig`, 5 s at
 22050 Hz), normalised by the registry's wrapper to roughly zero mean and unit variance.
 
+The widths (16 channels doubling to 128, and 256 for ``cnn9``'s extra pair) are sized for
+training on a 2-core CPU: the first design with twice the channels (1.8 GFLOPs) trained at about
+20 clips/s here, this one at about 60 (``benchmarks/bench_train_throughput.py``).
+
 ``cnn7`` (6 convolutions + 1 linear):
 
 ====  ==============================  ================  =============
  #    layer                           output (C, H, W)   parameters
 ====  ==============================  ================  =============
- 1    conv 3x3, 1->32, BN, ReLU       32 x 128 x 216           352
-      max pool 2x2                    32 x 64 x 108
- 2    conv 3x3, 32->64, BN, ReLU      64 x 64 x 108         18 560
-      max pool 2x2                    64 x 32 x 54
- 3    conv 3x3, 64->128, BN, ReLU     128 x 32 x 54         73 984
- 4    conv 3x3, 128->128, BN, ReLU    128 x 32 x 54        147 712
-      max pool 2x2                    128 x 16 x 27
- 5    conv 3x3, 128->256, BN, ReLU    256 x 16 x 27        295 424
- 6    conv 3x3, 256->256, BN, ReLU    256 x 16 x 27        590 336
-      global average pool, dropout    256
- 7    linear 256->classes             classes        257 x classes
+ 1    conv 3x3, 1->16, BN, ReLU       16 x 128 x 216           176
+      max pool 2x2                    16 x 64 x 108
+ 2    conv 3x3, 16->32, BN, ReLU      32 x 64 x 108          4 672
+      max pool 2x2                    32 x 32 x 54
+ 3    conv 3x3, 32->64, BN, ReLU      64 x 32 x 54          18 560
+ 4    conv 3x3, 64->64, BN, ReLU      64 x 32 x 54          36 992
+      max pool 2x2                    64 x 16 x 27
+ 5    conv 3x3, 64->128, BN, ReLU     128 x 16 x 27         73 984
+ 6    conv 3x3, 128->128, BN, ReLU    128 x 16 x 27        147 712
+      global average pool, dropout    128
+ 7    linear 128->classes             classes        129 x classes
 ====  ==============================  ================  =============
 
 ``cnn9`` (8 convolutions + 1 linear): ``cnn7``'s layers 1-6, then
@@ -34,11 +38,11 @@ Input: a (B, 1, 128, 216) log-mel image (:class:`escnet.spectrogram.LogMelConfig
 ====  ==============================  ================  =============
  #    layer                           output (C, H, W)   parameters
 ====  ==============================  ================  =============
-      max pool 2x2                    256 x 8 x 13
- 7    conv 3x3, 256->512, BN, ReLU    512 x 8 x 13       1 180 672
- 8    conv 3x3, 512->512, BN, ReLU    512 x 8 x 13       2 360 320
-      global average pool, dropout    512
- 9    linear 512->classes             classes        513 x classes
+      max pool 2x2                    128 x 8 x 13
+ 7    conv 3x3, 128->256, BN, ReLU    256 x 8 x 13         295 424
+ 8    conv 3x3, 256->256, BN, ReLU    256 x 8 x 13         590 336
+      global average pool, dropout    256
+ 9    linear 256->classes             classes        257 x classes
 ====  ==============================  ================  =============
 
 Parameters include batch normalisation's scale and shift. Measured with ``count_parameters``
@@ -48,8 +52,8 @@ convolutions and the linear layer) on a (1, 1, 128, 216) input with 50 classes:
 =======  ==========  ===============================
 model    parameters  FLOPs, forward, one 5 s clip
 =======  ==========  ===============================
-cnn7      1 139 218  1 799 578 624 (1.80 GFLOPs)
-cnn9      4 693 010  2 535 704 576 (2.54 GFLOPs)
+cnn7        288 546  453 882 368 (0.45 GFLOPs)
+cnn9      1 180 706  637 920 256 (0.64 GFLOPs)
 =======  ==========  ===============================
 """
 
@@ -66,8 +70,8 @@ from escnet.spectrogram import LogMelConfig
 __all__ = ["CNN7_CHANNELS", "CNN9_CHANNELS", "DB_NORM", "SpectralCNN", "cnn7", "cnn9"]
 
 #: Output channels of each convolution; ``"M"`` is a 2x2 max pooling.
-CNN7_CHANNELS: tuple[int | str, ...] = (32, "M", 64, "M", 128, 128, "M", 256, 256)
-CNN9_CHANNELS: tuple[int | str, ...] = (*CNN7_CHANNELS, "M", 512, 512)
+CNN7_CHANNELS: tuple[int | str, ...] = (16, "M", 32, "M", 64, 64, "M", 128, 128)
+CNN9_CHANNELS: tuple[int | str, ...] = (*CNN7_CHANNELS, "M", 256, 256)
 
 #: Mean and standard deviation (dB) of the paper's log-mel images (``LogMelConfig()``: power to
 #: dB with ref 1.0, 80 dB floor below each clip's peak), measured over 300 random ESC-50 clips
