@@ -154,6 +154,21 @@ def cmd_augment_gallery(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from escnet.models import describe_models
+
+    rows = describe_models(num_classes=args.num_classes)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    print(f"{'model':<18} {'params':>9}  {'input (C, mels, frames)':<24} weights")
+    for r in rows:
+        shape = "x".join(str(v) for v in r["input"])
+        print(f"{r['name']:<18} {r['params'] / 1e6:>8.2f}M  {shape:<24} {r['weights']}")
+        print(f"{'':<18} {'':>9}  front end: {r['front_end']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="escnet", description="Environmental sound classification with spectral images."
@@ -203,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="variant seed")
     p.add_argument("--workers", type=int, help="processes (default: CPU cores)")
     p.set_defaults(func=cmd_augment)
+
+    p = sub.add_parser("models", help="registered models: parameters, input, weight source")
+    p.add_argument("--num-classes", type=int, default=50, help="head size for the count")
+    p.add_argument("--json", action="store_true", help="print the table as JSON")
+    p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("augment-gallery", help="PNG of a clip beside its NAA and TAA variants")
     _dataset_args(p)
