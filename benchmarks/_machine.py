@@ -30,6 +30,6 @@ def describe(packages: tuple[str, ...] = ("numpy", "torch", "librosa", "soxr", "
             versions.append(f"{name} {metadata.version(name)}")
         except metadata.PackageNotFoundError:
             versions.append(f"{name} (not installed)")
-    return (
-        f"{cpu_model()}, {cores} cores, Python {platform.python_version()}, " + ", ".join(versions)
+    return f"{cpu_model()}, {cores} cores, Python {platform.python_version()}, " + ", ".join(
+        versions
     )

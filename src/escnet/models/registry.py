@@ -240,7 +240,7 @@ def _front_end_summary(front_end: FrontEndConfig) -> str:
     return ", ".join(parts)
 
 
-def describe_models(num_classes: int = 50, seconds: float = 5.0) -> list[dict[str, object]]:
+def describe_models(num_classes: int = 50, seconds: float = 5.0) -> list[dict[str, Any]]:
     """One row per registered model, for ``escnet models``.
 
     Keys: ``name``, ``description``, ``params`` (with a ``num_classes`` head), ``input``
