@@ -1,0 +1,395 @@
+"""Training, metrics and report on a tiny synthetic data set (3 sound classes, 5 folds, 1 s).
+
+The model is ``tiny_test_cnn`` (tests/_ddp_worker.py: two convolutions on 8 kHz log-mel
+images), so a cross-validation takes seconds on a CPU; ``cnn7`` gets a one-batch smoke run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from escnet.audio import AudioConfig
+from escnet.augment.audio import NAA_VARIANTS
+from escnet.augment.offline import variant_key
+from escnet.cache import file_digest
+from escnet.datasets import get_dataset
+from escnet.errors import EscnetError
+from escnet.folds import fold_split
+from escnet.metrics import (
+    accuracy,
+    classification_metrics,
+    confusion_matrix,
+    macro_f1,
+    mean_std,
+    per_class_accuracy,
+)
+from escnet.report import PROTOCOL, read_metrics_csv
+from escnet.train import (
+    METRIC_COLUMNS,
+    TrainConfig,
+    cross_validate,
+    evaluate_run,
+    warmup_cosine,
+)
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _ddp_worker import SOUND_CLASSES, TINY_FRONT_END, write_sound_classes  # noqa: E402
+
+WORKER = Path(__file__).parent / "_ddp_worker.py"
+
+
+def make_config(base: Path, **overrides: Any) -> TrainConfig:
+    values: dict[str, Any] = {
+        "dataset": "esc50",
+        "model": "tiny_test_cnn",
+        "augment": "naa",
+        "folds": [1, 2],
+        "epochs": 3,
+        "batch_size": 8,
+        "lr": 5e-3,
+        "warmup_epochs": 0.5,
+        "val_fraction": 0.2,
+        "clip_seconds": 1.0,
+        "workers": 2,
+        "data_dir": str(base / "data"),
+        "cache_dir": str(base / "cache"),
+    }
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def data_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("train-data")
+    write_sound_classes(base / "data" / "esc50", per_fold=4)
+    return base
+
+
+@pytest.fixture(scope="module")
+def naa_run(data_base: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One 3-epoch cross-validation over test folds 1 and 2 with offline NAA (shared)."""
+    cache = tmp_path_factory.mktemp("naa-cache")
+    config = make_config(data_base, cache_dir=str(cache))
+    run_dir = tmp_path_factory.mktemp("runs") / "naa"
+    results = cross_validate(config, run_dir, progress=False)
+    return {"config": config, "run_dir": run_dir, "results": results, "cache": cache}
+
+
+# ---------------------------------------------------------------------------------------------
+# metrics
+
+
+def test_metrics_match_sklearn() -> None:
+    sk = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 6, 200)
+    y_pred = np.where(rng.random(200) < 0.6, y_true, rng.integers(0, 7, 200))
+    y_true[y_true == 5] = 4  # class 5 never true; class 6 only predicted
+    assert accuracy(y_true, y_pred) == pytest.approx(sk.accuracy_score(y_true, y_pred))
+    assert macro_f1(y_true, y_pred, 8) == pytest.approx(
+        sk.f1_score(y_true, y_pred, average="macro")
+    )
+    cm = confusion_matrix(y_true, y_pred, 8)
+    np.testing.assert_array_equal(cm, sk.confusion_matrix(y_true, y_pred, labels=range(8)))
+    recall = per_class_accuracy(cm)
+    assert np.isnan(recall[5]) and np.isnan(recall[7])
+    np.testing.assert_allclose(
+        recall[:5], sk.recall_score(y_true, y_pred, labels=range(5), average=None)
+    )
+    out = classification_metrics(y_true, y_pred, 8)
+    assert out["per_class_accuracy"][5] is None and out["count"] == 200
+
+
+def test_metrics_edge_cases() -> None:
+    assert mean_std([0.8, 0.9, 1.0]) == pytest.approx((0.9, 0.1))
+    assert mean_std([0.5]) == (0.5, 0.0)
+    assert all(math.isnan(v) for v in mean_std([]))
+    assert math.isnan(accuracy([], []))
+    with pytest.raises(ValueError, match="num_classes is 3"):
+        confusion_matrix([0, 3], [0, 1], 3)
+    with pytest.raises(ValueError, match="must match"):
+        accuracy([0, 1], [0])
+
+
+# ---------------------------------------------------------------------------------------------
+# config and schedule
+
+
+def test_config_validation_and_json(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown augmentation policy"):
+        TrainConfig(augment="bogus")
+    with pytest.raises(ValueError, match="val_fraction"):
+        TrainConfig(val_fraction=1.0)
+    with pytest.raises(ValueError, match="epochs"):
+        TrainConfig(epochs=0)
+    config = TrainConfig(folds=[3, 1, 1], early_stopping_patience=5)
+    assert config.folds == [1, 3]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**config.to_dict(), "environment": {"torch": "x"}}))
+    assert TrainConfig.from_json(path) == config
+    path.write_text(json.dumps({"epochs": 2, "learning_rate": 0.1}))
+    with pytest.raises(ValueError, match="learning_rate"):
+        TrainConfig.from_json(path)
+
+
+def test_warmup_cosine_schedule() -> None:
+    f = warmup_cosine(total_steps=100, warmup_steps=10)
+    assert f(0) == pytest.approx(0.1)
+    assert f(9) == pytest.approx(1.0)
+    assert f(10) == pytest.approx(1.0)
+    assert f(55) == pytest.approx(0.5)
+    assert f(99) < 0.01
+    assert warmup_cosine(10, 0)(0) == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# cross-validation (one shared run)
+
+
+def test_cross_validation_beats_chance(naa_run: dict[str, Any]) -> None:
+    results = naa_run["results"]
+    chance = 1 / len(SOUND_CLASSES)
+    accs = [f["accuracy"] for f in results["folds"]]
+    assert [f["test_fold"] for f in results["folds"]] == [1, 2]
+    assert results["summary"]["accuracy"]["mean"] >= 0.75, accs
+    assert min(accs) > chance + 0.2, accs
+    for f in results["folds"]:
+        history = read_metrics_csv(naa_run["run_dir"] / f"fold{f['test_fold']}" / "metrics.csv")
+        assert [int(r["epoch"]) for r in history] == [1, 2, 3]
+        assert history[-1]["train_loss"] < history[0]["train_loss"]
+        # NAA: 7 images per training clip, every one of them seen each epoch
+        assert f["train_images"] == 7 * f["train_clips"]
+        assert all(r["train_samples"] == f["train_images"] for r in history)
+        assert all(r["val_samples"] == f["val_clips"] for r in history)
+
+
+def test_results_json_and_report_files(naa_run: dict[str, Any]) -> None:
+    run: Path = naa_run["run_dir"]
+    saved = json.loads((run / "results.json").read_text())
+    assert saved == json.loads(json.dumps(naa_run["results"]))
+    assert saved["protocol"] == PROTOCOL == "official folds, leave-one-fold-out"
+    assert "training folds only" in saved["augmentation"]
+    assert "validation" in saved["model_selection"] and saved["complete"] is True
+    assert saved["classes"] == list(SOUND_CLASSES)
+    for f in saved["folds"]:
+        for key in ("accuracy", "macro_f1", "loss", "best_epoch", "confusion_matrix"):
+            assert key in f
+        assert set(f["per_class_accuracy"]) == set(SOUND_CLASSES)
+        assert 1 <= f["best_epoch"] <= 3
+    for key in ("accuracy", "macro_f1", "loss"):
+        assert set(saved["summary"][key]) == {"mean", "std"}
+    assert set(saved["summary"]["per_class_accuracy"]) == set(SOUND_CLASSES)
+    total = np.array(saved["confusion_matrix_total"])
+    assert total.sum() == sum(f["test_clips"] for f in saved["folds"])
+
+    config = json.loads((run / "config.json").read_text())
+    assert config["device"] == "cpu" and config["environment"]["torch"] == torch.__version__
+    assert TrainConfig.from_json(run / "config.json").folds == [1, 2]
+
+    for name in ("report.md", "confusion_matrix.png", "curves_fold1.png", "curves_fold2.png"):
+        assert (run / name).stat().st_size > 0, name
+    for k in (1, 2):
+        for name in ("best.pt", "last.pt", "metrics.csv", "split.json", "test_predictions.csv"):
+            assert (run / f"fold{k}" / name).is_file(), name
+        with open(run / f"fold{k}" / "metrics.csv") as fh:
+            assert tuple(next(csv.reader(fh))) == METRIC_COLUMNS
+    report = (run / "report.md").read_text()
+    for needle in ("![confusion matrix](confusion_matrix.png)", "curves_fold2.png", "± "):
+        assert needle in report
+    assert PROTOCOL in report
+    best = torch.load(run / "fold1" / "best.pt", weights_only=True)
+    assert best["classes"] == list(SOUND_CLASSES) and best["config"]["model"] == "tiny_test_cnn"
+
+
+def test_evaluate_run_reproduces_results(naa_run: dict[str, Any]) -> None:
+    saved = naa_run["results"]
+    out = evaluate_run(naa_run["run_dir"])
+    assert out["matches_results"] is True
+    for a, b in zip(out["folds"], saved["folds"], strict=True):
+        assert a["test_fold"] == b["test_fold"]
+        assert a["accuracy"] == b["accuracy"] and a["macro_f1"] == b["macro_f1"]
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+        assert a["confusion_matrix"] == b["confusion_matrix"]
+    assert out["summary"]["accuracy"] == saved["summary"]["accuracy"]
+    one = evaluate_run(naa_run["run_dir"], fold=2)
+    assert [f["test_fold"] for f in one["folds"]] == [2]
+    with pytest.raises(FileNotFoundError, match="fold4"):
+        evaluate_run(naa_run["run_dir"], fold=4)
+
+
+def test_no_test_clip_reaches_training(naa_run: dict[str, Any], data_base: Path) -> None:
+    config: TrainConfig = naa_run["config"]
+    dataset = get_dataset("esc50", data_dir=data_base / "data")
+    by_id = {c.clip_id: i for i, c in enumerate(dataset.clips)}
+    trained: set[int] = set()
+    for k in config.folds or []:
+        split = fold_split(dataset, k, val_fraction=config.val_fraction, seed=config.seed)
+        split.check_disjoint(dataset)
+        assert all(dataset[i].fold != k for i in split.train + split.val)
+        saved = json.loads((naa_run["run_dir"] / f"fold{k}" / "split.json").read_text())
+        assert saved["train"] == [dataset[i].clip_id for i in split.train]
+        sources = {by_id[c] for c in saved["train_images"]["sources"]}
+        assert sources == set(split.train)
+        assert not sources & (set(split.test) | set(split.val))
+        assert saved["train_images"]["variants"] == dict.fromkeys(
+            ["original", *NAA_VARIANTS], len(split.train)
+        )
+        trained |= set(split.train)
+    # The NAA cache holds variants of the training clips and of nothing else.
+    audio = AudioConfig(sample_rate=TINY_FRONT_END.sample_rate, duration=config.clip_seconds)
+    expected = {
+        variant_key(file_digest(dataset[i].path), name, config.seed, TINY_FRONT_END, audio)
+        for i in trained
+        for name in NAA_VARIANTS
+    }
+    cached = {p.stem for p in (naa_run["cache"] / "naa").rglob("*.npy")}
+    assert cached == expected
+    never_trained = set(range(len(dataset))) - trained
+    assert never_trained  # e.g. fold 2 clips held out for validation in fold 1's run
+
+
+def test_resume_finished_run_skips_folds(naa_run: dict[str, Any]) -> None:
+    run: Path = naa_run["run_dir"]
+    before = {k: (run / f"fold{k}" / "last.pt").stat().st_mtime_ns for k in (1, 2)}
+    again = cross_validate(naa_run["config"], run, resume=True, progress=False)
+    assert again["summary"] == naa_run["results"]["summary"]
+    assert {k: (run / f"fold{k}" / "last.pt").stat().st_mtime_ns for k in (1, 2)} == before
+    with pytest.raises(EscnetError, match="resume"):
+        cross_validate(naa_run["config"], run, progress=False)
+    other = TrainConfig(**{**naa_run["config"].to_dict(), "lr": 0.1})
+    with pytest.raises(EscnetError, match="lr"):
+        cross_validate(other, run, resume=True, progress=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# resume after SIGKILL, distributed, other modes
+
+
+def _run_worker(args: list[str], log: Path, torchrun: bool = False) -> int:
+    launcher = (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+        if torchrun
+        else [sys.executable]
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    # Output to a file, not a pipe: DataLoader workers of a killed process may outlive it a
+    # moment and would hold a pipe open.
+    with open(log, "w") as out:
+        proc = subprocess.run(
+            [*launcher, str(WORKER), *args], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+    return proc.returncode
+
+
+def _history(run: Path, fold: int) -> list[dict[str, float]]:
+    rows = read_metrics_csv(run / f"fold{fold}" / "metrics.csv")
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(data_base: Path, tmp_path: Path) -> None:
+    # Online NAA (random NAA chains in 2 DataLoader worker processes) and TAA-free training.
+    config = make_config(data_base, augment="naa-online", folds=[1], epochs=3, workers=2)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config.to_dict()))
+    killed = tmp_path / "killed"
+    # 39 training clips / batch 8 = 5 batches per epoch: batch 7 is in the middle of epoch 2.
+    code = _run_worker([str(config_path), str(killed), "--kill-after", "7"], tmp_path / "log")
+    assert code == -9, (tmp_path / "log").read_text()[-3000:]
+    assert not (killed / "results.json").exists()
+    state = torch.load(killed / "fold1" / "last.pt", weights_only=False)
+    assert state["epoch"] == 1
+
+    resumed = cross_validate(config, killed, resume=True, progress=False)
+    reference = cross_validate(config, tmp_path / "uninterrupted", progress=False)
+    assert len(_history(killed, 1)) == 3
+    for a, b in zip(_history(killed, 1), _history(tmp_path / "uninterrupted", 1), strict=True):
+        assert a == pytest.approx(b, rel=1e-5, abs=1e-7)
+    for a, b in zip(resumed["folds"], reference["folds"], strict=True):
+        assert a["accuracy"] == b["accuracy"] and a["best_epoch"] == b["best_epoch"]
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+        assert a["confusion_matrix"] == b["confusion_matrix"]
+
+
+def test_distributed_two_gloo_processes(data_base: Path, tmp_path: Path) -> None:
+    config = make_config(
+        data_base, augment="specaug+mixup", folds=[1], epochs=2, workers=0, lr=1e-2
+    )
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config.to_dict()))
+    run, counts = tmp_path / "ddp", tmp_path / "counts"
+    counts.mkdir()
+    code = _run_worker(
+        [str(config_path), str(run), "--counts", str(counts)], tmp_path / "log", torchrun=True
+    )
+    assert code == 0, (tmp_path / "log").read_text()[-12000:]
+
+    history = read_metrics_csv(run / "fold1" / "metrics.csv")
+    assert [int(r["epoch"]) for r in history] == [1, 2]
+    assert history[1]["val_loss"] < history[0]["val_loss"]  # it learns
+    log = (tmp_path / "log").read_text()
+    accs = {line.split("test accuracy")[1] for line in log.splitlines() if "test accuracy" in line}
+    assert len(accs) == 1 and "rank 1 test accuracy" in log  # rank 0's result on both ranks
+    assert all(math.isfinite(r["train_loss"]) and math.isfinite(r["val_loss"]) for r in history)
+    split = json.loads((run / "fold1" / "split.json").read_text())
+    n_train, n_val = split["train_images"]["count"], len(split["val"])
+    per_rank = [json.loads((counts / f"rank{r}.json").read_text()) for r in (0, 1)]
+    for epoch, row in enumerate(history):
+        local = [c[str(epoch)] for c in per_rank]
+        assert local == [math.ceil(n_train / 2)] * 2  # DistributedSampler shards, pads
+        assert row["train_samples"] == sum(local)  # gathered over both ranks
+        assert row["val_samples"] == n_val  # strided shards, no clip twice
+    results = json.loads((run / "results.json").read_text())
+    assert results["complete"] and results["config"]["device"] == "cpu"
+    assert results["folds"][0]["test_clips"] == 12
+    assert (run / "fold1" / "best.pt").is_file() and (run / "report.md").is_file()
+    assert not list(run.glob("rank*"))  # only rank 0 writes
+
+
+def test_no_validation_split_keeps_last_epoch(data_base: Path, tmp_path: Path) -> None:
+    config = make_config(
+        data_base, augment="taa", folds=[3], epochs=2, val_fraction=0.0, max_train_batches=3
+    )
+    results = cross_validate(config, tmp_path / "run", progress=True)
+    fold = results["folds"][0]
+    assert fold["best_epoch"] == 2 and fold["val_clips"] == 0
+    assert "last epoch" in fold["selection"] and "last epoch" in results["model_selection"]
+    history = read_metrics_csv(tmp_path / "run" / "fold3" / "metrics.csv")
+    assert all(math.isnan(r["val_acc"]) for r in history)
+    assert all(r["train_samples"] == 3 * 8 for r in history)  # max_train_batches=3
+
+
+def test_cnn7_smoke(data_base: Path, tmp_path: Path) -> None:
+    from escnet.models import list_models
+
+    if "cnn7" not in list_models():
+        pytest.skip("the model registry has no cnn7")
+    config = make_config(
+        data_base, model="cnn7", augment="none", folds=[1], epochs=1, max_train_batches=2
+    )
+    results = cross_validate(config, tmp_path / "run", progress=False)
+    assert results["folds"][0]["test_clips"] == 12
+    assert math.isfinite(results["folds"][0]["loss"])
+
+
+def test_early_stopping_on_validation(data_base: Path, tmp_path: Path) -> None:
+    # A learning rate so small that the model hardly changes: validation accuracy plateaus.
+    config = make_config(
+        data_base, augment="none", folds=[4], epochs=8, lr=1e-5, early_stopping_patience=2
+    )
+    fold = cross_validate(config, tmp_path / "run", progress=False)["folds"][0]
+    history = read_metrics_csv(tmp_path / "run" / "fold4" / "metrics.csv")
+    assert fold["stopped_early"] is True
+    assert fold["epochs_run"] == len(history) == fold["best_epoch"] + 2 < 8
+    best = max(history, key=lambda r: (r["val_acc"], -r["val_loss"]))
+    assert int(best["epoch"]) == fold["best_epoch"]
