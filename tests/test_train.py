@@ -113,7 +113,8 @@ def test_metrics_match_sklearn() -> None:
 
 def test_metrics_edge_cases() -> None:
     assert mean_std([0.8, 0.9, 1.0]) == pytest.approx((0.9, 0.1))
-    assert mean_std([0.5]) == (0.5, 0.0)
+    mean, std = mean_std([0.5])
+    assert mean == 0.5 and math.isnan(std)
     assert all(math.isnan(v) for v in mean_std([]))
     assert math.isnan(accuracy([], []))
     with pytest.raises(ValueError, match="num_classes is 3"):

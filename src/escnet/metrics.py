@@ -106,13 +106,14 @@ def macro_f1(y_true: Any, y_pred: Any, num_classes: int) -> float:
 def mean_std(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
     """Mean and *sample* standard deviation (``ddof=1``) over folds, ignoring NaN.
 
-    One value gives a standard deviation of 0; no (non-NaN) values give ``(nan, nan)``.
+    One value has no spread to estimate: its standard deviation is NaN (reported as "–"), not 0;
+    no (non-NaN) values give ``(nan, nan)``.
     """
     a = np.asarray(values, dtype=np.float64).ravel()
     a = a[~np.isnan(a)]
     if a.size == 0:
         return math.nan, math.nan
-    return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
+    return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else math.nan
 
 
 def classification_metrics(y_true: Any, y_pred: Any, num_classes: int) -> dict[str, Any]:
