@@ -8,8 +8,13 @@ has the file. Whatever it returns has the published sha256.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
 
 from escnet import settings
 from escnet.download import ChecksumMismatchError, download_file, sha256_file
@@ -119,3 +124,58 @@ def _verify(path: Path, spec: WeightSpec) -> None:
             f"({spec.source}); the file is damaged or a different version. Delete it so that "
             f"escnet downloads {spec.url}, or replace it with that file"
         )
+
+
+def read_state_dict(path: str | os.PathLike[str], *, fix: str) -> Mapping[str, Any]:
+    """Read a state dict saved with ``torch.save`` (tensors only, onto the CPU).
+
+    Raises:
+        WeightsError: naming the file when it is missing, unreadable or not a state dict, with
+            ``fix`` (what the user should do) appended.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"{p}: weights file not found; {fix}")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a corrupt or foreign file
+        reason = " ".join(str(exc).split())[:200]
+        raise WeightsError(f"{p}: cannot read as a PyTorch state dict ({reason}); {fix}") from None
+    if not isinstance(state, Mapping):
+        raise WeightsError(f"{p}: expected a state dict, found a {type(state).__name__}; {fix}")
+    return state
+
+
+def _shape(value: object) -> tuple[int, ...] | None:
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else None
+
+
+def _first(names: list[str], limit: int = 5) -> str:
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def load_state_dict_checked(
+    module: nn.Module, state: Mapping[str, Any], source: str, *, what: str = "the model"
+) -> None:
+    """``module.load_state_dict(state, strict=True)``, failing with one clear message.
+
+    Raises:
+        WeightsError: naming ``source`` (a file or URL) and every wrongly shaped parameter
+            (with both shapes), and the first missing and unexpected names.
+    """
+    expected = module.state_dict()
+    problems = [
+        f"'{key}' has shape {_shape(state[key])} there, {what} expects {tuple(value.shape)}"
+        for key, value in expected.items()
+        if key in state and _shape(state[key]) != tuple(value.shape)
+    ]
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    if missing:
+        problems.append(f"missing: {_first(missing)}")
+    if unexpected:
+        problems.append(f"unexpected: {_first(unexpected)}")
+    if problems:
+        raise WeightsError(f"{source}: weights do not fit {what}: " + "; ".join(problems))
+    module.load_state_dict(state, strict=True)

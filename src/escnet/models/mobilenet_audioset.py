@@ -38,6 +38,7 @@ from torchvision.models.mobilenetv3 import InvertedResidual, InvertedResidualCon
 from torchvision.ops.misc import Conv2dNormActivation
 
 from escnet.errors import WeightsError
+from escnet.weights import load_state_dict_checked, read_state_dict
 
 __all__ = [
     "AUDIOSET_NUM_CLASSES",
@@ -424,15 +425,6 @@ class MobileNetAudioSet(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 
-def _shape(t: object) -> tuple[int, ...] | None:
-    return tuple(t.shape) if isinstance(t, torch.Tensor) else None
-
-
-def _first_names(names: list[str], limit: int = 5) -> str:
-    more = f" and {len(names) - limit} more" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
-
-
 def load_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> None:
     """Load an EfficientAT-layout state dict from ``path`` into ``model`` strictly (CPU tensors).
 
@@ -440,39 +432,9 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> None:
         WeightsError: naming the file when it is missing or unreadable, and naming every missing,
             unexpected or wrongly shaped parameter when it does not fit the model.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise WeightsError(f"{p}: weights file not found; pass the path of {MN04_AS_FILENAME}")
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a corrupt or foreign file
-        raise WeightsError(
-            f"{p}: cannot read as a PyTorch checkpoint ({exc}); the file is corrupt or not a "
-            f"state dict (expected sha256 {MN04_AS_SHA256} for {MN04_AS_FILENAME})"
-        ) from None
-    if not isinstance(state, dict):
-        raise WeightsError(f"{p}: expected a state dict, found a {type(state).__name__}")
-
-    # Torch's strict-load message lists every problem; say the same thing shorter and first.
-    expected = model.state_dict()
-    problems = [
-        f"parameter '{k}' has shape {_shape(state[k])} in the file, the model expects "
-        f"{tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state and _shape(state[k]) != tuple(v.shape)
-    ]
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    if missing:
-        problems.append(f"missing parameters: {_first_names(missing)}")
-    if unexpected:
-        problems.append(f"unexpected parameters: {_first_names(unexpected)}")
-    if problems:
-        raise WeightsError(f"{p}: checkpoint does not fit the model: " + "; ".join(problems))
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise WeightsError(f"{p}: checkpoint does not fit the model: {exc}") from None
+    fix = f"pass the path of {MN04_AS_FILENAME} (sha256 {MN04_AS_SHA256})"
+    state = read_state_dict(path, fix=fix)
+    load_state_dict_checked(model, state, str(path))
 
 
 def build_mn04_as(

