@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import logging
 import sys
@@ -210,6 +211,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     start = time.perf_counter()
     results = cross_validate(config, run_dir, resume=args.resume, progress=not args.quiet)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun every rank returns the same results; rank 0 reports them
     print(
         f"{config.model} on {config.dataset}, augmentation {config.augment!r}, "
         f"official folds, {time.perf_counter() - start:.0f} s; run directory {run_dir}"
@@ -333,8 +336,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="escnet: %(message)s", stream=sys.stderr)
     if args.weights_dir:
-        import os
-
         os.environ["ESCNET_WEIGHTS_DIR"] = str(Path(args.weights_dir).expanduser())
     try:
         return int(args.func(args))
