@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
