@@ -124,7 +124,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
     from escnet.folds import fold_split
 
     ds = _load_dataset(args)
-    split = fold_split(ds, args.test_fold)
+    split = fold_split(ds, args.test_fold, val_fraction=args.val_fraction)
     start = time.perf_counter()
     result = expand_training_set(
         ds,
@@ -280,6 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _dataset_args(p)
     p.add_argument("--test-fold", type=int, default=1, help="fold held out for testing")
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="share of the training folds kept (unaugmented) for validation, as `train` does; "
+        "0 expands every clip of the training folds",
+    )
     p.add_argument("--seed", type=int, default=0, help="variant seed")
     p.add_argument("--workers", type=int, help="processes (default: CPU cores)")
     p.set_defaults(func=cmd_augment)
