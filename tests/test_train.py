@@ -21,7 +21,7 @@ import torch
 
 from escnet.audio import AudioConfig
 from escnet.augment.audio import NAA_VARIANTS
-from escnet.augment.offline import variant_key
+from escnet.augment.offline import variants_key
 from escnet.cache import file_digest
 from escnet.datasets import get_dataset
 from escnet.errors import EscnetError
@@ -250,9 +250,8 @@ def test_no_test_clip_reaches_training(naa_run: dict[str, Any], data_base: Path)
     # The NAA cache holds variants of the training clips and of nothing else.
     audio = AudioConfig(sample_rate=TINY_FRONT_END.sample_rate, duration=config.clip_seconds)
     expected = {
-        variant_key(file_digest(dataset[i].path), name, config.seed, TINY_FRONT_END, audio)
+        variants_key(file_digest(dataset[i].path), NAA_VARIANTS, config.seed, TINY_FRONT_END, audio)
         for i in trained
-        for name in NAA_VARIANTS
     }
     cached = {p.stem for p in (naa_run["cache"] / "naa").rglob("*.npy")}
     assert cached == expected

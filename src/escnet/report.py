@@ -287,7 +287,8 @@ def write_report(run_dir: str | os.PathLike[str]) -> Path:
         results["confusion_matrix_total"],
         classes,
         run / "confusion_matrix.png",
-        title=f"Test folds {', '.join(str(f['test_fold']) for f in folds)}: {title}",
+        title=f"Test fold{'s' if len(folds) > 1 else ''} "
+        f"{', '.join(str(f['test_fold']) for f in folds)}: {title}",
     )
     curves: list[tuple[int, str]] = []
     for f in folds:

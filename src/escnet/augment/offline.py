@@ -57,24 +57,24 @@ class ExpandedSet:
     cache_hits: int = 0
 
 
-def variant_params_digest(
-    name: str, seed: int, front_end: FrontEndConfig, audio: AudioConfig
+def variants_params_digest(
+    names: Sequence[str], seed: int, front_end: FrontEndConfig, audio: AudioConfig
 ) -> str:
-    """Digest of everything a variant's image depends on besides the clip's content."""
+    """Digest of everything a clip's variant images depend on besides the clip's content."""
     params = {
-        "variant": name,
-        "transform": naa_transform(name).params(),
+        "variants": [[n, naa_transform(n).params()] for n in names],
         "seed": seed,
         "features": feature_key_params(front_end, audio),
     }
     return params_digest(params)
 
 
-def variant_key(
-    digest: str, name: str, seed: int, front_end: FrontEndConfig, audio: AudioConfig
+def variants_key(
+    digest: str, names: Sequence[str], seed: int, front_end: FrontEndConfig, audio: AudioConfig
 ) -> str:
-    """Cache key of one variant's image: clip content + transform params + seed + front end."""
-    return f"{digest}-{variant_params_digest(name, seed, front_end, audio)}"
+    """Cache key of one clip's variant images (one entry of shape (len(names), mels, frames)):
+    clip content + the transforms' parameters + seed + front end."""
+    return f"{digest}-{variants_params_digest(names, seed, front_end, audio)}"
 
 
 # Per-process state of the pool's workers, set once by _init_worker.
@@ -91,20 +91,15 @@ def _init_worker(front_end: FrontEndConfig, cache_root: str) -> None:
 
 
 def _expand_clip(
-    path: Path, keys: dict[str, str], names: Sequence[str], seed: int, audio: AudioConfig
+    path: Path, key: str, names: Sequence[str], seed: int, audio: AudioConfig
 ) -> str | None:
-    """Compute the missing variants of one clip into the cache; return an error text or None."""
-
+    """Compute one clip's variant images into the cache; return an error text or None."""
     try:
         wave = load_audio(path, audio)
     except AudioError as exc:
         return exc.reason
-    cache: ArrayCache = _WORKER["cache"]
-    todo = [n for n in names if keys[n] not in cache]
-    if todo:
-        images = _variant_images(wave, todo, seed, audio.sample_rate, _WORKER["module"])
-        for n, image in zip(todo, images, strict=True):
-            cache.put(keys[n], image)
+    images = _variant_images(wave, names, seed, audio.sample_rate, _WORKER["module"])
+    _WORKER["cache"].put(key, np.stack(images))
     return None
 
 
@@ -152,10 +147,11 @@ def expand_clips(
     kept = [idx[i] for i in originals.indices]
     memo = DigestMemo(root / "digests.json")
     cache = ArrayCache(root, "naa")
-    suffix = {n: variant_params_digest(n, seed, fe, audio) for n in names}
-    keys = {i: {n: f"{memo.digest(dataset[i].path)}-{suffix[n]}" for n in names} for i in kept}
+    # One entry per clip holding all its variants: a warm run opens one file per clip.
+    suffix = variants_params_digest(names, seed, fe, audio)
+    keys = {i: f"{memo.digest(dataset[i].path)}-{suffix}" for i in kept}
     memo.save()
-    missing = [i for i in kept if any(k not in cache for k in keys[i].values())]
+    missing = [i for i in kept if keys[i] not in cache]
 
     skipped = list(originals.skipped)
     if missing:
@@ -190,20 +186,23 @@ def expand_clips(
     labels = np.empty(n_images, dtype=np.int64)
     source = np.empty(n_images, dtype=np.int64)
     variant = np.empty(n_images, dtype=object)
-    k = 0
+    # Clip-major layout: each clip's original, then its variants, so that a cache entry
+    # (len(names), mels, frames) is read straight into its contiguous slice.
+    per_clip = 1 + len(names)
     module = None
-    for name in ("original", *names):
-        for row, i in good:
-            if name == "original":
-                features[k] = originals.features[row]
-            elif not cache.read_into(keys[i][name], features[k]):
-                # A damaged or vanished entry (disk full, deleted meanwhile): recompute it here.
-                wave = load_audio(dataset[i].path, audio)
-                module = module or fe.build().eval()
-                features[k] = _variant_images(wave, [name], seed, audio.sample_rate, module)[0]
-                cache.put(keys[i][name], features[k])
-            labels[k], source[k], variant[k] = dataset[i].label, i, name
-            k += 1
+    for j, (row, i) in enumerate(good):
+        k = j * per_clip
+        features[k] = originals.features[row]
+        block = features[k + 1 : k + per_clip]
+        if not cache.read_into(keys[i], block):
+            # A damaged or vanished entry (disk full, deleted meanwhile): recompute it here.
+            wave = load_audio(dataset[i].path, audio)
+            module = module or fe.build().eval()
+            block[:] = np.stack(_variant_images(wave, names, seed, audio.sample_rate, module))
+            cache.put(keys[i], block)
+        labels[k : k + per_clip] = dataset[i].label
+        source[k : k + per_clip] = i
+        variant[k : k + per_clip] = ("original", *names)
     hits = originals.cache_hits + (len(kept) - len(missing)) * len(names)
     if skipped:
         log.warning("skipped %d of %d clips that could not be loaded", len(skipped), len(idx))
