@@ -93,6 +93,13 @@ def cmd_spectrogram(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_skipped(skipped: Sequence[tuple[Path, str]]) -> None:
+    if skipped:
+        print(f"skipped {len(skipped)} file(s) that could not be loaded:")
+        for path, reason in skipped:
+            print(f"  {path}: {reason}")
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from escnet.prepare import prepare_features
 
@@ -112,10 +119,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         f"({n / took:.0f} clips/s), {result.cache_hits} from the cache, "
         f"images {tuple(result.features.shape[1:])}"
     )
-    if result.skipped:
-        print(f"skipped {len(result.skipped)} file(s) that could not be loaded:")
-        for path, reason in result.skipped:
-            print(f"  {path}: {reason}")
+    _print_skipped(result.skipped)
     return 0
 
 
@@ -141,10 +145,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
         f"{len(result.features)} images (originals + NAA variants) in {took:.1f} s "
         f"({n / took:.1f} clips/s); validation and test clips untouched"
     )
-    if result.skipped:
-        print(f"skipped {len(result.skipped)} file(s) that could not be loaded:")
-        for path, reason in result.skipped:
-            print(f"  {path}: {reason}")
+    _print_skipped(result.skipped)
     return 0
 
 
