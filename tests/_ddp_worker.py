@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import signal
@@ -24,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 import torch
 from torch import nn
 
+from conftest import write_esc50_layout
 from escnet.models.registry import list_models, register_model
 from escnet.spectrogram import LogMelConfig
 
@@ -68,32 +67,13 @@ def write_sound_classes(
     """ESC-50 layout (meta/esc50.csv + audio/) at ``root``: 3 classes x 5 folds x ``per_fold``
     clips, one recording (``src_file``) per clip."""
     rng = np.random.default_rng(seed)
-    (root / "meta").mkdir(parents=True)
-    (root / "audio").mkdir()
-    rows = []
-    src = 200000
-    for fold in range(1, 6):
-        for target, name in enumerate(SOUND_CLASSES):
-            for _ in range(per_fold):
-                src += 1
-                stem = f"{fold}-{src}-A-{target}"
-                sf.write(root / "audio" / f"{stem}.wav", _synth(name, sr, seconds, rng), sr)
-                rows.append(
-                    {
-                        "filename": f"{stem}.wav",
-                        "fold": fold,
-                        "target": target,
-                        "category": name,
-                        "esc10": "False",
-                        "src_file": src,
-                        "take": "A",
-                    }
-                )
-    with open(root / "meta" / "esc50.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return root
+    clips = (
+        (fold, target, name, _synth(name, sr, seconds, rng), False)
+        for fold in range(1, 6)
+        for target, name in enumerate(SOUND_CLASSES)
+        for _ in range(per_fold)
+    )
+    return write_esc50_layout(root, clips, sr, fmt="wav")
 
 
 class TinyCNN(nn.Module):

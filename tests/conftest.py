@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,41 @@ def tone(freq: float, seconds: float, sr: int, amp: float = 0.5) -> np.ndarray:
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
+def write_esc50_layout(
+    root: Path,
+    clips: Iterable[tuple[int, int, str, np.ndarray, bool]],
+    sr: int,
+    fmt: str = "flac",
+) -> Path:
+    """Write an ESC-50-shaped data set (meta/esc50.csv + audio/) at ``root``.
+
+    ``clips`` yields ``(fold, target, category, samples, esc10)``; each clip is its own
+    recording (``src_file``). The CSV says ``.wav`` whatever ``fmt`` is, as re-encoded copies do.
+    """
+    (root / "meta").mkdir(parents=True)
+    (root / "audio").mkdir()
+    rows = []
+    for src, (fold, target, name, samples, esc10) in enumerate(clips, start=100001):
+        stem = f"{fold}-{src}-A-{target}"
+        sf.write(root / "audio" / f"{stem}.{fmt}", samples, sr)
+        rows.append(
+            {
+                "filename": f"{stem}.wav",
+                "fold": fold,
+                "target": target,
+                "category": name,
+                "esc10": str(esc10),
+                "src_file": src,
+                "take": "A",
+            }
+        )
+    with open(root / "meta" / "esc50.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return root
+
+
 def write_esc50(
     root: Path,
     classes: int = 3,
@@ -56,38 +92,15 @@ def write_esc50(
     fmt: str = "flac",
     seconds: float = 1.0,
 ) -> Path:
-    """A tiny ESC-50-shaped data set: meta/esc50.csv + audio/, one tone per class."""
-    (root / "meta").mkdir(parents=True)
-    (root / "audio").mkdir()
-    rows = []
+    """A tiny ESC-50-shaped data set, one distinct tone per clip; classes 0-1 are "ESC-10"."""
     names = ["dog", "rooster", "pig", "cow", "frog", "cat", "hen"][:classes]
-    src = 100000
-    for fold in range(1, 6):
-        for target, name in enumerate(names):
-            for k in range(per_fold):
-                src += 1
-                stem = f"{fold}-{src}-A-{target}"
-                sf.write(
-                    root / "audio" / f"{stem}.{fmt}",
-                    tone(300 * (target + 1) + 10 * k + 3 * fold, seconds, sr),
-                    sr,
-                )
-                rows.append(
-                    {
-                        "filename": f"{stem}.wav",
-                        "fold": fold,
-                        "target": target,
-                        "category": name,
-                        "esc10": str(target < 2),
-                        "src_file": src,
-                        "take": "A",
-                    }
-                )
-    with open(root / "meta" / "esc50.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return root
+    clips = (
+        (fold, target, name, tone(300 * (target + 1) + 10 * k + 3 * fold, seconds, sr), target < 2)
+        for fold in range(1, 6)
+        for target, name in enumerate(names)
+        for k in range(per_fold)
+    )
+    return write_esc50_layout(root, clips, sr, fmt)
 
 
 @pytest.fixture
