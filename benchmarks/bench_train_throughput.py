@@ -2,8 +2,10 @@
 
 One training step is forward + cross-entropy + backward + AdamW step on a batch of random
 spectral images of the model's own input size for a 5 s clip (from its front end). A few
-warm-up steps, then timed steps; prints a Markdown table (model, params, input, samples/s,
-s/step) with the machine line.
+warm-up steps, then timed steps, once in PyTorch's default (contiguous, NCHW) memory order --
+the reference -- and once in the channels-last order escnet trains in
+(:attr:`escnet.train.TrainConfig.channels_last`); prints a Markdown table (model, params, input,
+samples/s in each order, speed-up) with the machine line.
 
     python benchmarks/bench_train_throughput.py [--batch 32] [--steps 5] [--warmup 2]
         [--models cnn7,resnet18] [--threads N]
@@ -23,14 +25,19 @@ from _machine import describe  # noqa: E402
 from escnet.models import count_parameters, create_model, input_shape, list_models  # noqa: E402
 
 
-def seconds_per_step(name: str, batch: int, steps: int, warmup: int) -> tuple[int, tuple, float]:
+def seconds_per_step(
+    name: str, batch: int, steps: int, warmup: int, channels_last: bool
+) -> tuple[int, tuple, float]:
     """(parameters, input shape, mean seconds of one training step) for model ``name``."""
     torch.manual_seed(0)
     model = create_model(name, num_classes=50)
     shape = input_shape(model.model_info.front_end, seconds=5.0)
+    images = torch.randn(batch, *shape) * 20 - 30  # dB-like values
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     loss_fn = torch.nn.CrossEntropyLoss()
-    images = torch.randn(batch, *shape) * 20 - 30  # dB-like values
     labels = torch.randint(0, 50, (batch,))
 
     def step() -> None:
@@ -72,13 +79,17 @@ def main() -> None:
         f"Training step (forward, backward, AdamW), batch {args.batch}, {args.warmup} warm-up + "
         f"{args.steps} timed steps, torch threads {torch.get_num_threads()}, random 5 s images\n"
     )
-    print("| model | params | input (C, mels, frames) | samples/s | s/step |")
-    print("|---|---:|---|---:|---:|")
+    print(
+        "| model | params | input (C, mels, frames) | samples/s, contiguous (reference) "
+        "| samples/s, channels-last (escnet) | speed-up |"
+    )
+    print("|---|---:|---|---:|---:|---:|")
     for name in names:
-        params, shape, step_s = seconds_per_step(name, args.batch, args.steps, args.warmup)
+        params, shape, ref_s = seconds_per_step(name, args.batch, args.steps, args.warmup, False)
+        _, _, cl_s = seconds_per_step(name, args.batch, args.steps, args.warmup, True)
         print(
-            f"| {name} | {params / 1e6:.2f} M | {shape} | {args.batch / step_s:.1f} | "
-            f"{step_s:.3f} |",
+            f"| {name} | {params / 1e6:.2f} M | {shape} | {args.batch / ref_s:.1f} | "
+            f"{args.batch / cl_s:.1f} | {ref_s / cl_s:.2f}x |",
             flush=True,
         )
 

@@ -71,6 +71,7 @@ def test_policies() -> None:
         "naa",
         "naa-online",
         "naa+taa",
+        "naa+mixup",
         "specaug",
         "specaug+mixup",
     }
@@ -81,6 +82,9 @@ def test_policies() -> None:
     online = get_policy("naa-online").audio_transform(seed=0)
     assert online is not None and online(np.zeros(8000, np.float32), 8000).shape == (8000,)
     assert get_policy("specaug+mixup").mixup_transform(10) is not None
+    naa_mixup = get_policy("naa+mixup")
+    assert naa_mixup.offline_naa and naa_mixup.image_transform() is None
+    assert naa_mixup.mixup_transform(10) is not None
     with pytest.raises(ValueError, match="unknown augmentation policy"):
         get_policy("rotate")
 

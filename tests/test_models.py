@@ -59,6 +59,9 @@ def test_every_model_trains_one_step_and_takes_a_5_s_image(name: str) -> None:
     images = torch.randn(2, 1, 64, 64) * 20 - 30  # dB-like values
     logits = model(images)
     assert logits.shape == (2, 7)
+    # The head the trainer gives its own learning rate is the new output layer.
+    head = model.head
+    assert (head.out_features if isinstance(head, nn.Linear) else head.out_channels) == 7
     assert torch.isfinite(logits).all()
     logits.logsumexp(dim=1).sum().backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
@@ -159,6 +162,18 @@ def test_replace_head_gives_num_classes_outputs(name: str) -> None:
         assert net.eval()(torch.randn(1, 1, 64, 64)).shape == (1, 11)
     with pytest.raises(TypeError, match="head"):
         transfer.replace_head(nn.Sequential(nn.Linear(2, 2)), 3)
+
+
+def test_head_registered_before_the_body_is_refused() -> None:
+    class HeadFirst(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = nn.Linear(4, 3)
+            self.body = nn.Conv2d(1, 4, 3)
+
+    info = get_model_info("cnn7")
+    with pytest.raises(TypeError, match="register the classifier last"):
+        _ = SpectralClassifier(HeadFirst(), info, num_classes=3).head
 
 
 def test_unknown_model_name_lists_the_names() -> None:

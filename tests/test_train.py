@@ -34,6 +34,7 @@ from escnet.metrics import (
     mean_std,
     per_class_accuracy,
 )
+from escnet.models import create_model
 from escnet.report import PROTOCOL, read_metrics_csv
 from escnet.train import (
     METRIC_COLUMNS,
@@ -134,6 +135,8 @@ def test_config_validation_and_json(tmp_path: Path) -> None:
         TrainConfig(val_fraction=1.0)
     with pytest.raises(ValueError, match="epochs"):
         TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="head_lr"):
+        TrainConfig(head_lr=0.0)
     config = TrainConfig(folds=[3, 1, 1], early_stopping_patience=5)
     assert config.folds == [1, 3]
     path = tmp_path / "config.json"
@@ -380,6 +383,27 @@ def test_cnn7_smoke(data_base: Path, tmp_path: Path) -> None:
     results = cross_validate(config, tmp_path / "run", progress=False)
     assert results["folds"][0]["test_clips"] == 12
     assert math.isfinite(results["folds"][0]["loss"])
+
+
+def test_head_lr_gives_the_output_layer_its_own_rate(data_base: Path, tmp_path: Path) -> None:
+    config = make_config(
+        data_base,
+        augment="naa+mixup",
+        folds=[2],
+        epochs=1,
+        lr=1e-3,
+        head_lr=1e-2,
+        warmup_epochs=0.0,
+        max_train_batches=2,
+        channels_last=False,
+    )
+    cross_validate(config, tmp_path / "run", progress=False)
+    ckpt = torch.load(tmp_path / "run" / "fold2" / "last.pt", weights_only=False)
+    body, head = ckpt["optimizer"]["param_groups"]
+    assert (body["initial_lr"], head["initial_lr"]) == (1e-3, 1e-2)
+    # tiny_test_cnn's head is one Linear (weight, bias); everything else is the body.
+    total = len(list(create_model("tiny_test_cnn", 3).parameters()))
+    assert (len(body["params"]), len(head["params"])) == (total - 2, 2)
 
 
 def test_early_stopping_on_validation(data_base: Path, tmp_path: Path) -> None:

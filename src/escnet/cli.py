@@ -296,11 +296,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="esc50, esc10, us8k or folder")
     p.add_argument("--root", help="the data set's own directory (for 'folder')")
     p.add_argument("--model", help="registered model (see `escnet models`)")
-    p.add_argument("--augment", help="none, taa, naa, naa-online, naa+taa, specaug, specaug+mixup")
+    p.add_argument(
+        "--augment",
+        help="augmentation policy: none, taa, naa, naa-online, naa+taa, naa+mixup, specaug, "
+        "specaug+mixup",
+    )
     p.add_argument("--folds", help="test folds, e.g. '1-5' or '1' (default: every fold)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="peak learning rate (AdamW)")
+    p.add_argument(
+        "--head-lr", type=float, help="peak learning rate of the new output layer (default: --lr)"
+    )
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--warmup-epochs", type=float)
     p.add_argument("--label-smoothing", type=float)
@@ -315,6 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="start from the model's pretrained weights",
     )
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
+    p.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="channels-last memory order (default: on; faster on CPUs and GPUs alike)",
+    )
     p.add_argument("--config", help="a config.json to start from (options override it)")
     p.add_argument("--run-dir", help="where to write the run (default runs/<name>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")

@@ -8,6 +8,7 @@ policy                    what happens to the *training* clips (test clips: noth
 ``naa``                   the paper's offline NAA: originals + 6 cached variants (7x)
 ``naa-online``            a random NAA chain on each clip's audio, drawn anew every epoch
 ``naa+taa``               offline NAA expansion, then TAA on each batch
+``naa+mixup``             offline NAA expansion, then mixup of each batch
 ``specaug``               SpecAugment time and frequency masks on each batch
 ``specaug+mixup``         SpecAugment, then mixup of each batch
 ========================  ==============================================================
@@ -69,6 +70,7 @@ POLICIES: dict[str, AugmentPolicy] = {
     "naa": AugmentPolicy("naa", offline_naa=True),
     "naa-online": AugmentPolicy("naa-online", online_naa=True),
     "naa+taa": AugmentPolicy("naa+taa", offline_naa=True, taa=True),
+    "naa+mixup": AugmentPolicy("naa+mixup", offline_naa=True, mixup=True),
     "specaug": AugmentPolicy("specaug", specaug=True),
     "specaug+mixup": AugmentPolicy("specaug+mixup", specaug=True, mixup=True),
 }

@@ -177,6 +177,37 @@ class SpectralClassifier(nn.Module):
     def extra_repr(self) -> str:
         return f"name={self.model_info.name!r}, num_classes={self.num_classes}, norm={self._norm}"
 
+    @property
+    def head(self) -> nn.Module:
+        """The task-specific output layer: the last ``Linear`` or ``Conv2d`` registered in
+        :attr:`net`, which must have :attr:`num_classes` outputs.
+
+        Every built-in network registers its classifier last, as torchvision and timm do; the
+        trainer uses this to give the new head its own learning rate
+        (:attr:`escnet.train.TrainConfig.head_lr`).
+
+        Raises:
+            TypeError: the last such layer does not have ``num_classes`` outputs (a network that
+                registers its head before other layers).
+        """
+        layers = [m for m in self.net.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+        last = layers[-1] if layers else None
+        outputs = (
+            last.out_features
+            if isinstance(last, nn.Linear)
+            else last.out_channels
+            if isinstance(last, nn.Conv2d)
+            else None
+        )
+        if outputs != self.num_classes:
+            raise TypeError(
+                f"{self.model_info.name}: the last Linear/Conv2d layer registered in the network "
+                f"has {outputs} outputs, not num_classes={self.num_classes}; register the "
+                "classifier last in the model's __init__"
+            )
+        assert last is not None
+        return last
+
 
 def create_model(
     name: str, num_classes: int, pretrained: bool = False, **kwargs: Any
