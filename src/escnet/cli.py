@@ -308,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--head-lr", type=float, help="peak learning rate of the new output layer (default: --lr)"
     )
+    p.add_argument(
+        "--linear-probe",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fit the new output layer on frozen features before fine-tuning (LP-FT)",
+    )
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--warmup-epochs", type=float)
     p.add_argument("--label-smoothing", type=float)

@@ -81,6 +81,7 @@ from escnet.cache import atomic_path, atomic_write_json, atomic_write_text
 from escnet.datasets import Dataset, get_dataset
 from escnet.errors import AudioError, EscnetError
 from escnet.folds import Split, fold_split
+from escnet.linear_probe import linear_probe_head
 from escnet.metrics import classification_metrics
 from escnet.models import create_model, get_model_info
 from escnet.prepare import default_workers, prepare_features
@@ -137,6 +138,11 @@ class TrainConfig:
         epochs: passes over the (augmented) training set.
         batch_size: clips per training step (per process when distributed).
         lr: peak learning rate of AdamW, reached after the warm-up.
+        linear_probe: before the first epoch, fit the new output layer as a logistic regression
+            on the frozen network's features of the (unaugmented-by-batch) training images, its
+            L2 penalty chosen on the validation split (:mod:`escnet.linear_probe`; LP-FT). For
+            pretrained models with a ``Linear`` head, with image-based policies (not
+            naa-online).
         head_lr: peak learning rate of the classifier's output layer
             (:attr:`escnet.models.SpectralClassifier.head`); ``None``: ``lr``. A fine-tuned
             pretrained body usually wants a smaller ``lr`` than its freshly initialised head.
@@ -177,6 +183,7 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 1e-3
     head_lr: float | None = None
+    linear_probe: bool = False
     weight_decay: float = 1e-2
     warmup_epochs: float = 3.0
     label_smoothing: float = 0.0
@@ -233,7 +240,12 @@ class TrainConfig:
             raise ValueError(
                 f"TrainConfig.clip_seconds must be > 0 or None, got {self.clip_seconds}"
             )
-        get_policy(self.augment)  # ValueError listing the policies
+        policy = get_policy(self.augment)  # ValueError listing the policies
+        if self.linear_probe and policy.online_naa:
+            raise ValueError(
+                f"TrainConfig.linear_probe needs training images, but augment={self.augment!r} "
+                "draws new audio every epoch; use augment='naa' or linear_probe=False"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -855,6 +867,32 @@ def train_fold(
             log.info("fold %d: resuming after epoch %d from %s", fold, epoch, last_path)
             if ddp.is_main:
                 _write_metrics_csv(fold_dir / "metrics.csv", history)
+
+        if config.linear_probe and epoch == 0 and rng_states is None:
+            # LP-FT's first half, on a fresh start only (a resumed run has its fitted head).
+            # Every rank fits the same head; DDP's start-up broadcast makes them identical anyway.
+            assert isinstance(data.train, TensorDataset)  # TrainConfig refuses naa-online
+            train_images, train_labels = data.train.tensors
+            probe = linear_probe_head(
+                model,
+                train_images,
+                train_labels,
+                data.val_images,
+                data.val_labels,
+                device=device,
+                channels_last=channels_last,
+                progress=show,
+            )
+            log.info(
+                "fold %d: linear probe, l2 %g: train acc %.4f | val loss %.4f acc %.4f",
+                fold,
+                probe.l2,
+                probe.train_acc,
+                probe.val_loss,
+                probe.val_acc,
+            )
+            if ddp.is_main:
+                atomic_write_json(fold_dir / "linear_probe.json", asdict(probe))
 
         train_model: nn.Module = model
         if ddp.enabled:
