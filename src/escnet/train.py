@@ -139,10 +139,10 @@ class TrainConfig:
         batch_size: clips per training step (per process when distributed).
         lr: peak learning rate of AdamW, reached after the warm-up.
         linear_probe: before the first epoch, fit the new output layer as a logistic regression
-            on the frozen network's features of the (unaugmented-by-batch) training images, its
+            on the frozen network's features of the training images (with offline NAA, all
+            seven versions of each clip; per-batch TAA, SpecAugment and mixup do not apply), its
             L2 penalty chosen on the validation split (:mod:`escnet.linear_probe`; LP-FT). For
-            pretrained models with a ``Linear`` head, with image-based policies (not
-            naa-online).
+            models with a ``Linear`` head and image-based policies (not naa-online).
         head_lr: peak learning rate of the classifier's output layer
             (:attr:`escnet.models.SpectralClassifier.head`); ``None``: ``lr``. A fine-tuned
             pretrained body usually wants a smaller ``lr`` than its freshly initialised head.
@@ -169,7 +169,7 @@ class TrainConfig:
             ``"cuda"``, ``"cuda:1"``, ``"mps"``.
         amp: mixed precision (bfloat16, or float16 with loss scaling) -- on CUDA only.
         channels_last: keep images and convolution weights in channels-last memory order; on
-            this project's 2-core CPU it trains mn04_as 2.1x and cnn7 1.4x faster
+            this project's 2-core CPU it trains mn04_as 1.7x and cnn7 1.3x faster
             (``benchmarks/bench_train_throughput.py``), and it is the fast layout on GPUs too.
         max_train_batches: stop each epoch after this many batches (smoke tests); ``None``:
             the whole training set.
