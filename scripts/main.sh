@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up from scratch (if needed) and run escnet's main job: the default recipe, fine-tuning the
-# AudioSet-pretrained mn04_as with offline NAA on ESC-50, test fold 1 (about 7 min on 2 cores,
-# plus about 2.5 min for the NAA expansion on the first run).
+# AudioSet-pretrained mn04_as with offline NAA on ESC-50, test fold 1 (10 min on 2 cores with
+# a fresh cache, 7 min once the spectral images and NAA variants are cached).
 # Data: $ESCNET_DATA_DIR/esc50 (../shared/datasets when present); otherwise it is downloaded.
 # Weights: $ESCNET_WEIGHTS_DIR (../shared/weights when present); otherwise they are downloaded.
 set -euo pipefail
