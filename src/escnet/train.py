@@ -1298,6 +1298,15 @@ def cross_validate(
             for entry in (previous or {}).get("folds", [])
         }
         results: dict[int, FoldResult] = {}
+
+        def summarise() -> dict[str, Any]:
+            return report.build_results(
+                resolved.to_dict(),
+                [r.to_dict() for r in results.values()],
+                dataset.classes,
+                planned_folds=folds,
+            )
+
         for fold in folds:
             if fold in done:
                 log.info("fold %d: already in results.json, skipped", fold)
@@ -1308,20 +1317,9 @@ def cross_validate(
             results[fold] = train_fold(
                 resolved, dataset, split, run, resume=resume, progress=progress
             )
-            summary = report.build_results(
-                resolved.to_dict(),
-                [r.to_dict() for r in results.values()],
-                dataset.classes,
-                planned_folds=folds,
-            )
-            if ddp.is_main:
-                report.write_results(run, summary)
-        summary = report.build_results(
-            resolved.to_dict(),
-            [r.to_dict() for r in results.values()],
-            dataset.classes,
-            planned_folds=folds,
-        )
+            if ddp.is_main:  # after every fold, so that an interrupted run keeps its folds
+                report.write_results(run, summarise())
+        summary = summarise()
         if ddp.is_main:
             report.write_results(run, summary)
             report.write_report(run)
