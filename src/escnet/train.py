@@ -81,9 +81,9 @@ from escnet.cache import atomic_path, atomic_write_json, atomic_write_text
 from escnet.datasets import Dataset, get_dataset
 from escnet.errors import AudioError, EscnetError
 from escnet.folds import Split, fold_split
-from escnet.linear_probe import linear_probe_head
+from escnet.linear_probe import ProbeResult, linear_probe_head
 from escnet.metrics import classification_metrics
-from escnet.models import create_model, get_model_info
+from escnet.models import SpectralClassifier, create_model, get_model_info
 from escnet.prepare import default_workers, prepare_features
 from escnet.spectrogram import FrontEndConfig
 
@@ -740,6 +740,246 @@ def _nan_if_none(v: float | None) -> float:
 # The loop
 
 
+@dataclass(frozen=True)
+class _Compute:
+    """Where and how tensors run: the device, mixed precision and memory order of a config."""
+
+    device: torch.device
+    amp: bool
+    amp_dtype: torch.dtype
+    channels_last: bool
+
+    @classmethod
+    def of(cls, config: TrainConfig, device: torch.device) -> _Compute:
+        amp = config.amp and device.type == "cuda"  # mixed precision is a CUDA-only speed-up
+        dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
+        return cls(device, amp, dtype, config.channels_last)
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        model.to(self.device)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return model
+
+    def autocast(self) -> Any:
+        return _autocast(self.device, self.amp, self.amp_dtype)
+
+    def layout(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def predict(self, model: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+        return predict_logits(
+            model,
+            images,
+            self.device,
+            batch_size=batch_size,
+            amp=self.amp,
+            amp_dtype=self.amp_dtype,
+            channels_last=self.channels_last,
+        )
+
+
+@dataclass
+class _Optimisation:
+    """AdamW, its per-step warm-up + cosine schedule and the (CUDA float16) loss scaler."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+
+    @classmethod
+    def of(
+        cls,
+        model: SpectralClassifier,
+        config: TrainConfig,
+        steps_per_epoch: int,
+        compute: _Compute,
+    ) -> _Optimisation:
+        head_params = list(model.head.parameters()) if config.head_lr is not None else []
+        head_ids = {id(p) for p in head_params}
+        groups: list[dict[str, Any]] = [
+            {"params": [p for p in model.parameters() if id(p) not in head_ids]}
+        ]
+        if head_params:
+            groups.append({"params": head_params, "lr": config.head_lr})
+        optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            warmup_cosine(
+                config.epochs * steps_per_epoch,
+                int(round(config.warmup_epochs * steps_per_epoch)),
+            ),
+        )
+        scaler = torch.amp.GradScaler(
+            "cuda", enabled=compute.amp and compute.amp_dtype == torch.float16
+        )
+        return cls(optimizer, scheduler, scaler)
+
+    @property
+    def lr(self) -> float:
+        """The body's current learning rate."""
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def step(self, loss: torch.Tensor) -> float:
+        """Back-propagate ``loss``, update, advance the schedule; the learning rate used."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        lr = self.lr
+        self.scheduler.step()
+        return lr
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+
+
+def _training_loader(
+    config: TrainConfig, data: FoldData, ddp: _Dist, device: torch.device
+) -> tuple[DataLoader[Any], DistributedSampler[Any], torch.Generator]:
+    """The shuffled (and, when distributed, sharded) loader of the training items."""
+    sampler: DistributedSampler[Any] = DistributedSampler(
+        data.train,
+        num_replicas=ddp.world_size,
+        rank=ddp.rank,
+        shuffle=True,
+        seed=config.seed,
+        drop_last=False,
+    )
+    generator = torch.Generator()
+    workers = config.workers if config.workers is not None else default_workers()
+    num_workers = workers if data.waveforms else 0  # images are already in memory
+    loader = DataLoader(
+        data.train,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        worker_init_fn=_worker_init if num_workers else None,
+        generator=generator,
+        pin_memory=device.type == "cuda",
+        multiprocessing_context="fork"
+        if num_workers and "fork" in torch.multiprocessing.get_all_start_methods()
+        else None,
+    )
+    return loader, sampler, generator
+
+
+def _train_epoch(
+    model: nn.Module,
+    loader: DataLoader[Any],
+    steps: int,
+    optim: _Optimisation,
+    criterion: nn.Module,
+    compute: _Compute,
+    *,
+    wave_to_image: nn.Module | None,
+    image_tf: Any,
+    mix: Any,
+    desc: str,
+    show: bool,
+) -> tuple[torch.Tensor, float]:
+    """One pass of ``steps`` batches; this rank's sums (loss * n, correct, n) and the last lr."""
+    device = compute.device
+    sums = torch.zeros(3, dtype=torch.float64, device=device)
+    lr = optim.lr
+    bar = tqdm(total=steps, desc=desc, unit="batch", leave=False, disable=not show)
+    for step, (x, y) in enumerate(loader):
+        if step >= steps:
+            break
+        x = x.to(device, non_blocking=True)
+        y = y.to(device, non_blocking=True)
+        if wave_to_image is not None:
+            with torch.no_grad():
+                x = wave_to_image(x)
+        else:
+            x = x.unsqueeze(1)
+        if image_tf is not None:
+            x = image_tf(x)
+        target = y
+        if mix is not None:
+            x, target = mix(x, y)
+        with compute.autocast():
+            logits = model(compute.layout(x))
+            loss = criterion(logits, target)
+        lr = optim.step(loss)
+        with torch.no_grad():
+            hard = target.argmax(1) if target.ndim == 2 else target
+            n = float(y.shape[0])
+            sums += torch.stack(
+                [
+                    loss.detach().double() * n,
+                    (logits.argmax(1) == hard).sum().double(),
+                    torch.tensor(n, dtype=torch.float64, device=device),
+                ]
+            )
+        bar.update(1)
+        if show and (step % 10 == 0 or step == steps - 1):
+            s = sums.tolist()
+            bar.set_postfix(loss=f"{s[0] / s[2]:.3f}", acc=f"{s[1] / s[2]:.3f}")
+    bar.close()
+    return sums, lr
+
+
+def _validate(
+    model: nn.Module, data: FoldData, ddp: _Dist, compute: _Compute, batch_size: int
+) -> tuple[float, float, int]:
+    """Validation loss, accuracy and clip count: every rank a disjoint shard, sums reduced."""
+    sums = torch.zeros(3, dtype=torch.float64, device=compute.device)
+    shard = slice(ddp.rank, None, ddp.world_size)
+    labels = data.val_labels[shard]
+    if len(labels):
+        logits = compute.predict(model, data.val_images[shard], batch_size)
+        sums += torch.tensor(
+            [
+                F.cross_entropy(logits, labels, reduction="sum").item(),
+                (logits.argmax(1) == labels).sum().item(),
+                len(labels),
+            ],
+            dtype=torch.float64,
+            device=compute.device,
+        )
+    loss_sum, correct, count = ddp.sum(sums).tolist()
+    if not count:
+        return math.nan, math.nan, 0
+    return loss_sum / count, correct / count, int(count)
+
+
+def _fit_probe(
+    model: SpectralClassifier, data: FoldData, compute: _Compute, fold: int, show: bool
+) -> ProbeResult:
+    """LP-FT's first half: the new head fitted on the frozen network's training features."""
+    assert isinstance(data.train, TensorDataset)  # TrainConfig refuses naa-online
+    train_images, train_labels = data.train.tensors
+    probe = linear_probe_head(
+        model,
+        train_images,
+        train_labels,
+        data.val_images,
+        data.val_labels,
+        device=compute.device,
+        channels_last=compute.channels_last,
+        progress=show,
+    )
+    log.info(
+        "fold %d: linear probe, l2 %g: train acc %.4f | val loss %.4f acc %.4f",
+        fold,
+        probe.l2,
+        probe.train_acc,
+        probe.val_loss,
+        probe.val_acc,
+    )
+    return probe
+
+
 def train_fold(
     config: TrainConfig,
     dataset: Dataset,
@@ -770,21 +1010,18 @@ def train_fold(
     fold = split.test_fold if split.test_fold is not None else 0
     fold_dir = Path(run_dir) / f"fold{fold}"
     device = resolve_device(config.device, _local_rank())
+    compute = _Compute.of(config, device)
+    eval_batch = 2 * config.batch_size
     with _distributed(device) as ddp:
         show = progress and ddp.is_main
         policy = get_policy(config.augment)
         fold_seed = _derive_seed(config.seed, fold)
-        use_amp = config.amp and device.type == "cuda"
-        amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-        channels_last = config.channels_last
 
         # ---- model: seeded identically on every rank (DDP also broadcasts rank 0's weights)
         seed_everything(fold_seed)
         model = create_model(config.model, dataset.num_classes, pretrained=config.pretrained)
         front_end = model.model_info.front_end
-        model.to(device)
-        if channels_last:
-            model.to(memory_format=torch.channels_last)
+        compute.prepare(model)
 
         # ---- data: rank 0 fills the caches first, the others then read them
         if not ddp.is_main:
@@ -793,51 +1030,14 @@ def train_fold(
         if ddp.is_main:
             ddp.barrier()
             _write_split(fold_dir / "split.json", dataset, split, data)
-        sampler: DistributedSampler[Any] = DistributedSampler(
-            data.train,
-            num_replicas=ddp.world_size,
-            rank=ddp.rank,
-            shuffle=True,
-            seed=config.seed,
-            drop_last=False,
-        )
-        loader_gen = torch.Generator()
-        workers = config.workers if config.workers is not None else default_workers()
-        num_workers = workers if data.waveforms else 0  # images are already in memory
-        loader = DataLoader(
-            data.train,
-            batch_size=config.batch_size,
-            sampler=sampler,
-            num_workers=num_workers,
-            worker_init_fn=_worker_init if num_workers else None,
-            generator=loader_gen,
-            pin_memory=device.type == "cuda",
-            multiprocessing_context="fork"
-            if num_workers and "fork" in torch.multiprocessing.get_all_start_methods()
-            else None,
-        )
+        loader, sampler, loader_gen = _training_loader(config, data, ddp, device)
         wave_to_image = front_end.build().to(device).eval() if data.waveforms else None
 
         # ---- optimiser and schedule (per step)
         steps_per_epoch = len(loader)
         if config.max_train_batches is not None:
             steps_per_epoch = min(steps_per_epoch, config.max_train_batches)
-        head_params = list(model.head.parameters()) if config.head_lr is not None else []
-        head_ids = {id(p) for p in head_params}
-        groups: list[dict[str, Any]] = [
-            {"params": [p for p in model.parameters() if id(p) not in head_ids]}
-        ]
-        if head_params:
-            groups.append({"params": head_params, "lr": config.head_lr})
-        optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            warmup_cosine(
-                config.epochs * steps_per_epoch,
-                int(round(config.warmup_epochs * steps_per_epoch)),
-            ),
-        )
-        scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+        optim = _Optimisation.of(model, config, steps_per_epoch, compute)
         criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         has_val = len(data.val_labels) > 0
         selection = (
@@ -858,9 +1058,7 @@ def train_fold(
             ckpt = torch.load(last_path, map_location="cpu", weights_only=False)
             _check_resumable(ckpt.get("config", {}), config, last_path)
             model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            scheduler.load_state_dict(ckpt["scheduler"])
-            scaler.load_state_dict(ckpt["scaler"])
+            optim.load_state_dict(ckpt)
             epoch, best, since_best = ckpt["epoch"], ckpt["best"], ckpt["since_best"]
             stopped_early, history = ckpt["stopped_early"], ckpt["history"]
             rng_states = ckpt["rng"]
@@ -871,26 +1069,7 @@ def train_fold(
         if config.linear_probe and epoch == 0 and rng_states is None:
             # LP-FT's first half, on a fresh start only (a resumed run has its fitted head).
             # Every rank fits the same head; DDP's start-up broadcast makes them identical anyway.
-            assert isinstance(data.train, TensorDataset)  # TrainConfig refuses naa-online
-            train_images, train_labels = data.train.tensors
-            probe = linear_probe_head(
-                model,
-                train_images,
-                train_labels,
-                data.val_images,
-                data.val_labels,
-                device=device,
-                channels_last=channels_last,
-                progress=show,
-            )
-            log.info(
-                "fold %d: linear probe, l2 %g: train acc %.4f | val loss %.4f acc %.4f",
-                fold,
-                probe.l2,
-                probe.train_acc,
-                probe.val_loss,
-                probe.val_acc,
-            )
+            probe = _fit_probe(model, data, compute, fold, show)
             if ddp.is_main:
                 atomic_write_json(fold_dir / "linear_probe.json", asdict(probe))
 
@@ -915,91 +1094,25 @@ def train_fold(
             loader_gen.manual_seed(_derive_seed(config.seed, fold, epoch, 0))
             if isinstance(data.train, WaveformDataset):
                 data.train.set_epoch(epoch)
-            image_tf = policy.image_transform(
-                seed=_derive_seed(config.seed, fold, epoch, ddp.rank, 1)
-            )
-            mix = policy.mixup_transform(
-                dataset.num_classes, seed=_derive_seed(config.seed, fold, epoch, ddp.rank, 2)
-            )
-            sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss * n, correct, n
-            lr = optimizer.param_groups[0]["lr"]
-            bar = tqdm(
-                total=steps_per_epoch,
+            sums, lr = _train_epoch(
+                train_model,
+                loader,
+                steps_per_epoch,
+                optim,
+                criterion,
+                compute,
+                wave_to_image=wave_to_image,
+                image_tf=policy.image_transform(
+                    seed=_derive_seed(config.seed, fold, epoch, ddp.rank, 1)
+                ),
+                mix=policy.mixup_transform(
+                    dataset.num_classes, seed=_derive_seed(config.seed, fold, epoch, ddp.rank, 2)
+                ),
                 desc=f"fold {fold} epoch {epoch + 1}/{config.epochs}",
-                unit="batch",
-                leave=False,
-                disable=not show,
+                show=show,
             )
-            for step, (x, y) in enumerate(loader):
-                if step >= steps_per_epoch:
-                    break
-                x = x.to(device, non_blocking=True)
-                y = y.to(device, non_blocking=True)
-                if wave_to_image is not None:
-                    with torch.no_grad():
-                        x = wave_to_image(x)
-                else:
-                    x = x.unsqueeze(1)
-                if image_tf is not None:
-                    x = image_tf(x)
-                target = y
-                if mix is not None:
-                    x, target = mix(x, y)
-                if channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with _autocast(device, use_amp, amp_dtype):
-                    logits = train_model(x)
-                    loss = criterion(logits, target)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                lr = optimizer.param_groups[0]["lr"]
-                scheduler.step()
-                with torch.no_grad():
-                    hard = target.argmax(1) if target.ndim == 2 else target
-                    n = float(y.shape[0])
-                    sums += torch.stack(
-                        [
-                            loss.detach().double() * n,
-                            (logits.argmax(1) == hard).sum().double(),
-                            torch.tensor(n, dtype=torch.float64, device=device),
-                        ]
-                    )
-                bar.update(1)
-                if show and (step % 10 == 0 or step == steps_per_epoch - 1):
-                    s = sums.tolist()
-                    bar.set_postfix(loss=f"{s[0] / s[2]:.3f}", acc=f"{s[1] / s[2]:.3f}")
-            bar.close()
             train_loss, train_correct, train_count = ddp.sum(sums).tolist()
-
-            # validation: every rank a disjoint shard, sums reduced
-            val_sums = torch.zeros(3, dtype=torch.float64, device=device)
-            if has_val:
-                shard = slice(ddp.rank, None, ddp.world_size)
-                logits_v = predict_logits(
-                    model,
-                    data.val_images[shard],
-                    device,
-                    batch_size=2 * config.batch_size,
-                    amp=use_amp,
-                    amp_dtype=amp_dtype,
-                    channels_last=channels_last,
-                )
-                labels_v = data.val_labels[shard]
-                if len(labels_v):
-                    val_sums += torch.tensor(
-                        [
-                            F.cross_entropy(logits_v, labels_v, reduction="sum").item(),
-                            (logits_v.argmax(1) == labels_v).sum().item(),
-                            len(labels_v),
-                        ],
-                        dtype=torch.float64,
-                        device=device,
-                    )
-            val_loss_sum, val_correct, val_count = ddp.sum(val_sums).tolist()
-            val_loss = val_loss_sum / val_count if val_count else math.nan
-            val_acc = val_correct / val_count if val_count else math.nan
+            val_loss, val_acc, val_count = _validate(model, data, ddp, compute, eval_batch)
             epoch += 1
             row = {
                 "epoch": epoch,
@@ -1010,7 +1123,7 @@ def train_fold(
                 "lr": lr,
                 "seconds": time.perf_counter() - started,
                 "train_samples": int(train_count),
-                "val_samples": int(val_count),
+                "val_samples": val_count,
             }
             history.append(row)
 
@@ -1058,9 +1171,7 @@ def train_fold(
                 _save(
                     {
                         "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "scaler": scaler.state_dict(),
+                        **optim.state_dict(),
                         "epoch": epoch,
                         "best": best,
                         "since_best": since_best,
@@ -1086,15 +1197,7 @@ def train_fold(
         if ddp.is_main:
             state = torch.load(fold_dir / "best.pt", map_location="cpu", weights_only=True)
             model.load_state_dict(state["model"])
-            logits_t = predict_logits(
-                model,
-                data.test_images,
-                device,
-                batch_size=2 * config.batch_size,
-                amp=use_amp,
-                amp_dtype=amp_dtype,
-                channels_last=channels_last,
-            )
+            logits_t = compute.predict(model, data.test_images, eval_batch)
             metrics = classification_metrics(
                 data.test_labels.numpy(), logits_t.argmax(1).numpy(), dataset.num_classes
             )
@@ -1383,10 +1486,8 @@ def evaluate_run(
         split = fold_split(dataset, k, val_fraction=config.val_fraction, seed=config.seed)
         model = create_model(state["model_name"], dataset.num_classes, pretrained=False)
         model.load_state_dict(state["model"])
-        model.to(dev)
-        channels_last = config.channels_last
-        if channels_last:
-            model.to(memory_format=torch.channels_last)
+        compute = _Compute.of(config, dev)
+        compute.prepare(model)
         fs = prepare_features(
             dataset.subset(split.test),
             model.model_info.front_end,
@@ -1394,17 +1495,7 @@ def evaluate_run(
             workers=config.workers,
             progress=progress,
         )
-        use_amp = config.amp and dev.type == "cuda"
-        amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-        logits = predict_logits(
-            model,
-            torch.from_numpy(fs.features),
-            dev,
-            batch_size=2 * config.batch_size,
-            amp=use_amp,
-            amp_dtype=amp_dtype,
-            channels_last=channels_last,
-        )
+        logits = compute.predict(model, torch.from_numpy(fs.features), 2 * config.batch_size)
         labels = torch.from_numpy(fs.labels)
         metrics = classification_metrics(fs.labels, logits.argmax(1).numpy(), dataset.num_classes)
         entries.append(
