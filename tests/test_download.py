@@ -80,8 +80,10 @@ def _handler(state: Server) -> type[BaseHTTPRequestHandler]:
             if state.truncate_next:
                 state.truncate_next = False
                 payload = payload[: len(payload) // 2]
-            self.wfile.write(payload)
+            # Recorded before writing: the client can finish (and the test assert) as soon as
+            # the last byte arrives, before this thread would get to a line after the write.
             state.sent.append(len(payload))
+            self.wfile.write(payload)
 
         def log_message(self, format: str, *args: object) -> None:
             pass
