@@ -3,12 +3,27 @@
 Accuracy is only honest on the official folds: :func:`fold_split` holds one fold out for testing
 and never lets a clip of that fold, or of a recording (group) that has a clip in it, into training.
 Model selection uses :func:`validation_split`, carved out of the *training* folds by group.
-:func:`random_split` reproduces the leaky protocol some papers used, on purpose and labelled.
+
+Three evaluation protocols are named in :data:`PROTOCOLS`; :func:`protocol_split` looks one up.
+Only the first is honest; the other two reproduce, on purpose and labelled ``(leaky)``, how
+published figures far above the official-fold ones can arise:
+
+``official-folds`` (:func:`fold_split`)
+    leave-one-fold-out on the official folds, recordings grouped, augmentation of training only.
+``random-split`` (:func:`random_fold_split`)
+    clips dealt into as many folds as the data set has, at random, ignoring folds and
+    recordings: fragments of one recording land in training and test.
+``augment-then-split`` (:func:`augment_then_split`)
+    every clip expanded (original + NAA variants) *first*, then the expanded images dealt into
+    folds at random: variants of a test clip are trained on. The split is over images
+    (:class:`ImageSplit`), not clips.
+
+:func:`random_split` is the older one-shot leaky clip split (a test fraction, no folds).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,6 +154,173 @@ def random_split(dataset: Dataset, test_fraction: float = 0.2, *, seed: int = 0)
         tuple(int(i) for i in perm[:n_test]),
         None,
         protocol="random-split (leaky)",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation protocols
+
+#: Evaluation protocols by name, the honest one first (the default of training).
+PROTOCOLS: tuple[str, ...] = ("official-folds", "random-split", "augment-then-split")
+#: The protocols that let near-copies of test clips into training, on purpose.
+LEAKY_PROTOCOLS: frozenset[str] = frozenset({"random-split", "augment-then-split"})
+#: Images per clip after the paper's offline NAA expansion: the original + 6 variants.
+NAA_IMAGES_PER_CLIP = 7
+
+
+def check_protocol(name: str) -> str:
+    """``name`` if it is one of :data:`PROTOCOLS`; ValueError listing them otherwise."""
+    if name not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {name!r}; choose one of {', '.join(PROTOCOLS)}")
+    return name
+
+
+def is_leaky(protocol: str) -> bool:
+    """Whether ``protocol`` (a name of :data:`PROTOCOLS`, or a label) leaks test material."""
+    return protocol.removesuffix(" (leaky)") in LEAKY_PROTOCOLS
+
+
+def protocol_label(protocol: str) -> str:
+    """The label every table, plot and file name shows: ``"random-split (leaky)"`` for a leaky
+    protocol, the name itself for ``official-folds``."""
+    name = check_protocol(protocol.removesuffix(" (leaky)"))
+    return f"{name} (leaky)" if name in LEAKY_PROTOCOLS else name
+
+
+def _check_test_fold(dataset: Dataset, test_fold: int) -> None:
+    if test_fold not in dataset.folds:
+        raise ValueError(
+            f"test_fold {test_fold} is not a fold of {dataset.name}; folds: {dataset.folds}"
+        )
+
+
+def _deal(n: int, folds: Sequence[int], seed: int) -> np.ndarray:
+    """A fold for each of ``n`` items: a seeded permutation dealt round-robin, so fold sizes
+    differ by at most one."""
+    order = np.random.default_rng(seed).permutation(n)
+    assigned = np.empty(n, dtype=np.int64)
+    assigned[order] = np.asarray(folds, dtype=np.int64)[np.arange(n) % len(folds)]
+    return assigned
+
+
+def _random_val(indices: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train, val) of ``indices``, ``fraction`` of them drawn at random into val."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {fraction}")
+    idx = list(indices)
+    n_val = int(round(fraction * len(idx)))
+    # Its own stream: the validation draw must not repeat the fold draw's permutation.
+    chosen = set(np.random.default_rng([seed, 1]).permutation(len(idx))[:n_val].tolist())
+    train = [i for j, i in enumerate(idx) if j not in chosen]
+    val = [i for j, i in enumerate(idx) if j in chosen]
+    return train, val
+
+
+def random_folds(dataset: Dataset, *, seed: int = 0) -> np.ndarray:
+    """A random fold for every clip, ignoring the official folds and the recordings: the clips
+    are dealt into ``dataset.folds`` (same fold numbers, sizes within one of each other)."""
+    return _deal(len(dataset), dataset.folds, seed)
+
+
+def random_fold_split(
+    dataset: Dataset, test_fold: int, *, val_fraction: float = 0.1, seed: int = 0
+) -> Split:
+    """The LEAKY ``random-split`` protocol: hold out ``test_fold`` of :func:`random_folds`.
+
+    Clips of one recording land on both sides; validation clips are drawn at random from the
+    training clips (``val_fraction`` of them). Every ``test_fold`` under one ``seed`` uses the
+    same random folds, so the folds of a run partition the data set.
+    """
+    _check_test_fold(dataset, test_fold)
+    folds = random_folds(dataset, seed=seed)
+    test = [int(i) for i in np.flatnonzero(folds == test_fold)]
+    train, val = _random_val(
+        [int(i) for i in np.flatnonzero(folds != test_fold)], val_fraction, seed
+    )
+    return Split(tuple(train), tuple(val), tuple(test), test_fold, protocol_label("random-split"))
+
+
+@dataclass(frozen=True)
+class ImageSplit:
+    """A split of the *expanded* data set (``augment-then-split``): indices are image numbers.
+
+    Image ``m`` is version ``m % per_clip`` of clip ``m // per_clip`` of the data set; version 0
+    is the original, versions 1.. the NAA variants in the order the expansion produced them.
+    """
+
+    train: tuple[int, ...]
+    val: tuple[int, ...]
+    test: tuple[int, ...]
+    test_fold: int | None
+    per_clip: int = NAA_IMAGES_PER_CLIP
+    protocol: str = "augment-then-split (leaky)"
+
+    def clips(self, side: str) -> list[int]:
+        """Sorted data set indices of the clips with an image on ``side`` (train, val, test)."""
+        return sorted({m // self.per_clip for m in getattr(self, side)})
+
+    def leaked_clips(self) -> list[int]:
+        """Clips with one image in test and another in training: the leak this protocol makes."""
+        return sorted(set(self.clips("test")) & set(self.clips("train")))
+
+    def check_disjoint(self, dataset: Dataset | None = None) -> None:
+        """Raise AssertionError if an image is on two sides (clips may be, by design)."""
+        seen: dict[int, str] = {}
+        for side in ("train", "val", "test"):
+            for m in getattr(self, side):
+                if m in seen:
+                    raise AssertionError(f"image {m} is in both {seen[m]} and {side}")
+                seen[m] = side
+
+
+def augment_then_split(
+    dataset: Dataset,
+    test_fold: int,
+    *,
+    per_clip: int = NAA_IMAGES_PER_CLIP,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+) -> ImageSplit:
+    """The LEAKIEST protocol, ``augment-then-split``: split the expanded images at random.
+
+    The data set is thought of as expanded first (each clip -> ``per_clip`` images: original and
+    NAA variants); the ``len(dataset) * per_clip`` images are dealt into ``dataset.folds`` at
+    random, ``test_fold``'s images are tested, ``val_fraction`` of the rest drawn at random for
+    validation. Variants of almost every test clip are therefore in training.
+    """
+    _check_test_fold(dataset, test_fold)
+    if isinstance(per_clip, bool) or not isinstance(per_clip, int) or per_clip < 1:
+        raise ValueError(f"per_clip must be an integer >= 1, got {per_clip!r}")
+    folds = _deal(len(dataset) * per_clip, dataset.folds, seed)
+    test = [int(m) for m in np.flatnonzero(folds == test_fold)]
+    train, val = _random_val(
+        [int(m) for m in np.flatnonzero(folds != test_fold)], val_fraction, seed
+    )
+    return ImageSplit(tuple(train), tuple(val), tuple(test), test_fold, per_clip)
+
+
+def protocol_split(
+    dataset: Dataset,
+    protocol: str,
+    test_fold: int,
+    *,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    per_clip: int = NAA_IMAGES_PER_CLIP,
+) -> Split | ImageSplit:
+    """The split of ``test_fold`` under ``protocol`` (one of :data:`PROTOCOLS`).
+
+    ``official-folds`` -> :func:`fold_split`, ``random-split`` -> :func:`random_fold_split`
+    (both a clip :class:`Split`), ``augment-then-split`` -> :func:`augment_then_split` (an
+    :class:`ImageSplit` over ``per_clip`` images per clip).
+    """
+    name = check_protocol(protocol.removesuffix(" (leaky)"))
+    if name == "official-folds":
+        return fold_split(dataset, test_fold, val_fraction=val_fraction, seed=seed)
+    if name == "random-split":
+        return random_fold_split(dataset, test_fold, val_fraction=val_fraction, seed=seed)
+    return augment_then_split(
+        dataset, test_fold, per_clip=per_clip, val_fraction=val_fraction, seed=seed
     )
 
 
