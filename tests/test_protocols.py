@@ -6,12 +6,17 @@ recordings, each recording cut into 3 clips that share its fold, as ESC-50's ``s
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from escnet.datasets import Clip, Dataset
+from conftest import write_esc50_layout
+from escnet.augment.audio import naa_transform, variant_rng
+from escnet.augment.offline import expand_clips
+from escnet.datasets import Clip, Dataset, get_dataset
 from escnet.folds import (
     PROTOCOLS,
     ImageSplit,
@@ -133,3 +138,68 @@ def test_protocol_lookup_and_labels(grouped: Dataset) -> None:
         random_fold_split(grouped, 9)
     with pytest.raises(ValueError, match="per_clip"):
         augment_then_split(grouped, 1, per_clip=0)
+
+
+# --------------------------------------------------------------------------------------------
+# Offline NAA: every clip gets its own time shift, reproducible from the seed (issue #10, 6)
+
+
+def _shift_draws(seed: int, clips: list[str | None]) -> list[int]:
+    shift = naa_transform("shift")
+    x = np.zeros(22050, dtype=np.float32)
+    return [
+        shift.randomize_parameters(x, 22050, rng=variant_rng(seed, "shift", c))["shift"]
+        for c in clips
+    ]
+
+
+def test_variant_rng_draws_one_shift_per_clip() -> None:
+    clips: list[str | None] = [f"digest-{k}" for k in range(30)]
+    draws = _shift_draws(0, clips)
+    assert len(set(draws)) >= 25  # 30 draws from 22050 offsets: (nearly) all distinct
+    assert draws == _shift_draws(0, clips)  # the same seed gives the same shifts
+    assert draws != _shift_draws(1, clips)
+    # Without a clip identity every clip would get the same shift (the old behaviour).
+    assert len(set(_shift_draws(0, [None, None]))) == 1
+
+
+def _burst_onsets(features: np.ndarray) -> list[int]:
+    """First frame of each image where the burst rises 20 dB above the image's floor."""
+    onsets = []
+    for im in features:
+        loud = im.max(axis=0) > im.min() + 20.0
+        onsets.append(int(np.argmax(loud)))
+    return onsets
+
+
+def test_offline_expansion_shifts_each_clip_by_its_own_offset(tmp_path: Path) -> None:
+    sr = 16000
+    t = np.arange(int(0.3 * sr)) / sr
+    clips = []
+    for k in range(6):
+        y = np.zeros(2 * sr, dtype=np.float32)  # the burst starts at 1.0 s of a 2 s clip
+        y[sr : sr + len(t)] = 0.5 * np.sin(2 * np.pi * (500 + 37 * k) * t)
+        clips.append((1 + k % 5, 0, "dog", y, True))
+    root = write_esc50_layout(tmp_path / "esc50", clips, sr, fmt="wav")
+    ds = dataclasses.replace(get_dataset("esc50", root=root), duration=2.0)
+
+    def expand(cache: str, seed: int) -> tuple[np.ndarray, list[int]]:
+        out = expand_clips(
+            ds,
+            range(len(ds)),
+            names=("shift",),
+            seed=seed,
+            cache_dir=tmp_path / cache,
+            workers=1,
+            progress=False,
+        )
+        orig = _burst_onsets(out.features[out.variant == "original"])
+        shifted = _burst_onsets(out.features[out.variant == "shift"])
+        return out.features, [s - o for s, o in zip(shifted, orig, strict=True)]
+
+    features, offsets = expand("a", seed=0)
+    assert len(set(offsets)) >= 4, f"clips shifted alike: {offsets}"
+    again, offsets_again = expand("b", seed=0)  # a fresh cache: recomputed, not read back
+    assert offsets_again == offsets
+    np.testing.assert_array_equal(again, features)
+    assert expand("c", seed=1)[1] != offsets

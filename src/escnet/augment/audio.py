@@ -852,13 +852,20 @@ def naa_transform(name: str) -> BaseTransform:
     return TrimSilence(top_db=30.0, keep_seconds=0.2)
 
 
-def variant_rng(seed: int, name: str) -> np.random.Generator:
-    """The Generator :func:`naa_variants` uses for variant ``name`` under ``seed``.
+def variant_rng(seed: int, name: str, clip: str | None = None) -> np.random.Generator:
+    """The Generator :func:`naa_variants` uses for variant ``name`` of clip ``clip`` under ``seed``.
 
-    It depends on the seed and the variant's name only, so a variant's samples are a function
-    of (clip, ``naa_transform(name).params()``, seed): a valid cache key.
+    ``clip`` identifies the clip (the offline expansion passes its content digest), so that each
+    clip gets its own random draw -- its own time shift -- as the paper's per-call shift does,
+    reproducible from the seed. ``None`` gives one draw shared by every clip (the behaviour
+    before per-clip draws). A variant's samples are a function of (clip, ``clip``,
+    ``naa_transform(name).params()``, seed): a valid cache key when ``clip`` is the content
+    digest.
     """
-    return np.random.default_rng([_check_seed(seed) or 0, zlib.crc32(name.encode("utf-8"))])
+    entropy = [_check_seed(seed) or 0, zlib.crc32(name.encode("utf-8"))]
+    if clip is not None:
+        entropy.append(zlib.crc32(clip.encode("utf-8")))
+    return np.random.default_rng(entropy)
 
 
 def naa_variants(
@@ -867,6 +874,7 @@ def naa_variants(
     seed: int,
     *,
     names: Sequence[str] = NAA_VARIANTS,
+    clip: str | None = None,
 ) -> dict[str, np.ndarray]:
     """The paper's NAA variants of one clip, in the order of ``names``.
 
@@ -875,6 +883,9 @@ def naa_variants(
         sample_rate: its rate in Hz.
         seed: non-negative integer; the same seed gives the same variants.
         names: which variants, a subset of :data:`NAA_VARIANTS` (default: all six).
+        clip: the clip's identity (e.g. its content digest) for a per-clip random draw (see
+            :func:`variant_rng`); pass it whenever several clips are expanded, or every clip
+            is shifted by the same offset.
 
     Returns:
         ``{name: float32 array of the clip's length}``.
@@ -890,7 +901,7 @@ def naa_variants(
     for name in names:
         _check_choice(name, "names", NAA_VARIANTS)
     return {
-        name: naa_transform(name)(samples, sample_rate, rng=variant_rng(seed, name))
+        name: naa_transform(name)(samples, sample_rate, rng=variant_rng(seed, name, clip))
         for name in names
     }
 

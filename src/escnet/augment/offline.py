@@ -64,6 +64,8 @@ def variants_params_digest(
     params = {
         "variants": [[n, naa_transform(n).params()] for n in names],
         "seed": seed,
+        # Random draws (the time shift) depend on the clip's content digest, not the seed alone.
+        "draw": "per-clip",
         "features": feature_key_params(front_end, audio),
     }
     return params_digest(params)
@@ -91,25 +93,28 @@ def _init_worker(front_end: FrontEndConfig, cache_root: str) -> None:
 
 
 def _expand_clip(
-    path: Path, key: str, names: Sequence[str], seed: int, audio: AudioConfig
+    path: Path, key: str, names: Sequence[str], seed: int, audio: AudioConfig, digest: str
 ) -> str | None:
     """Compute one clip's variant images into the cache; return an error text or None."""
     try:
         wave = load_audio(path, audio)
     except AudioError as exc:
         return exc.reason
-    images = _variant_images(wave, names, seed, audio.sample_rate, _WORKER["module"])
+    images = _variant_images(wave, names, seed, audio.sample_rate, _WORKER["module"], digest)
     _WORKER["cache"].put(key, np.stack(images))
     return None
 
 
 def _variant_images(
-    wave: np.ndarray, names: Sequence[str], seed: int, sample_rate: int, module: Any
+    wave: np.ndarray, names: Sequence[str], seed: int, sample_rate: int, module: Any, digest: str
 ) -> list[np.ndarray]:
-    """The spectral images of a clip's variants ``names`` (the deterministic part of the work)."""
+    """The spectral images of a clip's variants ``names`` (the deterministic part of the work);
+    ``digest`` (the clip's content digest) gives the clip its own random draws."""
     import torch
 
-    batch = np.stack([naa_transform(n)(wave, sample_rate, rng=variant_rng(seed, n)) for n in names])
+    batch = np.stack(
+        [naa_transform(n)(wave, sample_rate, rng=variant_rng(seed, n, digest)) for n in names]
+    )
     with torch.inference_mode():
         images = module(torch.from_numpy(batch))[:, 0].numpy()
     return [np.ascontiguousarray(im) for im in images]
@@ -149,7 +154,8 @@ def expand_clips(
     cache = ArrayCache(root, "naa")
     # One entry per clip holding all its variants: a warm run opens one file per clip.
     suffix = variants_params_digest(names, seed, fe, audio)
-    keys = {i: f"{memo.digest(dataset[i].path)}-{suffix}" for i in kept}
+    digests = {i: memo.digest(dataset[i].path) for i in kept}
+    keys = {i: f"{digests[i]}-{suffix}" for i in kept}
     memo.save()
     missing = [i for i in kept if keys[i] not in cache]
 
@@ -164,7 +170,9 @@ def expand_clips(
             n_workers, mp_context=ctx, initializer=_init_worker, initargs=(fe, str(root))
         ) as pool:
             futures = {
-                pool.submit(_expand_clip, dataset[i].path, keys[i], names, seed, audio): i
+                pool.submit(
+                    _expand_clip, dataset[i].path, keys[i], names, seed, audio, digests[i]
+                ): i
                 for i in missing
             }
             bar = tqdm(total=len(missing), desc="NAA variants", unit="clip", disable=not progress)
@@ -198,7 +206,9 @@ def expand_clips(
             # A damaged or vanished entry (disk full, deleted meanwhile): recompute it here.
             wave = load_audio(dataset[i].path, audio)
             module = module or fe.build().eval()
-            block[:] = np.stack(_variant_images(wave, names, seed, audio.sample_rate, module))
+            block[:] = np.stack(
+                _variant_images(wave, names, seed, audio.sample_rate, module, digests[i])
+            )
             cache.put(keys[i], block)
         labels[k : k + per_clip] = dataset[i].label
         source[k : k + per_clip] = i
