@@ -1,0 +1,404 @@
+"""Aggregation of finished runs into the paper's tables and figures: ``escnet results``.
+
+:func:`aggregate` reads each run directory's ``results.json`` (the numbers), ``config.json``
+through it (the protocol), ``cell.json`` when a grid ran it (wall time, commit) and the folds'
+``metrics.csv`` (curves), and writes to one output directory:
+
+* ``results.csv`` -- one row per run: data set, model, policy, protocol, folds, accuracy / loss /
+  macro F1 mean and std over folds, per-fold accuracies, seconds, commit, the paper's claim;
+* ``results.md`` -- per data set, the paper-shaped table (models x policies, accuracy and loss
+  mean ± std over folds) with the paper's claimed figures beside, every run in detail, and the
+  leakage study (leaky minus honest accuracy of the same model, policy and data);
+* ``accuracy-<dataset>.png`` -- bars of model x policy with fold error bars (official folds);
+* ``accuracy-<dataset>-leakage-leaky.png`` -- honest and leaky bars side by side;
+* ``curves-<dataset>-<policy>.png`` -- training vs validation accuracy of cnn7 and cnn9 per
+  epoch (the paper's Results 1 and 2), mean over folds with the folds' range.
+
+Every figure of a leaky protocol carries ``(leaky)`` in its table row and plot label and
+``leaky`` in its file name. Standard deviations are sample standard deviations over folds.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from escnet.cache import atomic_write_text
+from escnet.errors import EscnetError
+from escnet.folds import is_leaky, protocol_label
+
+__all__ = [
+    "CSV_COLUMNS",
+    "PAPER_CLAIMS",
+    "Aggregate",
+    "RunRow",
+    "aggregate",
+    "find_runs",
+    "markdown_tables",
+    "read_run",
+]
+
+#: The paper's claimed test accuracies (docs/paper.md), keyed by (data set, model); ``augment``
+#: is the policy the paper names for the figure (``None``: not stated in the notes).
+PAPER_CLAIMS: dict[tuple[str, str], dict[str, Any]] = {
+    ("esc10", "resnet152"): {"accuracy": 0.9904, "augment": None, "loss": None},
+    ("esc50", "densenet161"): {"accuracy": 0.9757, "augment": "naa", "loss": 0.0835},
+    ("us8k", "resnet152"): {"accuracy": 0.9949, "augment": None, "loss": None},
+}
+_DATASET_TITLES = {"esc10": "ESC-10", "esc50": "ESC-50", "us8k": "UrbanSound8K"}
+_POLICY_ORDER = ("none", "taa", "naa", "naa+taa", "naa-online", "naa+mixup", "specaug")
+
+#: Columns of ``results.csv``.
+CSV_COLUMNS = (
+    "dataset",
+    "model",
+    "augment",
+    "protocol",
+    "leaky",
+    "folds",
+    "complete",
+    "accuracy_mean",
+    "accuracy_std",
+    "loss_mean",
+    "loss_std",
+    "macro_f1_mean",
+    "macro_f1_std",
+    "fold_accuracies",
+    "seconds",
+    "seconds_source",
+    "commit",
+    "paper_accuracy",
+    "run_dir",
+)
+
+
+@dataclass
+class RunRow:
+    """One run's figures, as the tables show them (fractions, not percent)."""
+
+    dataset: str
+    model: str
+    augment: str
+    protocol: str  # the label: "official-folds" or "<name> (leaky)"
+    folds: list[int]
+    complete: bool
+    accuracy: tuple[float, float]
+    loss: tuple[float, float]
+    macro_f1: tuple[float, float]
+    fold_accuracies: list[float]
+    seconds: float | None
+    seconds_source: str
+    commit: str
+    run_dir: Path
+    curves: dict[int, list[dict[str, float]]] = field(default_factory=dict)
+
+    @property
+    def leaky(self) -> bool:
+        return is_leaky(self.protocol)
+
+    @property
+    def paper_accuracy(self) -> float | None:
+        claim = PAPER_CLAIMS.get((self.dataset, self.model))
+        if claim is None or claim["augment"] not in (None, self.augment):
+            return None
+        return float(claim["accuracy"])
+
+    def csv_row(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "model": self.model,
+            "augment": self.augment,
+            "protocol": self.protocol,
+            "leaky": self.leaky,
+            "folds": " ".join(str(f) for f in self.folds),
+            "complete": self.complete,
+            "accuracy_mean": _num(self.accuracy[0]),
+            "accuracy_std": _num(self.accuracy[1]),
+            "loss_mean": _num(self.loss[0]),
+            "loss_std": _num(self.loss[1]),
+            "macro_f1_mean": _num(self.macro_f1[0]),
+            "macro_f1_std": _num(self.macro_f1[1]),
+            "fold_accuracies": " ".join(_num(a) for a in self.fold_accuracies),
+            "seconds": "" if self.seconds is None else f"{self.seconds:.1f}",
+            "seconds_source": self.seconds_source,
+            "commit": self.commit,
+            "paper_accuracy": _num(self.paper_accuracy),
+            "run_dir": str(self.run_dir),
+        }
+
+
+def _num(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return repr(float(value))
+
+
+def _pair(stat: Mapping[str, Any] | None) -> tuple[float, float]:
+    stat = stat or {}
+    mean, std = stat.get("mean"), stat.get("std")
+    return (
+        math.nan if mean is None else float(mean),
+        math.nan if std is None else float(std),
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _read_metrics(path: Path) -> list[dict[str, float]]:
+    from escnet.report import read_metrics_csv
+
+    return read_metrics_csv(path) if path.is_file() else []
+
+
+def read_run(run_dir: str | os.PathLike[str]) -> RunRow:
+    """One run directory's row: numbers from ``results.json``, the protocol from its config,
+    seconds and commit from ``cell.json`` (a grid's) or else the epochs' seconds in the
+    folds' ``metrics.csv`` (training time only) and the escnet version.
+
+    Raises:
+        EscnetError: no ``results.json`` in ``run_dir``.
+    """
+    run = Path(run_dir)
+    results = _read_json(run / "results.json")
+    if results is None:
+        raise EscnetError(f"{run / 'results.json'}: no results; is {run} a run directory?")
+    config = results.get("config") or _read_json(run / "config.json") or {}
+    protocol = protocol_label(str(config.get("protocol") or "official-folds"))
+    folds = results.get("folds") or []
+    summary = results.get("summary") or {}
+    curves = {
+        int(f["test_fold"]): _read_metrics(run / f"fold{int(f['test_fold'])}" / "metrics.csv")
+        for f in folds
+    }
+    cell = _read_json(run / "cell.json")
+    if cell is not None:
+        seconds: float | None = float(cell["seconds"])
+        source, commit = "wall", str(cell.get("commit", "unknown"))
+    else:
+        times = [r.get("seconds", math.nan) for rows in curves.values() for r in rows]
+        seconds = float(sum(times)) if times and not any(math.isnan(t) for t in times) else None
+        source = "epochs" if seconds is not None else ""
+        env = config.get("environment") or {}
+        commit = f"escnet {env.get('escnet', 'unknown')}"
+    return RunRow(
+        dataset=str(results.get("dataset") or config.get("dataset")),
+        model=str(results.get("model") or config.get("model")),
+        augment=str(results.get("augment") or config.get("augment")),
+        protocol=protocol,
+        folds=[int(f["test_fold"]) for f in folds],
+        complete=bool(results.get("complete", True)),
+        accuracy=_pair(summary.get("accuracy")),
+        loss=_pair(summary.get("loss")),
+        macro_f1=_pair(summary.get("macro_f1")),
+        fold_accuracies=[math.nan if f.get("accuracy") is None else f["accuracy"] for f in folds],
+        seconds=seconds,
+        seconds_source=source,
+        commit=commit,
+        run_dir=run,
+        curves={k: v for k, v in curves.items() if v},
+    )
+
+
+def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Run directories among ``paths``: each path that holds a ``results.json``, or else every
+    directory below it that does (a grid's run root); in a stable, sorted order.
+
+    Raises:
+        EscnetError: a path does not exist or holds no run.
+    """
+    runs: list[Path] = []
+    for p in (Path(x) for x in paths):
+        if not p.exists():
+            raise EscnetError(f"{p}: no such run directory")
+        if (p / "results.json").is_file():
+            runs.append(p)
+            continue
+        found = sorted(r.parent for r in p.rglob("results.json"))
+        if not found:
+            raise EscnetError(f"{p}: holds no results.json; pass run directories of a grid")
+        runs += found
+    return list(dict.fromkeys(runs))
+
+
+def _order(row: RunRow) -> tuple[Any, ...]:
+    policy = _POLICY_ORDER.index(row.augment) if row.augment in _POLICY_ORDER else 99
+    return (row.dataset, row.leaky, row.protocol, row.model, policy, row.augment)
+
+
+def _pct(mean: float, std: float) -> str:
+    if math.isnan(mean):
+        return "–"
+    return f"{100 * mean:.2f} ± {100 * std:.2f}" if not math.isnan(std) else f"{100 * mean:.2f}"
+
+
+def _loss(mean: float, std: float) -> str:
+    if math.isnan(mean):
+        return "–"
+    return f"{mean:.3f} ± {std:.3f}" if not math.isnan(std) else f"{mean:.3f}"
+
+
+def _label(row: RunRow) -> str:
+    """A row's policy as a table shows it, with ``(leaky)`` for a leaky protocol."""
+    return f"{row.augment}, {row.protocol}" if row.leaky else row.augment
+
+
+def markdown_tables(rows: Sequence[RunRow], figures: Mapping[str, Sequence[str]]) -> str:
+    """``results.md``: per data set the paper-shaped table, every run in detail, the leakage
+    study and the figures (``figures``: data set -> PNG file names in the same directory)."""
+    out = io.StringIO()
+    out.write(
+        "# Results\n\nTest accuracy (%) and loss, mean ± sample std over the test folds. "
+        "Rows marked **(leaky)** come from a protocol that lets near-copies of test clips into "
+        "training, on purpose: never compare them with published fold-respecting figures.\n"
+    )
+    for dataset in sorted({r.dataset for r in rows}):
+        mine = sorted((r for r in rows if r.dataset == dataset), key=_order)
+        title = _DATASET_TITLES.get(dataset, dataset)
+        out.write(f"\n## {title}\n\n")
+        claims = [(m, c) for (d, m), c in PAPER_CLAIMS.items() if d == dataset]
+        for model, claim in claims:
+            out.write(
+                f"The paper claims {100 * claim['accuracy']:.2f} % with {model}"
+                + (f" + {claim['augment'].upper()}" if claim["augment"] else "")
+                + (f" (lowest loss {claim['loss']})" if claim["loss"] else "")
+                + ".\n"
+            )
+        _paper_table(out, mine)
+        _detail_table(out, mine)
+        _leakage_table(out, mine)
+        for name in figures.get(dataset, ()):
+            out.write(f"\n![{name}]({name})\n")
+    return out.getvalue()
+
+
+def _paper_table(out: io.StringIO, rows: Sequence[RunRow]) -> None:
+    """Two tables shaped like the paper's, models x policies: test accuracy, then test loss;
+    leaky protocols as their own, labelled columns; the paper's claim beside the accuracy."""
+    columns = list(dict.fromkeys(_label(r) for r in rows))
+    models = list(dict.fromkeys(r.model for r in rows))
+    by_key = {(r.model, _label(r)): r for r in rows}
+    for what in ("accuracy (%)", "loss"):
+        claim_head = " paper's claim (%) |" if what != "loss" else ""
+        out.write(f"\n| test {what} | " + " | ".join(columns) + f" |{claim_head}\n")
+        out.write("|---|" + "---:|" * (len(columns) + (what != "loss")) + "\n")
+        for model in models:
+            cells = [by_key.get((model, c)) for c in columns]
+            if what == "loss":
+                values = [_loss(*r.loss) if r else "" for r in cells]
+                out.write(f"| {model} | " + " | ".join(values) + " |\n")
+                continue
+            values = [_pct(*r.accuracy) if r else "" for r in cells]
+            claim = PAPER_CLAIMS.get((rows[0].dataset, model))
+            paper = f"{100 * claim['accuracy']:.2f}" if claim else "–"
+            out.write(f"| {model} | " + " | ".join(values) + f" | {paper} |\n")
+
+
+def _detail_table(out: io.StringIO, rows: Sequence[RunRow]) -> None:
+    out.write(
+        "\n| model | policy | protocol | folds | accuracy (%) | per fold (%) | loss | seconds "
+        "| commit |\n|---|---|---|---|---:|---|---:|---:|---|\n"
+    )
+    for r in rows:
+        folds = ",".join(str(f) for f in r.folds) + ("" if r.complete else " (incomplete)")
+        per_fold = " ".join(f"{100 * a:.2f}" for a in r.fold_accuracies)
+        secs = "–" if r.seconds is None else f"{r.seconds:.0f}"
+        if r.seconds_source == "epochs":
+            secs += " (epochs only)"
+        protocol = f"**{r.protocol}**" if r.leaky else r.protocol
+        out.write(
+            f"| {r.model} | {r.augment} | {protocol} | {folds} | {_pct(*r.accuracy)} "
+            f"| {per_fold} | {_loss(*r.loss)} | {secs} | {_commit(r.commit)} |\n"
+        )
+
+
+def _commit(commit: str) -> str:
+    """A git commit shortened to 12 digits (``-dirty`` kept); anything else as it is."""
+    head, _, rest = commit.partition("-")
+    if len(head) == 40 and all(c in "0123456789abcdef" for c in head):
+        return f"`{head[:12]}{'-' + rest if rest else ''}`"
+    return commit
+
+
+def _leakage_table(out: io.StringIO, rows: Sequence[RunRow]) -> None:
+    honest = {(r.model, r.augment): r for r in rows if not r.leaky}
+    pairs = [(r, honest.get((r.model, r.augment))) for r in rows if r.leaky]
+    if not pairs:
+        return
+    out.write(
+        "\n### Leakage: leaky minus official folds, same model, policy and data\n\n"
+        "| model | policy | protocol | official folds (%) | leaky (%) | inflation (points) |\n"
+        "|---|---|---|---:|---:|---:|\n"
+    )
+    for leaky, base in pairs:
+        if base is None:
+            base_cell, delta = "not run", "–"
+        else:
+            base_cell = _pct(*base.accuracy)
+            delta = f"{100 * (leaky.accuracy[0] - base.accuracy[0]):+.2f}"
+        out.write(
+            f"| {leaky.model} | {leaky.augment} | {leaky.protocol} | {base_cell} "
+            f"| {_pct(*leaky.accuracy)} | {delta} |\n"
+        )
+
+
+def write_csv(rows: Sequence[RunRow], path: Path) -> Path:
+    """``results.csv``: :data:`CSV_COLUMNS`, one row per run, fractions (not percent)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow(r.csv_row())
+    atomic_write_text(path, buf.getvalue())
+    return path
+
+
+@dataclass
+class Aggregate:
+    """What :func:`aggregate` wrote: the rows and the files, under ``out``."""
+
+    out: Path
+    rows: list[RunRow]
+    files: list[Path]
+
+
+def aggregate(
+    run_dirs: Iterable[str | os.PathLike[str]], out: str | os.PathLike[str] = "results"
+) -> Aggregate:
+    """Aggregate runs (or grid run roots) into ``out``: ``results.csv``, ``results.md`` and the
+    PNG figures (see the module docstring). Existing files of the same names are replaced.
+
+    Raises:
+        EscnetError: a path is missing or holds no run.
+    """
+    from escnet.results_figures import bar_charts, curve_figures
+
+    target = Path(out)
+    target.mkdir(parents=True, exist_ok=True)
+    rows = sorted((read_run(r) for r in find_runs(run_dirs)), key=_order)
+    figures: dict[str, list[str]] = {}
+    files = [write_csv(rows, target / "results.csv")]
+    for dataset in sorted({r.dataset for r in rows}):
+        mine = [r for r in rows if r.dataset == dataset]
+        title = _DATASET_TITLES.get(dataset, dataset)
+        pngs = bar_charts(mine, target, dataset, title) + curve_figures(
+            mine, target, dataset, title
+        )
+        figures[dataset] = [p.name for p in pngs]
+        files += pngs
+    md = target / "results.md"
+    atomic_write_text(md, markdown_tables(rows, figures))
+    files.insert(1, md)
+    return Aggregate(target, rows, files)

@@ -1,0 +1,147 @@
+"""Figures of :mod:`escnet.results`: bar charts with fold error bars and the paper's curves.
+
+Each function takes the rows of one data set (:class:`escnet.results.RunRow`) and writes PNGs
+a person can read: titles say what and how many folds, axes carry units, leaky protocols are
+labelled ``(leaky)`` in the legend and ``leaky`` in the file name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from matplotlib.ticker import MaxNLocator
+
+from escnet.plotting import plt, save_figure
+
+if TYPE_CHECKING:
+    from escnet.results import RunRow
+
+#: Models whose training curves the paper shows (its Results 1 and 2).
+CURVE_MODELS = ("cnn7", "cnn9")
+
+
+def _file_part(text: str) -> str:
+    return text.replace(" (leaky)", "").replace(" ", "-").replace("/", "-")
+
+
+def _bars(ax: plt.Axes, groups: list[str], series: list[tuple[str, list[RunRow | None]]]) -> None:
+    """Grouped bars: one group per entry of ``groups``, one bar per series, fold error bars and
+    each fold's accuracy as a dot."""
+    width = 0.8 / max(1, len(series))
+    x = np.arange(len(groups))
+    for k, (label, rows) in enumerate(series):
+        pos = x - 0.4 + width * (k + 0.5)
+        means = [100 * r.accuracy[0] if r else math.nan for r in rows]
+        stds = [100 * r.accuracy[1] if r and not math.isnan(r.accuracy[1]) else 0.0 for r in rows]
+        bars = ax.bar(pos, means, width * 0.9, yerr=stds, capsize=3, label=label)
+        for p, r in zip(pos, rows, strict=True):
+            if r is None:
+                continue
+            folds = [100 * a for a in r.fold_accuracies if not math.isnan(a)]
+            ax.plot([p] * len(folds), folds, "k.", markersize=3, alpha=0.6)
+            if r.leaky:
+                bars_hatch = bars.patches[rows.index(r)]
+                bars_hatch.set_hatch("//")
+    ax.set_xticks(x)
+    ax.set_xticklabels(groups, rotation=20 if len(groups) > 4 else 0, ha="right")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 105)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _legend_below(ax: plt.Axes, title: str, n: int) -> None:
+    """The legend under the axes, so that it never hides a bar."""
+    ax.legend(
+        title=title, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(n, 4)
+    )
+
+
+def bar_charts(rows: Sequence[RunRow], out: Path, dataset: str, title: str) -> list[Path]:
+    """``accuracy-<dataset>.png`` (official folds, model x policy) and, when leaky runs exist,
+    ``accuracy-<dataset>-leakage-leaky.png`` (each leaky run beside its honest twin)."""
+    from escnet.results import PAPER_CLAIMS
+
+    paths: list[Path] = []
+    honest = [r for r in rows if not r.leaky]
+    if honest:
+        models = list(dict.fromkeys(r.model for r in honest))
+        policies = list(dict.fromkeys(r.augment for r in honest))
+        by_key = {(r.model, r.augment): r for r in honest}
+        series = [(p, [by_key.get((m, p)) for m in models]) for p in policies]
+        fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(models) + 2), 4.5))
+        _bars(ax, models, series)
+        for (d, model), claim in PAPER_CLAIMS.items():
+            if d == dataset:
+                ax.axhline(100 * claim["accuracy"], color="crimson", linestyle="--", linewidth=1)
+                ax.text(
+                    len(models) - 0.5,
+                    100 * claim["accuracy"] - 1.5,
+                    f"paper's claim, {model}: {100 * claim['accuracy']:.2f} %",
+                    color="crimson",
+                    ha="right",
+                    va="top",
+                    fontsize=8,
+                )
+        n_folds = max(len(r.folds) for r in honest)
+        ax.set_title(f"{title}, official folds: mean ± std over {n_folds} test folds (dots: folds)")
+        _legend_below(ax, "augmentation", len(series))
+        fig.tight_layout()
+        paths.append(save_figure(fig, out / f"accuracy-{dataset}.png"))
+    leaky = [r for r in rows if r.leaky]
+    if leaky:
+        pairs = list(dict.fromkeys((r.model, r.augment) for r in leaky))
+        protocols = ["official-folds", *dict.fromkeys(r.protocol for r in leaky)]
+        by_run = {(r.model, r.augment, r.protocol): r for r in rows}
+        series = [(p, [by_run.get((m, a, p)) for m, a in pairs]) for p in protocols]
+        fig, ax = plt.subplots(figsize=(max(6.0, 1.8 * len(pairs) + 2), 4.5))
+        _bars(ax, [f"{m}\n{a}" for m, a in pairs], series)
+        ax.set_title(f"{title}: official folds vs leaky protocols (hatched, leaky)")
+        _legend_below(ax, "protocol", len(series))
+        fig.tight_layout()
+        paths.append(save_figure(fig, out / f"accuracy-{dataset}-leakage-leaky.png"))
+    return paths
+
+
+def _curve_panel(ax: plt.Axes, row: RunRow) -> None:
+    """Mean training and validation accuracy per epoch over the folds, the folds' range shaded."""
+    for key, label in (("train_acc", "training"), ("val_acc", "validation")):
+        runs = [[100 * r[key] for r in rows] for rows in row.curves.values()]
+        n = min(len(r) for r in runs)
+        values = np.array([r[:n] for r in runs])
+        if np.isnan(values).all():
+            continue
+        epochs = np.arange(1, n + 1)
+        mean_label = f"{label} (mean of {len(runs)} folds; shaded: their range)"
+        ax.plot(epochs, np.nanmean(values, axis=0), label=mean_label)
+        ax.fill_between(epochs, np.nanmin(values, axis=0), np.nanmax(values, axis=0), alpha=0.2)
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 102)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    leaky = " (leaky)" if row.leaky else ""
+    ax.set_title(f"{row.model}, {row.augment}{leaky}: test {100 * row.accuracy[0]:.2f} %")
+
+
+def curve_figures(rows: Sequence[RunRow], out: Path, dataset: str, title: str) -> list[Path]:
+    """``curves-<dataset>-<policy>[-<protocol>-leaky].png``: training vs validation accuracy
+    of cnn7 and cnn9 side by side, one figure per policy and protocol they ran with."""
+    paths: list[Path] = []
+    mine = [r for r in rows if r.model in CURVE_MODELS and r.curves]
+    for augment, protocol in dict.fromkeys((r.augment, r.protocol) for r in mine):
+        panels = [r for r in mine if r.augment == augment and r.protocol == protocol]
+        panels.sort(key=lambda r: CURVE_MODELS.index(r.model))
+        fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+        for ax, row in zip(axes[0], panels, strict=True):
+            _curve_panel(ax, row)
+        fig.suptitle(f"{title}, {protocol}: training vs validation accuracy")
+        fig.tight_layout()
+        leaky = f"-{_file_part(protocol)}-leaky" if panels[0].leaky else ""
+        name = f"curves-{dataset}-{_file_part(augment)}{leaky}.png"
+        paths.append(save_figure(fig, out / name))
+    return paths

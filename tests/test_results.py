@@ -1,0 +1,174 @@
+"""Aggregation (escnet.results): tables equal the runs' results.json, leaky runs are labelled.
+
+Run directories are written here as cross_validate writes them (results.json through
+escnet.report.build_results, fold{k}/metrics.csv), with made-up fold accuracies.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+from escnet.cli import main
+from escnet.errors import EscnetError
+from escnet.report import build_results
+from escnet.results import CSV_COLUMNS, aggregate, find_runs, read_run
+
+CLASSES = ["dog", "rain"]
+
+
+def write_run(
+    root: Path,
+    name: str,
+    *,
+    dataset: str = "esc10",
+    model: str = "cnn7",
+    augment: str = "naa",
+    protocol: str | None = None,
+    accuracies: tuple[float, ...] = (0.8, 0.85, 0.9),
+    seconds: float | None = None,
+    epochs: int = 4,
+) -> Path:
+    run = root / name
+    run.mkdir(parents=True)
+    config = {"dataset": dataset, "model": model, "augment": augment, "val_fraction": 0.1}
+    if protocol:
+        config["protocol"] = protocol
+    folds = []
+    for k, acc in enumerate(accuracies, start=1):
+        folds.append(
+            {
+                "test_fold": k,
+                "accuracy": acc,
+                "macro_f1": acc - 0.01,
+                "loss": 1.0 - acc,
+                "per_class_accuracy": [acc, acc],
+                "confusion_matrix": [[4, 1], [1, 4]],
+                "best_epoch": 2,
+            }
+        )
+        (run / f"fold{k}").mkdir()
+        with open(run / f"fold{k}" / "metrics.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"])
+            for e in range(1, epochs + 1):
+                w.writerow([e, 1 / e, acc * e / epochs, 1.2 / e, acc * e / epochs - 0.05, 2.5])
+    results = build_results(config, folds, CLASSES, planned_folds=[1, 2, 3])
+    (run / "results.json").write_text(json.dumps(results))
+    if seconds is not None:
+        cell = {"seconds": seconds, "commit": "abc123def4567890"}
+        (run / "cell.json").write_text(json.dumps(cell))
+    return run
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    root = tmp_path / "runs"
+    write_run(root, "a", augment="taa", accuracies=(0.70, 0.74, 0.78), seconds=100.0)
+    write_run(root, "b", augment="naa", accuracies=(0.80, 0.86, 0.83), seconds=120.0)
+    write_run(root, "c", model="cnn9", augment="naa", accuracies=(0.75, 0.80, 0.79))
+    write_run(root, "d", augment="naa", protocol="random-split", accuracies=(0.95, 0.97, 0.99))
+    write_run(root, "e", dataset="esc50", model="mn04_as", augment="naa", accuracies=(0.9, 0.92))
+    return root
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_table_numbers_equal_mean_and_std_of_results_json(runs: Path, tmp_path: Path) -> None:
+    out = aggregate([runs], tmp_path / "results")
+    rows = _csv(out.out / "results.csv")
+    assert len(rows) == 5 and list(rows[0]) == list(CSV_COLUMNS)
+    for row in rows:
+        results = json.loads((Path(row["run_dir"]) / "results.json").read_text())
+        accs = np.array([f["accuracy"] for f in results["folds"]])
+        losses = np.array([f["loss"] for f in results["folds"]])
+        assert float(row["accuracy_mean"]) == pytest.approx(accs.mean(), abs=1e-12)
+        assert float(row["accuracy_std"]) == pytest.approx(accs.std(ddof=1), abs=1e-12)
+        assert float(row["loss_mean"]) == pytest.approx(losses.mean(), abs=1e-12)
+        assert float(row["loss_std"]) == pytest.approx(losses.std(ddof=1), abs=1e-12)
+        assert [float(a) for a in row["fold_accuracies"].split()] == accs.tolist()
+    md = (out.out / "results.md").read_text()
+    # The Markdown shows the same figures in percent, e.g. naa cnn7: 83.00 ± 3.00.
+    assert "83.00 ± 3.00" in md and "74.00 ± 4.00" in md
+
+
+def test_leaky_runs_are_labelled_in_table_plot_and_file_names(runs: Path, tmp_path: Path) -> None:
+    out = aggregate([runs], tmp_path / "results")
+    rows = {(r["model"], r["augment"], r["protocol"]): r for r in _csv(out.out / "results.csv")}
+    leaky = rows[("cnn7", "naa", "random-split (leaky)")]
+    assert leaky["leaky"] == "True"
+    assert rows[("cnn7", "naa", "official-folds")]["leaky"] == "False"
+    md = (out.out / "results.md").read_text()
+    assert "random-split (leaky)" in md
+    # Leakage: 97.00 (leaky) - 83.00 (official) = +14.00 points, same model, policy and data.
+    assert "| cnn7 | naa | random-split (leaky) | 83.00 ± 3.00 | 97.00 ± 2.00 | +14.00 |" in md
+    names = [p.name for p in out.files]
+    assert "accuracy-esc10-leakage-leaky.png" in names
+    leaky_pngs = [n for n in names if n.endswith(".png") and "leaky" in n]
+    assert "curves-esc10-naa-random-split-leaky.png" in leaky_pngs
+    # Every figure showing a leaky run says so in its file name.
+    for png in names:
+        if png.endswith(".png") and "random" in png:
+            assert "leaky" in png
+
+
+def test_figures_are_readable_pngs(runs: Path, tmp_path: Path) -> None:
+    out = aggregate([runs], tmp_path / "results")
+    pngs = [p for p in out.files if p.suffix == ".png"]
+    assert {p.name for p in pngs} >= {
+        "accuracy-esc10.png",
+        "accuracy-esc50.png",
+        "curves-esc10-naa.png",
+        "curves-esc10-taa.png",
+    }
+    for p in pngs:
+        image = matplotlib.image.imread(p)
+        assert image.shape[0] > 200 and image.shape[1] > 300
+        assert image[..., :3].std() > 0.05  # not blank
+    md = (out.out / "results.md").read_text()
+    for p in pngs:
+        assert f"]({p.name})" in md
+
+
+def test_seconds_commit_and_paper_claims(runs: Path, tmp_path: Path) -> None:
+    row = read_run(runs / "a")
+    assert row.seconds == 100.0 and row.seconds_source == "wall" and row.commit.startswith("abc")
+    row = read_run(runs / "c")  # no cell.json: the epochs' seconds, labelled so
+    assert row.seconds == pytest.approx(3 * 4 * 2.5) and row.seconds_source == "epochs"
+    claims = tmp_path / "claims"
+    write_run(claims, "r152", model="resnet152", augment="naa")
+    write_run(claims, "d161", dataset="esc50", model="densenet161", augment="taa")
+    assert read_run(claims / "r152").paper_accuracy == pytest.approx(0.9904)
+    # The paper's ESC-50 figure is DenseNet-161 *with NAA*: not the claim of a TAA run.
+    assert read_run(claims / "d161").paper_accuracy is None
+    md = aggregate([claims], tmp_path / "out").out / "results.md"
+    assert "The paper claims 99.04 % with resnet152" in md.read_text()
+
+
+def test_find_runs_and_errors(runs: Path, tmp_path: Path) -> None:
+    assert [p.name for p in find_runs([runs])] == ["a", "b", "c", "d", "e"]
+    assert find_runs([runs / "b", runs])[0].name == "b"
+    with pytest.raises(EscnetError, match="no such run directory"):
+        find_runs([tmp_path / "absent"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EscnetError, match="holds no results.json"):
+        find_runs([tmp_path / "empty"])
+
+
+def test_cli_results(runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["results", str(runs), "--out", str(tmp_path / "res")]) == 0
+    text = capsys.readouterr().out
+    assert "5 cell(s) aggregated" in text and "results.csv" in text
+    assert main(["results", str(tmp_path / "absent")]) == 2
+    err = capsys.readouterr().err
+    assert "no such run directory" in err and len(err.strip().splitlines()) == 1
+    assert math.isfinite(float(_csv(tmp_path / "res" / "results.csv")[0]["accuracy_mean"]))
