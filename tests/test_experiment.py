@@ -1,0 +1,229 @@
+"""Experiment grids (escnet.experiment): parsing, budget, dry-run estimate, kill and resume.
+
+The runs use ``tiny_test_cnn`` (tests/_ddp_worker.py) on the three-sound synthetic data set, so
+a cell (two folds, a few epochs) takes seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from escnet.cli import main
+from escnet.experiment import cell_name, format_plan, load_grid, plan_grid, run_grid
+from escnet.results import aggregate
+from escnet.throughput import RUN_SAMPLES_PER_S, estimate_cell_seconds
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _ddp_worker import write_sound_classes  # noqa: E402  (also registers tiny_test_cnn)
+
+TESTS = Path(__file__).parent
+SRC = TESTS.parent / "src"
+
+
+def write_grid(path: Path, body: str, **grid: Any) -> Path:
+    head = "".join(f"{k} = {json.dumps(v)}\n" for k, v in grid.items())
+    path.write_text(f"[grid]\n{head}\n" + textwrap.dedent(body))
+    return path
+
+
+PAPERISH = """
+    [defaults]
+    folds = [1, 2, 3, 4, 5]
+    val_fraction = 0.1
+
+    [models.cnn7]
+    epochs = 84
+    warmup_epochs = 7
+    early_stopping_patience = 10
+
+    [[cells]]
+    datasets = ["esc10"]
+    models = ["cnn7"]
+    augment = ["taa", "naa"]
+
+    [[cells]]
+    datasets = ["esc50"]
+    models = ["cnn7", "vgg16"]
+    augment = ["none"]
+    epochs = 5
+"""
+
+
+def test_grid_cells_names_and_budget(tmp_path: Path) -> None:
+    grid = load_grid(write_grid(tmp_path / "g.toml", PAPERISH, budget="equal-images", out="r"))
+    names = [c.name for c in grid.cells]
+    assert names == [
+        "esc10-cnn7-taa-official-folds",
+        "esc10-cnn7-naa-official-folds",
+        "esc50-cnn7-none-official-folds",
+        "esc50-vgg16-none-official-folds",
+    ]
+    taa, naa, none, vgg = grid.cells
+    assert taa.run_dir == Path("r") / taa.name
+    # Equal images seen: NAA's 7x training set gets a seventh of the epochs.
+    assert (taa.config["epochs"], naa.config["epochs"]) == (84, 12)
+    assert naa.config["warmup_epochs"] == pytest.approx(1.0)
+    assert naa.config["early_stopping_patience"] == 2  # ceil(10 / 7)
+    assert (taa.expansion, naa.expansion) == (1, 7)
+    assert none.config["epochs"] == 5  # a block's own fields override the model's
+    assert vgg.config["folds"] == [1, 2, 3, 4, 5] and "lr" not in vgg.config
+    same = load_grid(write_grid(tmp_path / "e.toml", PAPERISH, budget="equal-epochs"))
+    assert [c.config["epochs"] for c in same.cells[:2]] == [84, 84]
+    assert same.out == Path("runs/e")  # default run root: runs/<name>
+    assert cell_name("esc10", "cnn7", "naa", "random-split") == "esc10-cnn7-naa-random-split-leaky"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("[[cells]]\ndatasets = ['esc10']\nmodels = ['cnn7']\naugment = ['taa'", "not valid TOML"),
+        ("[grid]\nbudgets = 1\n", "unknown key"),
+        ("[grids]\n", "unknown table"),
+        ("[grid]\nbudget = 'equal-time'\n", "budget must be one of"),
+        ("[grid]\n", "no \\[\\[cells\\]\\] block"),
+        ("[[cells]]\ndatasets = ['esc10']\nmodels = ['cnn77']\naugment = ['taa']", "cnn77"),
+        ("[[cells]]\ndatasets = ['esc11']\nmodels = ['cnn7']\naugment = ['taa']", "esc11"),
+        ("[[cells]]\ndatasets = ['esc10']\nmodels = ['cnn7']\naugment = ['ta']", "'ta'"),
+        ("[[cells]]\ndatasets = ['esc10']\nmodels = ['cnn7']", "missing augment"),
+        (
+            "[[cells]]\ndatasets = ['esc10']\nmodels = ['cnn7']\naugment = ['taa']\nepoch = 3",
+            "unknown TrainConfig field",
+        ),
+        (
+            "[[cells]]\ndatasets = ['esc10']\nmodels = ['cnn7']\naugment = ['taa', 'taa']",
+            "listed twice",
+        ),
+    ],
+)
+def test_grid_errors_name_the_file(tmp_path: Path, body: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(body)
+    with pytest.raises(ValueError, match=message) as info:
+        load_grid(path)
+    assert str(path) in str(info.value)
+
+
+def test_dry_run_estimate_from_the_throughput_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_grid(tmp_path / "g.toml", PAPERISH, budget="equal-images")
+    plan = plan_grid(path)
+    (taa, e1, _), (naa, e2, _), (_, e3, _), (vgg, e4, _) = plan
+    assert e1 is not None and e2 is not None and e3 is not None and e4 is not None
+    # ESC-10: 400 clips, 5 folds; 4/5 train, 10 % of it validation -> 288 training clips.
+    assert (e1.train_images, e2.train_images) == (288, 2016)
+    rate = RUN_SAMPLES_PER_S["cnn7"]
+    expected = 5 * (84 * 288 / rate + (84 * 32 + 80) / (3 * rate))
+    assert e1.seconds == pytest.approx(expected)
+    assert e2.naa_seconds > 0 and e1.naa_seconds == 0  # the first NAA cell pays the expansion
+    assert e4.source == "benchmark rate"
+    unknown = estimate_cell_seconds({"dataset": "esc10", "model": "tiny_test_cnn"}, expansion=1)
+    assert unknown is None
+    lines = format_plan(plan)
+    assert "estimated total" in lines[-2] and "ESTIMATE" in lines[-1]
+    assert main(["experiment", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "4 cell(s), budget equal-images" in out and "esc10-cnn7-naa-official-folds" in out
+    assert "5 folds x 12 epochs x 2016 images" in out
+
+
+# ---------------------------------------------------------------------------------------------
+# a grid of two tiny cells on synthetic data
+
+
+@pytest.fixture(scope="module")
+def tiny_grid(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("grid")
+    write_sound_classes(base / "data" / "esc50", per_fold=4)
+    body = f"""
+        [defaults]
+        folds = [1, 2]
+        epochs = 2
+        batch_size = 8
+        lr = 5e-3
+        warmup_epochs = 0.5
+        val_fraction = 0.2
+        clip_seconds = 1.0
+        workers = 1
+        data_dir = "{base / "data"}"
+        cache_dir = "{base / "cache"}"
+
+        [[cells]]
+        datasets = ["esc50"]
+        models = ["tiny_test_cnn"]
+        augment = ["none", "taa"]
+    """
+    return write_grid(base / "tiny.toml", body, name="tiny", budget="equal-epochs")
+
+
+KILLER = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+import _ddp_worker  # registers tiny_test_cnn
+from escnet.experiment import run_grid
+
+def report(line):
+    print(line, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # killed right after the first cell
+
+run_grid({grid!r}, out={out!r}, progress=False, report=report)
+"""
+
+
+def _metric_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    drop = {"seconds", "seconds_source", "commit", "run_dir"}
+    return [{k: v for k, v in r.items() if k not in drop} for r in rows]
+
+
+def test_killed_grid_resumes_to_the_same_table(tiny_grid: Path, tmp_path: Path) -> None:
+    killed = tmp_path / "killed"
+    script = KILLER.format(tests=str(TESTS), grid=str(tiny_grid), out=str(killed))
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert proc.stdout.startswith("[1/2] esc50-tiny_test_cnn-none-official-folds: accuracy")
+    first = killed / "esc50-tiny_test_cnn-none-official-folds"
+    second = killed / "esc50-tiny_test_cnn-taa-official-folds"
+    assert (first / "cell.json").is_file() and not (second / "results.json").exists()
+
+    lines: list[str] = []
+    outcomes = run_grid(tiny_grid, out=killed, progress=False, report=lines.append)
+    assert [o.status for o in outcomes] == ["skipped", "done"]
+    assert "complete already, skipped" in lines[0] and lines[1].startswith("[2/2] esc50-tiny")
+    cell = json.loads((second / "cell.json").read_text())
+    assert cell["protocol"] == "official-folds" and cell["seconds"] > 0 and cell["commit"]
+
+    straight = tmp_path / "straight"
+    run_grid(tiny_grid, out=straight, progress=False, report=lambda _: None)
+    a = aggregate([killed], tmp_path / "res-killed")
+    b = aggregate([straight], tmp_path / "res-straight")
+    assert _metric_rows(a.out / "results.csv") == _metric_rows(b.out / "results.csv")
+    assert len(a.rows) == 2 and all(r.complete for r in a.rows)
+
+    # A third run finds both cells complete and trains nothing.
+    again = run_grid(tiny_grid, out=killed, progress=False, report=lambda _: None)
+    assert [o.status for o in again] == ["skipped", "skipped"]
+
+
+def test_only_selects_cells_and_cli_reports_errors(
+    tiny_grid: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert [c.name for c in load_grid(tiny_grid).select(["*-taa-*"])] == [
+        "esc50-tiny_test_cnn-taa-official-folds"
+    ]
+    assert main(["experiment", str(tiny_grid), "--dry-run", "--only", "*-mixup-*"]) == 2
+    err = capsys.readouterr().err
+    assert "no cell of" in err and len(err.strip().splitlines()) == 1
+    assert main(["experiment", str(tiny_grid.with_name("absent.toml"))]) == 2
+    assert "no such grid file" in capsys.readouterr().err
