@@ -19,7 +19,7 @@ from escnet.errors import EscnetError
 log = logging.getLogger("escnet")
 
 #: Modules of this package that add sub-commands, in the order ``escnet --help`` lists them.
-COMMAND_MODULES = ("data", "training", "experiment")
+COMMAND_MODULES = ("data", "training", "experiment", "inference")
 
 
 def build_parser() -> argparse.ArgumentParser:

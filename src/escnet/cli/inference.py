@@ -1,0 +1,164 @@
+"""Sub-commands that put a trained model to work: predict, export.
+
+``escnet predict --backend onnx`` must not import torch: every import here is inside the
+function that needs it, and :mod:`escnet.inference` imports torch only for the torch backend.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from escnet.errors import AudioError, EscnetError
+    from escnet.inference import load
+    from escnet.inference.stream import find_audio_files
+
+    predictor = load(
+        args.model,
+        backend=args.backend,
+        fold=args.fold,
+        threads=args.threads,
+        window=args.window,
+        hop=args.hop,
+        batch_size=args.batch_size,
+    )
+    files = find_audio_files(args.inputs)
+    if not files:
+        raise EscnetError(
+            f"no audio files in {', '.join(args.inputs)} (looked for the extensions soundfile "
+            "reads: wav, flac, ogg, mp3, aiff, ...)"
+        )
+    writer = _Writer(args.format, args.top_k, predictor.classes)
+    skipped: list[tuple[Path, str]] = []
+    progress = not args.quiet
+    for path in tqdm(files, unit="file", disable=not progress or len(files) < 2, leave=False):
+        try:
+            prediction = predictor.predict_file(path, aggregate=args.aggregate, progress=progress)
+        except AudioError as exc:
+            skipped.append((path, exc.reason))
+            continue
+        writer.write(prediction)
+    writer.close()
+    for path, reason in skipped:
+        print(f"escnet predict: skipped {path}: {reason}", file=sys.stderr)
+    if skipped:
+        print(
+            f"escnet predict: {len(files) - len(skipped)} of {len(files)} file(s) labelled, "
+            f"{len(skipped)} skipped",
+            file=sys.stderr,
+        )
+    return 0 if len(skipped) < len(files) else 2
+
+
+class _Writer:
+    """Prints predictions as they come, in one of the output formats."""
+
+    def __init__(self, fmt: str, k: int, classes: list[str]) -> None:
+        self.fmt = fmt
+        self.k = min(k, len(classes))
+        self.items: list[dict[str, Any]] = []
+        self.csv = None
+        if fmt == "csv":
+            self.csv = csv.writer(sys.stdout, lineterminator="\n")
+            self.csv.writerow(["file", "scope", "start", "end", "rank", "label", "probability"])
+
+    def write(self, prediction: Any) -> None:
+        summary = prediction.to_dict(self.k)
+        if self.fmt == "json":
+            self.items.append(summary)
+        elif self.csv is not None:
+            self._csv_rows(summary)
+        else:
+            self._table(summary)
+
+    def _csv_rows(self, s: dict[str, Any]) -> None:
+        assert self.csv is not None
+        spans = [("file", 0.0, s["duration"], s["top_k"])]
+        spans += [("window", w["start"], w["end"], w["top_k"]) for w in s.get("windows", [])]
+        for scope, start, end, top in spans:
+            for rank, item in enumerate(top, start=1):
+                self.csv.writerow(
+                    [s["source"], scope, start, end, rank, item["label"], item["probability"]]
+                )
+
+    def _table(self, s: dict[str, Any]) -> None:
+        windows = s.get("windows", [])
+
+        def labels(top: list[dict[str, Any]]) -> str:
+            return "  ".join(f"{t['label']} {t['probability']:.3f}" for t in top)
+
+        note = f", {len(windows)} windows, {s['aggregate']} over windows" if windows else ""
+        print(f"{s['source']}  ({s['duration']:.2f} s{note})")
+        print(f"  {labels(s['top_k'])}")
+        for w in windows:
+            print(f"    {w['start']:8.2f} - {w['end']:8.2f} s  {labels(w['top_k'][:1])}")
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            print(json.dumps(self.items, indent=2))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from escnet.export import export_model
+
+    result = export_model(args.model, args.out, fold=args.fold, onnx=args.onnx)
+    print(f"model directory {result.directory} (from {result.source})")
+    if result.onnx:
+        print(
+            f"  {result.onnx['file']}: waveform (batch, samples) -> probabilities; "
+            f"onnxruntime vs PyTorch max |diff| {result.onnx['max_abs_diff_vs_torch']:.1e}"
+        )
+    return 0
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="a model directory, or a run directory (its best fold)")
+    p.add_argument("--fold", type=int, help="with a run directory: this test fold's model")
+
+
+def _backend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--backend",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="torch (default) or onnx (onnxruntime only; needs `escnet export --onnx` first)",
+    )
+    p.add_argument("--threads", type=int, help="CPU threads (default: the backend's choice)")
+
+
+def register(sub: Any) -> None:
+    """Add this module's sub-commands to the ``escnet`` parser."""
+    p = sub.add_parser("predict", help="label audio files with a trained model")
+    _model_args(p)
+    p.add_argument("inputs", nargs="+", metavar="FILE|DIR", help="files, or folders (recursive)")
+    p.add_argument("--top-k", type=int, default=5, help="labels per file and window (5)")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--window", type=float, help="window in seconds (default: the clip length)")
+    p.add_argument("--hop", type=float, help="hop between windows in s (default: window / 2)")
+    p.add_argument(
+        "--aggregate",
+        choices=("mean", "max"),
+        default="mean",
+        help="file probabilities from its windows' (mean)",
+    )
+    p.add_argument("--batch-size", type=int, default=32, help="windows per model call (32)")
+    _backend_args(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="write a self-contained model directory, optionally ONNX")
+    _model_args(p)
+    p.add_argument("--out", required=True, help="directory to write")
+    p.add_argument(
+        "--onnx",
+        action="store_true",
+        help="also model.onnx: waveform -> probabilities with the front end in the graph",
+    )
+    p.set_defaults(func=cmd_export)

@@ -1,0 +1,131 @@
+"""The ONNX Runtime backend: an exported ``model.onnx`` run with onnxruntime and numpy only.
+
+The graph (written by :func:`escnet.export.export_model`) takes mono waveforms (batch, samples)
+at the model's rate and returns class probabilities (batch, classes): the front end (STFT, mel,
+log, normalisation) is inside it. This module and everything it imports leave torch alone, so a
+deployment needs neither torch nor its gigabytes: ``pip install escnet[onnx]`` without torch
+works for ``escnet predict --backend onnx`` (the test suite checks ``sys.modules``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from escnet.errors import EscnetError
+from escnet.inference.predictor import ModelSpec
+
+__all__ = ["MODEL_JSON", "ONNX_FILE", "OnnxBackend", "load_onnx", "read_model_json"]
+
+MODEL_JSON = "model.json"
+ONNX_FILE = "model.onnx"
+
+
+def read_model_json(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """``model.json`` of a model directory, with the fields prediction needs checked.
+
+    Raises:
+        EscnetError: naming the file when it is missing, not JSON or lacks a field.
+    """
+    path = Path(directory) / MODEL_JSON
+    if not Path(directory).is_dir():
+        raise EscnetError(f"{directory}: not a directory; pass an exported model directory")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EscnetError(
+            f"{path}: missing; pass a model directory written by `escnet export --onnx`"
+        ) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EscnetError(f"{path}: not valid JSON ({exc}); re-export the model") from None
+    if not isinstance(meta, dict):
+        raise EscnetError(f"{path}: expected a JSON object; re-export the model")
+    missing = [k for k in ("model", "classes", "sample_rate", "clip_seconds") if k not in meta]
+    if missing:
+        raise EscnetError(f"{path}: missing field(s) {', '.join(missing)}; re-export the model")
+    return meta
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class OnnxBackend:
+    """Runs ``model.onnx`` with onnxruntime on the CPU: windows (B, samples) -> probabilities.
+
+    Args:
+        path: the ``.onnx`` file.
+        threads: intra-op threads (default: onnxruntime's choice, all cores).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise EscnetError(
+                "the onnx backend needs onnxruntime: pip install 'escnet[onnx]'"
+            ) from None
+        options = ort.SessionOptions()
+        if threads is not None:
+            if threads < 1:
+                raise ValueError(f"threads must be >= 1, got {threads}")
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise EscnetError(
+                f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0]}); re-export it"
+            ) from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        (probabilities,) = self.session.run([self.output_name], {self.input_name: x})
+        return np.asarray(probabilities, dtype=np.float32)
+
+
+def load_onnx(
+    directory: str | os.PathLike[str], *, threads: int | None = None
+) -> tuple[ModelSpec, OnnxBackend]:
+    """Open an exported model directory (``model.json`` + ``model.onnx``).
+
+    Raises:
+        EscnetError: the directory has no ``model.onnx`` (export it first), or its sha256 differs
+            from the one ``model.json`` records.
+    """
+    root = Path(directory)
+    meta = read_model_json(root)
+    record = meta.get("onnx")
+    onnx_path = root / str((record or {}).get("file", ONNX_FILE))
+    if not record or not onnx_path.is_file():
+        raise EscnetError(
+            f"{onnx_path}: missing; write it with `escnet export {root} --out DIR --onnx` "
+            "and pass DIR"
+        )
+    if _sha256(onnx_path) != record.get("sha256"):
+        raise EscnetError(
+            f"{onnx_path}: sha256 differs from the one in {MODEL_JSON}; the file was changed "
+            "or damaged: re-export the model"
+        )
+    spec = ModelSpec(
+        name=str(meta["model"]),
+        classes=[str(c) for c in meta["classes"]],
+        sample_rate=int(meta["sample_rate"]),
+        clip_seconds=float(meta["clip_seconds"]),
+        metadata=meta,
+        path=root,
+    )
+    return spec, OnnxBackend(onnx_path, threads=threads)

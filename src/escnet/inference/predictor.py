@@ -1,0 +1,302 @@
+"""A trained model put to work: :class:`Predictor` labels waveforms and files of any length.
+
+:func:`load` (``escnet.load``) opens a model directory (or a run directory's best fold) with one
+of two backends: ``"torch"`` (:mod:`escnet.inference.torch_backend`, the model as trained) or
+``"onnx"`` (:mod:`escnet.inference.onnx_backend`, an exported ``model.onnx`` run by onnxruntime,
+with no torch import at all). Both are a function from a batch of windows (B, samples) at the
+model's rate to class probabilities (B, classes); everything else (decoding, resampling,
+windowing, aggregation) is shared and lives here and in :mod:`escnet.inference.stream`.
+
+Examples:
+    >>> import escnet
+    >>> predictor = escnet.load("runs/esc50-mn04_as/fold1/model")  # doctest: +SKIP
+    >>> predictor.predict_file("dog.wav").top_k(3)  # doctest: +SKIP
+    [('dog', 0.97), ('wind', 0.01), ('crow', 0.004)]
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from escnet.audio import resample, to_mono
+from escnet.errors import EscnetError
+from escnet.inference.results import AGGREGATES, Prediction, WindowPrediction, aggregate
+from escnet.inference.stream import BLOCK_SECONDS, Windower, iter_blocks, open_audio
+
+__all__ = ["BACKENDS", "Backend", "ModelSpec", "Predictor", "load"]
+
+#: A batch of windows (B, samples) float32 at the model's rate -> probabilities (B, classes).
+Backend = Callable[[np.ndarray], np.ndarray]
+
+#: Backends :func:`load` knows.
+BACKENDS = ("torch", "onnx")
+
+#: Files at least this long get a progress bar of their own (seconds of audio).
+_PROGRESS_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the predictor needs to know of a model, whichever backend runs it.
+
+    Attributes:
+        name: registry name of the network.
+        classes: class names, index = output.
+        sample_rate: the rate the model takes (Hz).
+        clip_seconds: the clip length it was trained on; the default window.
+        metadata: its ``model.json``.
+        path: the model directory.
+    """
+
+    name: str
+    classes: list[str]
+    sample_rate: int
+    clip_seconds: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def num_samples(self) -> int:
+        """Samples of one training clip at :attr:`sample_rate`."""
+        return int(round(self.clip_seconds * self.sample_rate))
+
+    def describe(self) -> dict[str, Any]:
+        """Name and version, for answers that say which model gave them."""
+        weights = self.metadata.get("weights") or {}
+        return {
+            "name": self.name,
+            "escnet_version": self.metadata.get("escnet_version"),
+            "weights_sha256": str(weights.get("sha256", ""))[:16] or None,
+            "classes": len(self.classes),
+            "sample_rate": self.sample_rate,
+            "clip_seconds": self.clip_seconds,
+        }
+
+
+class Predictor:
+    """Labels recordings with a model: windows, batches, aggregation.
+
+    Args:
+        spec: the model's description.
+        backend: the function that runs it (see :data:`Backend`).
+        backend_name: ``"torch"`` or ``"onnx"``, for reports.
+        window: window length in seconds (default: the model's clip length).
+        hop: hop between windows in seconds (default: half the window).
+        batch_size: windows per call of the backend.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        backend: Backend,
+        *,
+        backend_name: str = "torch",
+        window: float | None = None,
+        hop: float | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.spec = spec
+        self.backend = backend
+        self.backend_name = backend_name
+        self.batch_size = batch_size
+        self.window, self.hop = self._window_hop(window, hop)
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names, index = position in every probability vector."""
+        return self.spec.classes
+
+    @property
+    def sample_rate(self) -> int:
+        return self.spec.sample_rate
+
+    def _window_hop(self, window: float | None, hop: float | None) -> tuple[float, float]:
+        w = self.spec.clip_seconds if window is None else float(window)
+        h = w / 2 if hop is None else float(hop)
+        if not w > 0:
+            raise ValueError(f"window must be > 0 seconds, got {w}")
+        if not h > 0:
+            raise ValueError(f"hop must be > 0 seconds, got {h}")
+        if round(w * self.sample_rate) < 1 or round(h * self.sample_rate) < 1:
+            raise ValueError(f"window {w} s / hop {h} s are shorter than one sample")
+        return w, h
+
+    def probabilities(self, waveforms: np.ndarray) -> np.ndarray:
+        """Probabilities (B, classes) of windows (B, samples) at :attr:`sample_rate`; each is
+        zero-padded (or cropped) to the model's clip length first, as training did."""
+        x = np.asarray(waveforms, dtype=np.float32)
+        if x.ndim != 2:
+            raise ValueError(f"waveforms must have shape (batch, samples), got {x.shape}")
+        n = self.spec.num_samples
+        if x.shape[1] != n:
+            fixed = np.zeros((x.shape[0], n), np.float32)
+            fixed[:, : min(n, x.shape[1])] = x[:, :n]
+            x = fixed
+        return np.asarray(self.backend(np.ascontiguousarray(x)), dtype=np.float32)
+
+    def predict(
+        self,
+        samples: np.ndarray,
+        sample_rate: int,
+        *,
+        window: float | None = None,
+        hop: float | None = None,
+        aggregate: str = "mean",
+    ) -> Prediction:
+        """Label a waveform: (samples,) mono or (samples, channels), at any ``sample_rate``.
+
+        It is resampled to the model's rate, cut into windows (see
+        :func:`escnet.inference.stream.window_starts`) and each window is classified; the
+        recording's probabilities are the windows' mean (or maximum, ``aggregate="max"``).
+        """
+        x = np.asarray(samples, dtype=np.float32)
+        if x.ndim not in (1, 2) or x.shape[0] == 0:
+            raise ValueError(
+                f"samples must be a non-empty (samples,) or (samples, channels) array, "
+                f"got shape {x.shape}"
+            )
+        if not np.isfinite(x).all():
+            raise ValueError("samples hold NaN or infinite values")
+        if sample_rate <= 0:
+            raise ValueError(f"sample_rate must be > 0, got {sample_rate}")
+        mono = resample(to_mono(x), int(sample_rate), self.sample_rate)
+        step = int(BLOCK_SECONDS * self.sample_rate)
+        blocks = (mono[i : i + step] for i in range(0, mono.size, step))
+        return self._predict_stream(blocks, window, hop, aggregate)
+
+    def predict_file(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        window: float | None = None,
+        hop: float | None = None,
+        aggregate: str = "mean",
+        progress: bool = False,
+    ) -> Prediction:
+        """Label an audio file, streamed block by block (memory does not grow with its length).
+
+        Raises:
+            AudioError: naming the file, when it cannot be decoded.
+        """
+        source = open_audio(path)
+        bar = tqdm(
+            total=source.duration,
+            unit="s",
+            desc=source.path.name,
+            leave=False,
+            disable=not progress or source.duration < _PROGRESS_SECONDS,
+        )
+        with bar:
+            blocks = _counted(iter_blocks(source, self.sample_rate), bar, self.sample_rate)
+            prediction = self._predict_stream(blocks, window, hop, aggregate)
+        prediction.source = str(source.path)
+        return prediction
+
+    def _predict_stream(
+        self,
+        blocks: Iterable[np.ndarray],
+        window: float | None,
+        hop: float | None,
+        how: str,
+    ) -> Prediction:
+        if how not in AGGREGATES:
+            raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}; got {how!r}")
+        w, h = self._window_hop(
+            self.window if window is None else window,
+            (self.hop if window is None else None) if hop is None else hop,
+        )
+        sr = self.sample_rate
+        windower = Windower(int(round(w * sr)), int(round(h * sr)))
+        starts: list[int] = []
+        chunks: list[np.ndarray] = []
+        pending: list[tuple[int, np.ndarray]] = []
+
+        def flush() -> None:
+            if pending:
+                chunks.append(self.probabilities(np.stack([s for _, s in pending])))
+                starts.extend(start for start, _ in pending)
+                pending.clear()
+
+        for block in blocks:
+            for item in windower.push(block):
+                pending.append(item)
+                if len(pending) >= self.batch_size:
+                    flush()
+        pending.extend(windower.finish())
+        flush()
+        total = windower.total
+        if total == 0:
+            raise EscnetError("the recording has no samples")
+        probs = np.concatenate(chunks)
+        windows = [
+            WindowPrediction(s / sr, min(s + windower.window, total) / sr, p)
+            for s, p in zip(starts, probs, strict=True)
+        ]
+        return Prediction(
+            classes=self.classes,
+            probabilities=aggregate(probs, how),
+            windows=windows,
+            duration=total / sr,
+            aggregate=how,
+        )
+
+
+def _counted(blocks: Iterable[np.ndarray], bar: tqdm, sample_rate: int) -> Iterable[np.ndarray]:
+    for block in blocks:
+        bar.update(block.size / sample_rate)
+        yield block
+
+
+def load(
+    path: str | os.PathLike[str],
+    *,
+    backend: str = "torch",
+    fold: int | None = None,
+    device: str = "cpu",
+    threads: int | None = None,
+    window: float | None = None,
+    hop: float | None = None,
+    batch_size: int = 32,
+) -> Predictor:
+    """Open a trained model for prediction.
+
+    Args:
+        path: a model directory (``model.json`` + ``weights.pt``, as training and
+            ``escnet export`` write), or a run directory (its fold with the best validation
+            accuracy, or ``fold``). For ``backend="onnx"``: a directory that also holds
+            ``model.onnx`` (``escnet export MODEL --out DIR --onnx``).
+        backend: ``"torch"`` or ``"onnx"`` (onnxruntime only; torch is not imported).
+        fold: with a run directory, the test fold whose model to use.
+        device: torch device (``"cpu"``, ``"cuda"``); torch backend only.
+        threads: CPU threads of the backend (default: the library's own choice).
+        window, hop: default window and hop in seconds (the model's clip length and half).
+        batch_size: windows per backend call.
+
+    Raises:
+        EscnetError: naming the directory or file and the fix, when the model cannot be opened.
+    """
+    if backend == "torch":
+        from escnet.inference.torch_backend import load_torch
+
+        spec, run = load_torch(path, fold=fold, device=device, threads=threads)
+    elif backend == "onnx":
+        from escnet.inference.onnx_backend import load_onnx
+
+        if fold is not None:
+            raise EscnetError(
+                "--fold applies to run directories; the onnx backend takes an exported "
+                "directory (escnet export RUN --fold K --out DIR --onnx)"
+            )
+        spec, run = load_onnx(path, threads=threads)
+    else:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+    return Predictor(spec, run, backend_name=backend, window=window, hop=hop, batch_size=batch_size)
