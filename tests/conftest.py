@@ -54,17 +54,21 @@ def write_esc50_layout(
     clips: Iterable[tuple[int, int, str, np.ndarray, bool]],
     sr: int,
     fmt: str = "flac",
+    clips_per_recording: int = 1,
 ) -> Path:
     """Write an ESC-50-shaped data set (meta/esc50.csv + audio/) at ``root``.
 
-    ``clips`` yields ``(fold, target, category, samples, esc10)``; each clip is its own
-    recording (``src_file``). The CSV says ``.wav`` whatever ``fmt`` is, as re-encoded copies do.
+    ``clips`` yields ``(fold, target, category, samples, esc10)``; each run of
+    ``clips_per_recording`` consecutive clips is one recording (``src_file``; takes A, B, ...),
+    as in ESC-50, so the caller keeps a recording's clips in one fold and class. The CSV says
+    ``.wav`` whatever ``fmt`` is, as re-encoded copies do.
     """
     (root / "meta").mkdir(parents=True)
     (root / "audio").mkdir()
     rows = []
-    for src, (fold, target, name, samples, esc10) in enumerate(clips, start=100001):
-        stem = f"{fold}-{src}-A-{target}"
+    for k, (fold, target, name, samples, esc10) in enumerate(clips):
+        src = 100001 + k // clips_per_recording
+        stem = f"{fold}-{src}-{chr(ord('A') + k % clips_per_recording)}-{target}"
         sf.write(root / "audio" / f"{stem}.{fmt}", samples, sr)
         rows.append(
             {
@@ -74,7 +78,7 @@ def write_esc50_layout(
                 "category": name,
                 "esc10": str(esc10),
                 "src_file": src,
-                "take": "A",
+                "take": stem.split("-")[2],
             }
         )
     with open(root / "meta" / "esc50.csv", "w", newline="") as f:
@@ -91,8 +95,14 @@ def write_esc50(
     sr: int = 16000,
     fmt: str = "flac",
     seconds: float = 1.0,
+    clips_per_recording: int = 1,
 ) -> Path:
-    """A tiny ESC-50-shaped data set, one distinct tone per clip; classes 0-1 are "ESC-10"."""
+    """A tiny ESC-50-shaped data set, one distinct tone per clip; classes 0-1 are "ESC-10".
+
+    ``clips_per_recording`` (a divisor of ``per_fold``) cuts each recording into that many
+    clips, so that a split which cuts a recording can be caught."""
+    if per_fold % clips_per_recording:
+        raise ValueError("clips_per_recording must divide per_fold")
     names = ["dog", "rooster", "pig", "cow", "frog", "cat", "hen"][:classes]
     clips = (
         (fold, target, name, tone(300 * (target + 1) + 10 * k + 3 * fold, seconds, sr), target < 2)
@@ -100,9 +110,16 @@ def write_esc50(
         for target, name in enumerate(names)
         for k in range(per_fold)
     )
-    return write_esc50_layout(root, clips, sr, fmt)
+    return write_esc50_layout(root, clips, sr, fmt, clips_per_recording)
 
 
 @pytest.fixture
 def tiny_esc50(tmp_path: Path) -> Path:
     return write_esc50(tmp_path / "esc50")
+
+
+@pytest.fixture
+def grouped_esc50(tmp_path: Path) -> Path:
+    """ESC-50-shaped, 5 folds x 3 classes x 2 recordings of 3 clips each (90 clips of 0.25 s):
+    a split that cuts a recording puts clips of one ``src_file`` on two sides."""
+    return write_esc50(tmp_path / "esc50", per_fold=6, seconds=0.25, sr=8000, clips_per_recording=3)

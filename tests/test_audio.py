@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 import soundfile as sf
 
 from conftest import tone
-from escnet.audio import AudioConfig, fix_length, load_audio
+from escnet.audio import READ_MARGIN_S, AudioConfig, fix_length, load_audio, resample
 from escnet.errors import AudioError
 
 
@@ -83,3 +84,90 @@ def test_bad_config_is_rejected() -> None:
         AudioConfig(sample_rate=0)
     with pytest.raises(ValueError, match="duration"):
         AudioConfig(duration=-1)
+
+
+def test_truncated_wav_is_reported_not_padded(tmp_path: Path) -> None:
+    whole = tmp_path / "whole.wav"
+    sf.write(whole, tone(300, 1.0, 8000), 8000)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(AudioError, match="truncated: its WAV header declares 16000 bytes") as info:
+        load_audio(cut, AudioConfig(sample_rate=8000, duration=1.0))
+    assert info.value.path == cut and "complete copy" in info.value.reason
+    # A streaming writer's unknown length (0xFFFFFFFF) is not truncation.
+    streamed = tmp_path / "streamed.wav"
+    streamed.write_bytes(data[:40] + b"\xff\xff\xff\xff" + data[44:])
+    assert load_audio(streamed, AudioConfig(sample_rate=8000, duration=None)).shape == (8000,)
+
+
+def test_truncated_flac_is_reported(tmp_path: Path) -> None:
+    whole = tmp_path / "whole.flac"
+    sf.write(whole, tone(300, 1.0, 8000), 8000)
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(AudioError, match="truncated or damaged"):
+        load_audio(cut)
+
+
+def test_directory_and_unreadable_files_say_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "clip.wav"
+    folder.mkdir()
+    with pytest.raises(AudioError, match="is a directory, not an audio file"):
+        load_audio(folder)
+    locked = tmp_path / "locked.wav"
+    sf.write(locked, tone(300, 0.1, 8000), 8000)
+    real_open = open
+
+    def deny(file: object, *args: object, **kwargs: object) -> object:
+        if str(file) == str(locked):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)  # type: ignore[call-overload]
+
+    # root may read any file, so the refusal is simulated where the loader opens the file.
+    monkeypatch.setattr("builtins.open", deny)
+    with pytest.raises(AudioError, match="permission denied") as info:
+        load_audio(locked)
+    assert "cannot decode" not in str(info.value)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_permission_denied_for_real(tmp_path: Path) -> None:
+    locked = tmp_path / "locked.wav"
+    sf.write(locked, tone(300, 0.1, 8000), 8000)
+    locked.chmod(0)
+    with pytest.raises(AudioError, match="permission denied"):
+        load_audio(locked)
+
+
+def test_long_file_is_read_only_as_far_as_the_duration_needs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "long.wav"
+    sf.write(
+        path, np.random.default_rng(0).uniform(-0.5, 0.5, 44100 * 20).astype(np.float32), 44100
+    )
+    cfg = AudioConfig(sample_rate=22050, duration=2.0)
+    frames: list[int] = []
+    real_read = sf.SoundFile.read
+
+    def counting(self: sf.SoundFile, frames_: int = -1, *args: object, **kw: object) -> object:
+        out = real_read(self, frames_, *args, **kw)  # type: ignore[arg-type]
+        frames.append(len(out))
+        return out
+
+    monkeypatch.setattr(sf.SoundFile, "read", counting)
+    y = load_audio(path, cfg)
+    assert sum(frames) == int(np.ceil((2.0 + READ_MARGIN_S) * 44100))  # not 20 s
+    # ... and the clip is exactly what decoding the whole file, then cropping, gives.
+    data, sr = sf.read(path, dtype="float32")
+    expected = resample(data, sr, 22050)[: cfg.num_samples]
+    np.testing.assert_array_equal(y, expected)
+
+
+@pytest.mark.parametrize("duration", [float("inf"), float("nan"), -1.0, 0.0, 1e12])
+def test_absurd_durations_are_refused(duration: float) -> None:
+    with pytest.raises(ValueError, match="duration must be a number of seconds in"):
+        AudioConfig(duration=duration)

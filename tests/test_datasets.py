@@ -62,14 +62,25 @@ def _write_us8k(root: Path, folds: list[int]) -> Path:
 
 
 def test_us8k_partial_copy(tmp_path: Path) -> None:
-    root = _write_us8k(tmp_path / "us8k", folds=[1, 2])
+    root = _write_us8k(tmp_path / "us8k", folds=[1, 2, 10])
     ds = load_us8k(root, folds=[1, 2])
     assert len(ds) == 4 and ds.folds == [1, 2] and ds.duration == 4.0
     assert ds.classes == ["air_conditioner", "car_horn"]
-    with pytest.raises(DatasetError, match=r"fold\(s\) \[3\].*holds folds \[1, 2\]"):
+    # Without folds, the copy's own folds: a partial copy works as it is.
+    assert load_us8k(root).folds == [1, 2, 10]
+    # Asking for a fold the copy lacks names the folds it has, and the fix works.
+    with pytest.raises(DatasetError, match=r"fold\(s\) \[3\].*holds folds \[1, 2, 10\]") as info:
         load_us8k(root, folds=[1, 3])
-    with pytest.raises(DatasetError, match="--folds 1,2"):
-        load_us8k(root)
+    assert "Pass --folds 1,2,10" in str(info.value)
+    assert load_us8k(root, folds=parse_folds("1,2,10")).folds == [1, 2, 10]
+    empty = tmp_path / "empty"
+    (empty / "audio").mkdir(parents=True)
+    (empty / "metadata").mkdir()
+    (empty / "metadata" / "UrbanSound8K.csv").write_bytes(
+        (root / "metadata" / "UrbanSound8K.csv").read_bytes()
+    )
+    with pytest.raises(DatasetError, match="holds none of the fold directories"):
+        load_us8k(empty)
 
 
 def _write_folder(root: Path) -> Path:
@@ -93,6 +104,37 @@ def test_folder_grouped_kfold_keeps_groups_together(tmp_path: Path) -> None:
     assert sorted(ds.fold_sizes().values()) == [8, 8, 8]
     with pytest.raises(DatasetError, match="group-pattern"):
         load_folder(root, group_pattern=r"^nomatch")
+
+
+def test_folder_fold_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
+    root = _write_folder(tmp_path / "mine")
+    with pytest.raises(DatasetError, match=r"fold\(s\) \[7, 8, 9\].*--num-folds 5"):
+        load_folder(root, num_folds=5, folds=[7, 8, 9])
+    assert load_folder(root, num_folds=9, folds=[7, 8, 9]).folds == [7, 8, 9]
+    with pytest.raises(ValueError, match="--num-folds"):
+        load_folder(root, num_folds=1)
+    with pytest.raises(DatasetError, match="6 recording group.*--num-folds 6 or fewer"):
+        load_folder(root, num_folds=13, group_pattern=r"^(rec\d+)_")
+
+
+def test_folder_empty_class_directory_is_reported_not_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = _write_folder(tmp_path / "mine")
+    (root / "ant").mkdir()
+    (root / "ant" / "readme.txt").write_text("no audio here")
+    ds = load_folder(root)
+    assert ds.classes == ["bird", "car"] and ds.num_classes == 2
+    assert sorted({c.label for c in ds.clips}) == [0, 1]
+    assert f"{root / 'ant'} has no audio files" in caplog.text
+
+
+def test_folder_invalid_group_pattern_is_named(tmp_path: Path) -> None:
+    root = _write_folder(tmp_path / "mine")
+    with pytest.raises(DatasetError, match=r"--group-pattern '\(rec' is not a valid regular"):
+        load_folder(root, group_pattern="(rec")
+    with pytest.raises(DatasetError, match="empty group"):
+        load_folder(root, group_pattern=r"^(x?)")
 
 
 def test_folder_folds_from_csv(tmp_path: Path) -> None:
@@ -119,10 +161,22 @@ def test_fold_split_is_disjoint_by_clip_and_group(tiny_esc50: Path) -> None:
     assert leaky.protocol.startswith("random-split")
 
 
-def test_parse_folds() -> None:
-    assert parse_folds("1-3,5") == [1, 2, 3, 5]
-    with pytest.raises(ValueError, match="--folds"):
-        parse_folds("a-b")
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a-b", "not a fold number"),
+        ("0", "numbered from 1"),
+        ("-3", "not a fold number"),
+        ("5-1", "runs backwards; write 1-5"),
+        ("1-100000000", "at most fold 1000"),
+        ("", "no fold given"),
+        ("1.5", "not a fold number"),
+    ],
+)
+def test_parse_folds(text: str, message: str) -> None:
+    assert parse_folds("1-3,5") == [1, 2, 3, 5] and parse_folds(" 2 , 1 ") == [1, 2]
+    with pytest.raises(ValueError, match=f"--folds {text!r}: .*{message}"):
+        parse_folds(text)
 
 
 def test_default_data_dir_comes_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

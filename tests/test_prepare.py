@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+import os
 import shutil
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import soundfile as sf
 
 from conftest import tone
 from escnet.audio import AudioConfig, load_audio
-from escnet.cache import ArrayCache
+from escnet.cache import CODE_VERSIONS, ArrayCache, DigestMemo, file_digest
 from escnet.datasets import get_dataset
 from escnet.prepare import prepare_features
 from escnet.spectrogram import LogMelConfig, log_mel
@@ -71,3 +73,63 @@ def test_no_partial_cache_entries(tiny_esc50: Path, tmp_path: Path) -> None:
     broken.write_bytes(b"garbage")  # a damaged entry is recomputed, not trusted
     again = prepare_features(ds, cache_dir=tmp_path / "c", progress=False)
     assert again.cache_hits == len(ds) - 1
+
+
+def test_digest_memo_sees_a_rewrite_that_keeps_size_and_mtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(DigestMemo, "RACY_NS", 0)  # trust entries at once (no racy window)
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(b"RIFF" + b"a" * 100)
+    old = os.stat(clip)
+    memo = DigestMemo(tmp_path / "digests.json")
+    first = memo.digest(clip)
+    memo.save()
+    # An unchanged file is not read again.
+    monkeypatch.setattr("escnet.cache.file_digest", lambda *_: pytest.fail("re-hashed"))
+    assert DigestMemo(tmp_path / "digests.json").digest(clip) == first
+    monkeypatch.undo()
+    monkeypatch.setattr(DigestMemo, "RACY_NS", 0)
+    # cp -p / rsync -t: same size, new content, the old mtime restored.
+    clip.write_bytes(b"RIFF" + b"b" * 100)
+    os.utime(clip, ns=(old.st_atime_ns, old.st_mtime_ns))
+    assert os.stat(clip).st_size == old.st_size and os.stat(clip).st_mtime_ns == old.st_mtime_ns
+    assert DigestMemo(tmp_path / "digests.json").digest(clip) == file_digest(clip) != first
+
+
+def test_code_version_is_part_of_the_feature_key(
+    tiny_esc50: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ds = get_dataset("esc50", root=tiny_esc50).subset(range(4))
+    prepare_features(ds, cache_dir=tmp_path / "c", progress=False)
+    assert prepare_features(ds, cache_dir=tmp_path / "c", progress=False).cache_hits == 4
+    monkeypatch.setitem(CODE_VERSIONS, "features", CODE_VERSIONS["features"] + 1)
+    assert prepare_features(ds, cache_dir=tmp_path / "c", progress=False).cache_hits == 0
+
+
+def test_directory_and_truncated_clips_are_skipped_with_their_reason(
+    tiny_esc50: Path, tmp_path: Path
+) -> None:
+    ds = get_dataset("esc50", root=tiny_esc50)
+    ds[0].path.unlink()
+    ds[0].path.mkdir()  # a directory where a clip should be
+    wav = ds[1].path.with_suffix(".wav")
+    sf.write(wav, tone(440, 1.0, 16000), 16000)
+    wav.write_bytes(wav.read_bytes()[:5000])
+    ds.clips[1] = dataclasses.replace(ds.clips[1], path=wav)
+    result = prepare_features(ds, cache_dir=tmp_path / "c", progress=False)
+    reasons = dict(result.skipped)
+    assert "is a directory" in reasons[ds[0].path]
+    assert reasons[wav].startswith("truncated")
+    assert len(result.indices) == len(ds) - 2
+
+
+@pytest.mark.parametrize("stage", ["naa", "features"])
+def test_code_versions_are_part_of_the_naa_key(stage: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from escnet.augment.audio import NAA_VARIANTS
+    from escnet.augment.offline import variants_params_digest
+
+    args = (NAA_VARIANTS, 0, LogMelConfig(), AudioConfig())
+    before = variants_params_digest(*args)
+    monkeypatch.setitem(CODE_VERSIONS, stage, CODE_VERSIONS[stage] + 1)
+    assert variants_params_digest(*args) != before

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -26,6 +27,17 @@ def _read_umask() -> int:
 
 
 _UMASK = _read_umask()
+
+#: Version of the code behind each cached stage, part of every cache key of that stage. Bump a
+#: stage's number when its output changes in a way its parameters do not show (a fixed bug, a
+#: different decoder or transform), so that entries computed by older code are never returned:
+#: ``"features"`` covers audio loading and the spectral front end (:mod:`escnet.prepare`; NAA
+#: entries carry it too), ``"naa"`` the NAA transforms and their random draws
+#: (:mod:`escnet.augment.offline`).
+CODE_VERSIONS: dict[str, int] = {
+    "features": 2,  # 2: truncated WAV files are refused instead of padded with silence
+    "naa": 1,
+}
 
 
 @contextlib.contextmanager
@@ -47,6 +59,94 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _probe_writable(directory: Path) -> None:
+    """Create and remove a file in ``directory``: the only check that holds for every user
+    (root ignores permission bits) and file system (read-only mounts, quotas)."""
+    fd, name = tempfile.mkstemp(prefix=".escnet-probe-", dir=directory)
+    os.close(fd)
+    os.unlink(name)
+
+
+def check_output_file(path: str | os.PathLike[str], what: str) -> Path:
+    """Check, before any work, that a file can be written at ``path`` (its directory is created).
+
+    Args:
+        path: the file to be written.
+        what: how the user named it, for the message (``"OUTPUT"``, ``"--out"``).
+
+    Raises:
+        EscnetError: ``path`` is a directory, its parent is a file, or its directory cannot be
+            created or written; the message names ``what``, the path and the fix.
+    """
+    from escnet.errors import EscnetError
+
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise EscnetError(
+            f"{what} {target} is a directory; give a file name, e.g. {target / 'out.png'}"
+        )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _probe_writable(target.parent)
+    except OSError as exc:
+        raise EscnetError(
+            f"{what} {target}: cannot write in {target.parent} ({exc.strerror or exc}); choose "
+            "a writable location"
+        ) from None
+    return target
+
+
+def check_writable_dir(path: str | os.PathLike[str], what: str) -> Path:
+    """Check, before any work, that ``path`` is (or can be created as) a writable directory.
+
+    Raises:
+        EscnetError: ``path`` is a file, or cannot be created or written; the message names
+            ``what`` (e.g. ``"--cache-dir"``), the path and the fix.
+    """
+    from escnet.errors import EscnetError
+
+    target = Path(path).expanduser()
+    if target.exists() and not target.is_dir():
+        raise EscnetError(f"{what} {target} is a file, not a directory; give a directory")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        _probe_writable(target)
+    except OSError as exc:
+        raise EscnetError(
+            f"{what} {target} is not a writable directory ({exc.strerror or exc}); choose "
+            "another one"
+        ) from None
+    return target
+
+
+def check_output_dir(path: str | os.PathLike[str], what: str) -> Path:
+    """Check, before any work and without creating anything, that ``path`` is a directory, or
+    can be created as one, in a place that can be written.
+
+    Raises:
+        EscnetError: ``path`` (or a parent) is a file, or the nearest existing parent cannot be
+            written; the message names ``what`` (e.g. ``"--run-dir"``), the path and the fix.
+    """
+    from escnet.errors import EscnetError
+
+    target = Path(path).expanduser()
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise EscnetError(
+            f"{what} {target}: {existing} is a file, not a directory; choose another path"
+        )
+    try:
+        _probe_writable(existing)
+    except OSError as exc:
+        raise EscnetError(
+            f"{what} {target}: cannot write in {existing} ({exc.strerror or exc}); choose a "
+            "writable location"
+        ) from None
+    return target
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -134,11 +234,18 @@ class ArrayCache:
 
 
 class DigestMemo:
-    """Remembers file digests by (path, size, mtime) so a warm run need not re-read the audio.
+    """Remembers file digests so that a warm run need not re-read the audio.
 
-    Like git's index: a file whose size and modification time are unchanged is assumed to have
-    unchanged content. Stored as one JSON file, replaced atomically by :meth:`save`.
+    An entry is trusted only while the file's size, modification time, change time (``ctime``,
+    which no user-level tool can set back), inode and device are all as recorded, and only if
+    the file had not changed for :attr:`RACY_NS` before it was hashed: a file rewritten with
+    the same size and its old mtime restored (``cp -p``, ``rsync -t``) gets a new ctime, and one
+    rewritten within the timestamp resolution of its hashing is hashed again (git's "racily
+    clean" rule). Stored as one JSON file, replaced atomically by :meth:`save`.
     """
+
+    #: A file changed less than this long before it was hashed is hashed again next time.
+    RACY_NS = 2_000_000_000
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -151,15 +258,27 @@ class DigestMemo:
         except (FileNotFoundError, ValueError, OSError):
             pass  # a missing or damaged memo only costs re-hashing
 
+    @staticmethod
+    def _signature(st: os.stat_result) -> list[int]:
+        return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
     def digest(self, file: str | os.PathLike[str]) -> str:
-        """The file's content digest, from the memo when size and mtime match."""
+        """The file's content digest, from the memo when the file is unchanged since hashing."""
         st = os.stat(file)
         name = os.path.abspath(file)
+        signature = self._signature(st)
         entry = self._entries.get(name)
-        if entry is not None and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
+        if (
+            isinstance(entry, list)
+            and len(entry) == 3
+            and entry[0] == signature
+            and isinstance(entry[1], int)
+            and max(st.st_mtime_ns, st.st_ctime_ns) < entry[1] - self.RACY_NS
+        ):
             return str(entry[2])
+        hashed_at = time.time_ns()
         value = file_digest(file)
-        self._entries[name] = [st.st_size, st.st_mtime_ns, value]
+        self._entries[name] = [signature, hashed_at, value]
         self._dirty = True
         return value
 

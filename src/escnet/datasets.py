@@ -11,7 +11,7 @@ because re-encoded copies of these data sets are common.
 
 from __future__ import annotations
 
-import csv
+import logging
 import os
 import re
 from collections import Counter
@@ -24,7 +24,10 @@ import numpy as np
 
 from escnet.audio import AUDIO_EXTENSIONS
 from escnet.errors import DatasetError
+from escnet.metadata import MAX_FOLD, check_unique, class_table, contiguous_classes, read_rows
 from escnet.settings import data_dir as default_data_dir
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -105,17 +108,8 @@ class Dataset:
         }
 
 
-def _read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise DatasetError(f"{path}: metadata file not found")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DatasetError(
-                f"{path}: missing column(s) {', '.join(missing)}; found {reader.fieldnames}"
-            )
-        return list(reader)
+def _stem(filename: str) -> str:
+    return Path(filename).stem
 
 
 def _audio_index(directory: Path) -> dict[str, Path]:
@@ -155,6 +149,11 @@ def _parse_folds(folds: Iterable[int] | None) -> list[int] | None:
     return None if folds is None else sorted({int(f) for f in folds})
 
 
+def _fold_list(folds: Iterable[int]) -> str:
+    """``1,2,10``: a fold list as --folds takes it."""
+    return ",".join(str(f) for f in sorted(folds))
+
+
 #: ESC-10's classes in escnet's label order: sorted by their ESC-50 target number.
 ESC10_CLASSES: tuple[str, ...] = (
     "dog", "rooster", "rain", "sea_waves", "crackling_fire",
@@ -180,6 +179,12 @@ def load_esc50(
         data_dir: directory holding ``esc50/``; default ``$ESCNET_DATA_DIR``.
         folds: keep only these folds (default: all five).
         esc10: return the ESC-10 subset.
+
+    Raises:
+        MetadataError: a row of the CSV would give wrong data (a file listed twice, a fold or
+            target that is not a whole number in range, a gap in the targets, a missing field,
+            a category with two targets); the message names the file, line and column.
+        DatasetError: the metadata or audio is missing, or a requested fold is not in it.
     """
     name = "esc10" if esc10 else "esc50"
     base = _resolve_root("esc50", root, data_dir)
@@ -189,45 +194,45 @@ def load_esc50(
             f"{name}: {meta} not found. Download the data set with `escnet download esc50`, or "
             f"point --data-dir / $ESCNET_DATA_DIR at a directory that holds esc50/."
         )
-    rows = _read_csv(meta, ["filename", "fold", "target", "category", "esc10", "src_file"])
+    rows = read_rows(meta, ["filename", "fold", "target", "category", "esc10", "src_file"])
+    # Every row is checked, whatever folds are asked for: one bad row means a bad copy.
+    check_unique(rows, "filename", key=_stem)
+    fold_of = [r.integer("fold", 1, MAX_FOLD) for r in rows]
+    groups = [r.text("src_file") for r in rows]
+    in_esc10 = [r.boolean("esc10") for r in rows]
+    chosen = [i for i in range(len(rows)) if in_esc10[i] or not esc10]
+    table = class_table((rows[i] for i in chosen), "target", "category")
     if esc10:
-        rows = [r for r in rows if r["esc10"].strip().lower() == "true"]
+        classes = [table[t][0] for t in sorted(table)]
+        remap = {t: i for i, t in enumerate(sorted(table))}
+    else:
+        classes = contiguous_classes(table, "target")
+        remap = {t: t for t in table}
     wanted = _parse_folds(folds)
     if wanted is not None:
-        present = {int(r["fold"]) for r in rows}
+        present = {fold_of[i] for i in chosen}
         absent = [f for f in wanted if f not in present]
         if absent:
             raise DatasetError(
                 f"{name}: fold(s) {absent} not in {meta}; it has folds {sorted(present)}"
             )
-        rows = [r for r in rows if int(r["fold"]) in wanted]
-
-    by_target = {int(r["target"]): r["category"] for r in rows}
-    if esc10:
-        classes = [by_target[t] for t in sorted(by_target)]
-        remap = {t: i for i, t in enumerate(sorted(by_target))}
-    else:
-        classes = (
-            [by_target.get(t, f"class_{t}") for t in range(max(by_target) + 1)] if by_target else []
-        )
-        remap = {t: t for t in by_target}
+        chosen = [i for i in chosen if fold_of[i] in wanted]
 
     audio_dir = base / "audio"
     if not audio_dir.is_dir():
         raise DatasetError(f"{name}: audio directory {audio_dir} not found")
     index = _audio_index(audio_dir)
     clips, missing = [], []
-    for r in rows:
-        stem = Path(r["filename"]).stem
+    for i in chosen:
+        stem = _stem(rows[i].text("filename"))
         path = index.get(stem)
         if path is None:
             missing.append(stem)
             continue
-        clips.append(
-            Clip(path, remap[int(r["target"])], int(r["fold"]), f"esc:{r['src_file']}", stem)
-        )
+        label = remap[rows[i].integer("target", 0, 10**9)]
+        clips.append(Clip(path, label, fold_of[i], f"esc:{groups[i]}", stem))
     if missing:
-        raise _missing_audio_error(name, audio_dir, missing, len(rows))
+        raise _missing_audio_error(name, audio_dir, missing, len(chosen))
     return Dataset(name, base, classes, clips, 5.0)
 
 
@@ -241,6 +246,30 @@ def load_esc10(
     return load_esc50(root, data_dir=data_dir, folds=folds, esc10=True)
 
 
+def _us8k_folds(base: Path, listed: set[int], folds: Iterable[int] | None) -> list[int]:
+    """The folds to load: those asked for, or every listed fold whose directory the copy holds."""
+    audio = base / "audio"
+    have = sorted(f for f in listed if (audio / f"fold{f}").is_dir())
+    wanted = _parse_folds(folds)
+    if wanted is None:
+        if not have:
+            raise DatasetError(
+                f"us8k: {audio} holds none of the fold directories the metadata lists "
+                f"(fold1 ... fold10). Download the data set with `escnet download us8k`, or "
+                f"point --root at a copy."
+            )
+        return have
+    absent = [f for f in wanted if f not in have]
+    if absent:
+        raise DatasetError(
+            f"us8k: fold(s) {absent} requested but {audio} has no "
+            f"{', '.join(f'fold{f}' for f in absent)}; this copy holds folds {have}. "
+            f"Pass --folds {_fold_list(have) or '...'}, or leave --folds out to use every fold "
+            "the copy holds."
+        )
+    return wanted
+
+
 def load_us8k(
     root: str | os.PathLike[str] | None = None,
     *,
@@ -251,8 +280,13 @@ def load_us8k(
     4 s (zero-padded to 4 s), 10 classes, 10 official folds; group = Freesound ID ``fsID``.
 
     Args:
-        folds: the folds to use (default: all ten). A partial copy works when told which folds it
-            holds; a requested fold whose directory is missing raises :class:`DatasetError`.
+        folds: the folds to use (default: every fold whose directory the copy holds, so a
+            partial copy works as it is); a requested fold whose directory is missing raises
+            :class:`DatasetError`.
+
+    Raises:
+        MetadataError: a row of the CSV would give wrong data (see :func:`load_esc50`).
+        DatasetError: the metadata, a fold directory or a listed clip's audio is missing.
     """
     base = _resolve_root("us8k", root, data_dir)
     meta = base / "metadata" / "UrbanSound8K.csv"
@@ -261,36 +295,95 @@ def load_us8k(
             f"us8k: {meta} not found. Download the data set with `escnet download us8k`, or "
             f"point --data-dir / $ESCNET_DATA_DIR at a directory that holds us8k/."
         )
-    rows = _read_csv(meta, ["slice_file_name", "fsID", "fold", "classID", "class"])
-    wanted = _parse_folds(folds) or list(range(1, 11))
-    absent = [f for f in wanted if not (base / "audio" / f"fold{f}").is_dir()]
-    if absent:
-        have = sorted(
-            int(p.name[4:]) for p in (base / "audio").glob("fold*") if p.name[4:].isdigit()
-        )
-        raise DatasetError(
-            f"us8k: fold(s) {absent} requested but {base / 'audio'} has no "
-            f"{', '.join(f'fold{f}' for f in absent)}; this copy holds folds {have}. "
-            f"Pass --folds {','.join(map(str, have)) or '...'} to use only those."
-        )
-    classes_by_id = {int(r["classID"]): r["class"] for r in rows}
-    classes = [classes_by_id.get(i, f"class_{i}") for i in range(max(classes_by_id) + 1)]
+    rows = read_rows(meta, ["slice_file_name", "fsID", "fold", "classID", "class"])
+    check_unique(rows, "slice_file_name", key=_stem)
+    fold_of = [r.integer("fold", 1, MAX_FOLD) for r in rows]
+    groups = [r.text("fsID") for r in rows]
+    classes = contiguous_classes(class_table(rows, "classID", "class"), "classID")
+    wanted = _us8k_folds(base, set(fold_of), folds)
     clips, missing = [], []
     for fold in wanted:
-        fold_dir = base / "audio" / f"fold{fold}"
-        index = _audio_index(fold_dir)
-        for r in rows:
-            if int(r["fold"]) != fold:
+        index = _audio_index(base / "audio" / f"fold{fold}")
+        for i, r in enumerate(rows):
+            if fold_of[i] != fold:
                 continue
-            stem = Path(r["slice_file_name"]).stem
+            stem = _stem(r.text("slice_file_name"))
             path = index.get(stem)
             if path is None:
                 missing.append(f"fold{fold}/{stem}")
                 continue
-            clips.append(Clip(path, int(r["classID"]), fold, f"fs:{r['fsID']}", stem))
+            label = r.integer("classID", 0, 10**9)
+            clips.append(Clip(path, label, fold, f"fs:{groups[i]}", stem))
     if missing:
         raise _missing_audio_error("us8k", base / "audio", missing, len(clips) + len(missing))
     return Dataset("us8k", base, classes, clips, 4.0)
+
+
+def _compile_group_pattern(group_pattern: str | None) -> re.Pattern[str] | None:
+    if not group_pattern:
+        return None
+    try:
+        return re.compile(group_pattern)
+    except re.error as exc:
+        raise DatasetError(
+            f"folder: --group-pattern {group_pattern!r} is not a valid regular expression "
+            f"({exc}); e.g. '^(rec\\d+)_' groups rec12_a.wav with rec12_b.wav"
+        ) from None
+
+
+def _class_files(
+    base: Path, group_pattern: str | None
+) -> tuple[list[str], list[tuple[Path, int, str]]]:
+    """Class names and (path, label, group) per audio file; a class directory without audio is
+    reported and left out, so that it does not become a class no clip can teach."""
+    pattern = _compile_group_pattern(group_pattern)
+    dirs = sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes: list[str] = []
+    files: list[tuple[Path, int, str]] = []
+    for d in dirs:
+        audio = [
+            p
+            for p in sorted(d.iterdir())
+            if p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith(".")
+        ]
+        if not audio:
+            log.warning(
+                "folder: %s has no audio files (%s); it is not counted as a class",
+                d,
+                "/".join(AUDIO_EXTENSIONS),
+            )
+            continue
+        for path in audio:
+            group = f"{d.name}/{path.stem}"
+            if pattern is not None:
+                m = pattern.search(path.name)
+                if m is None:
+                    raise DatasetError(
+                        f"folder: --group-pattern {group_pattern!r} does not match {path}; "
+                        f"fix the pattern so that it matches every file name"
+                    )
+                group = (m.group(1) if m.groups() else m.group(0)) or ""
+                if not group:
+                    raise DatasetError(
+                        f"folder: --group-pattern {group_pattern!r} matches an empty group in "
+                        f"{path}; make the pattern match at least one character"
+                    )
+            files.append((path, len(classes), group))
+        classes.append(d.name)
+    return classes, files
+
+
+def _folds_from_csv(base: Path, folds_csv: Path, files: Sequence[Path]) -> list[int]:
+    rows = read_rows(folds_csv, ["filename", "fold"])
+    check_unique(rows, "filename")
+    fold_by_name = {r.text("filename"): r.integer("fold", 1, MAX_FOLD) for r in rows}
+    assigned = []
+    for path in files:
+        fold = fold_by_name.get(path.relative_to(base).as_posix(), fold_by_name.get(path.name))
+        if fold is None:
+            raise DatasetError(f"folder: {path} has no row in {folds_csv} (column filename)")
+        assigned.append(fold)
+    return assigned
 
 
 def load_folder(
@@ -306,58 +399,51 @@ def load_folder(
     """Any directory with one sub-directory of audio files per class.
 
     Folds come from ``folds_csv`` (columns ``filename`` and ``fold``; filename relative to
-    ``root`` or a bare file name) or, without it, from a stratified k-fold split that keeps every
-    group in one fold. A group is the first match (group 1 if the pattern has a group) of the
-    regular expression ``group_pattern`` on the file name; without a pattern each file is its own
-    group.
+    ``root`` or a bare file name) or, without it, from a stratified k-fold split into
+    ``num_folds`` folds that keeps every group in one fold. A group is the first match (group 1
+    if the pattern has a group) of the regular expression ``group_pattern`` on the file name;
+    without a pattern each file is its own group. A class directory without audio files is
+    reported (a logged warning) and is not a class.
+
+    Raises:
+        DatasetError: ``root`` holds no class with audio, ``group_pattern`` is invalid or misses
+            a file, ``folds`` asks for a fold the data set does not have, ...
+        MetadataError: a row of ``folds_csv`` is wrong (a file listed twice, a fold that is not
+            a whole number >= 1, ...).
     """
     base = Path(root).expanduser()
     if not base.is_dir():
         raise DatasetError(f"folder: {base} is not a directory")
-    classes = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if folds_csv is None and (isinstance(num_folds, bool) or not 2 <= num_folds <= MAX_FOLD):
+        raise ValueError(f"--num-folds / num_folds must be in 2..{MAX_FOLD}, got {num_folds}")
+    classes, files = _class_files(base, group_pattern)
     if not classes:
         raise DatasetError(
-            f"folder: {base} has no class sub-directories (expected {base}/<class>/*.wav)"
+            f"folder: {base} has no class sub-directory with audio files "
+            f"({'/'.join(AUDIO_EXTENSIONS)}); expected {base}/<class>/*.wav"
         )
-    pattern = re.compile(group_pattern) if group_pattern else None
-    files: list[tuple[Path, int, str]] = []
-    for label, cls in enumerate(classes):
-        for path in sorted((base / cls).iterdir()):
-            if path.suffix.lower() not in AUDIO_EXTENSIONS or not path.is_file():
-                continue
-            group = path.stem
-            if pattern is not None:
-                m = pattern.search(path.name)
-                if m is None:
-                    raise DatasetError(
-                        f"folder: --group-pattern {group_pattern!r} does not match {path}; "
-                        f"fix the pattern so that it matches every file name"
-                    )
-                group = m.group(1) if m.groups() else m.group(0)
-            files.append((path, label, f"{cls}/{group}" if pattern is None else group))
-    if not files:
-        raise DatasetError(f"folder: no audio files ({'/'.join(AUDIO_EXTENSIONS)}) under {base}")
-
     if folds_csv is not None:
-        rows = _read_csv(Path(folds_csv), ["filename", "fold"])
-        fold_by_name = {r["filename"]: int(r["fold"]) for r in rows}
-        assigned = []
-        for path, _, _ in files:
-            rel = path.relative_to(base).as_posix()
-            fold = fold_by_name.get(rel, fold_by_name.get(path.name))
-            if fold is None:
-                raise DatasetError(f"folder: {path} has no row in {folds_csv} (column filename)")
-            assigned.append(fold)
+        assigned = _folds_from_csv(base, Path(folds_csv), [p for p, _, _ in files])
+        source = f"{folds_csv}"
     else:
         assigned = stratified_group_folds(
             [label for _, label, _ in files], [g for _, _, g in files], num_folds, seed
         )
+        source = f"--num-folds {num_folds}"
     clips = [
         Clip(path, label, fold, group, path.stem)
         for (path, label, group), fold in zip(files, assigned, strict=True)
     ]
     wanted = _parse_folds(folds)
     if wanted is not None:
+        have = sorted(set(assigned))
+        absent = [f for f in wanted if f not in have]
+        if absent:
+            raise DatasetError(
+                f"folder: fold(s) {absent} requested but {base} has folds "
+                f"{_fold_list(have)} (from {source}); pass --folds among those"
+                + ("" if folds_csv is not None else f", or --num-folds {max(absent)}")
+            )
         clips = [c for c in clips if c.fold in wanted]
     return Dataset("folder", base, classes, clips, duration)
 
@@ -377,8 +463,12 @@ def stratified_group_folds(
         members.setdefault(g, []).append(i)
     if len(members) < num_folds:
         raise DatasetError(
-            f"only {len(members)} groups for {num_folds} folds; "
-            "use fewer folds or a finer --group-pattern"
+            f"folder: only {len(members)} recording group(s) for {num_folds} folds; "
+            + (
+                f"pass --num-folds {len(members)} or fewer, or a finer --group-pattern"
+                if len(members) >= 2
+                else "a split needs two groups or more: use a finer --group-pattern"
+            )
         )
     rng = np.random.default_rng(seed)
     names = list(members)

@@ -29,3 +29,23 @@ class DownloadError(EscnetError):
 
 class WeightsError(EscnetError):
     """Pretrained weights are missing, corrupt or do not fit the model."""
+
+
+class MetadataError(DatasetError):
+    """A data set's metadata table (CSV) is unreadable or would give wrong data; the message
+    names the file and, where they apply, the line and the column."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        reason: str,
+        *,
+        line: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        self.line = line
+        self.column = column
+        where = f"{self.path}" + (f":{line}" if line is not None else "")
+        super().__init__(f"{where}: " + (f"column {column!r}: " if column else "") + reason)

@@ -324,21 +324,38 @@ def protocol_split(
     )
 
 
+#: Most folds a --folds list may name (a typo such as ``1-1000000`` must not allocate a million).
+MAX_FOLDS = 1000
+
+
 def parse_folds(text: str) -> list[int]:
-    """Parse a fold list as given on the command line: ``"1-5"``, ``"1,3,5"``, ``"2"``."""
-    folds: list[int] = []
+    """Parse a fold list as given on the command line: ``"1-5"``, ``"1,3,5"``, ``"2"``.
+
+    Raises:
+        ValueError: naming ``--folds``, for anything but whole numbers >= 1 and increasing
+            ranges of them.
+    """
+    folds: set[int] = set()
     for part in text.split(","):
         part = part.strip()
         if not part:
             continue
-        try:
-            if "-" in part:
-                lo, hi = (int(x) for x in part.split("-", 1))
-                folds.extend(range(lo, hi + 1))
-            else:
-                folds.append(int(part))
-        except ValueError:
-            raise ValueError(f"--folds {text!r}: expected e.g. '1-5' or '1,3,5'") from None
+        bounds = [b.strip() for b in part.split("-", 1)]
+        if not all(b.isascii() and b.isdigit() and len(b) <= 9 for b in bounds):
+            raise ValueError(
+                f"--folds {text!r}: {part!r} is not a fold number or range; folds are whole "
+                "numbers from 1, e.g. '1-5' or '1,3,5'"
+            )
+        lo, hi = int(bounds[0]), int(bounds[-1])
+        if lo < 1:
+            raise ValueError(f"--folds {text!r}: folds are numbered from 1, not {lo}")
+        if hi < lo:
+            raise ValueError(
+                f"--folds {text!r}: the range {part!r} runs backwards; write {hi}-{lo}"
+            )
+        if hi - lo + 1 > MAX_FOLDS or hi > MAX_FOLDS:
+            raise ValueError(f"--folds {text!r}: at most fold {MAX_FOLDS}")
+        folds.update(range(lo, hi + 1))
     if not folds:
         raise ValueError(f"--folds {text!r}: no fold given")
-    return sorted(set(folds))
+    return sorted(folds)

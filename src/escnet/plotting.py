@@ -19,8 +19,12 @@ import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.collections import QuadMesh  # noqa: E402
 
+from escnet.audio import MAX_SPECTROGRAM_S  # noqa: E402
 from escnet.cache import atomic_path  # noqa: E402
+from escnet.errors import AudioError  # noqa: E402
 from escnet.spectrogram import FrontEndConfig, LogMelConfig  # noqa: E402
+
+__all__ = ["MAX_SPECTROGRAM_S", "save_figure", "save_spectrogram_png", "show_spectral_image"]
 
 
 def show_spectral_image(
@@ -79,11 +83,30 @@ def save_spectrogram_png(
 ) -> Path:
     """Load an audio file, compute its spectral image and save it as a titled PNG.
 
-    ``duration=None`` shows the whole file; a number pads or crops it as training does.
+    ``duration=None`` shows the whole file; a number pads or crops it as training does (only
+    that much of the file is decoded, so memory stays bounded however long the file is).
+
+    Raises:
+        AudioError: the file cannot be used (see :func:`escnet.audio.read_audio`), or it is
+            longer than :data:`MAX_SPECTROGRAM_S` and ``duration`` is ``None``.
+        ValueError: ``duration`` is not a number of seconds in (0, MAX_SPECTROGRAM_S].
     """
-    from escnet.audio import AudioConfig, load_audio
+    from escnet.audio import AudioConfig, audio_duration, load_audio
     from escnet.spectrogram import log_mel
 
+    limit = f"{MAX_SPECTROGRAM_S:g}"
+    if duration is not None and not 0 < duration <= MAX_SPECTROGRAM_S:
+        raise ValueError(
+            f"--duration / duration must be a number of seconds in (0, {limit}], got {duration}"
+        )
+    if duration is None:
+        length = audio_duration(audio_path)
+        if length > MAX_SPECTROGRAM_S:
+            raise AudioError(
+                Path(audio_path),
+                f"is {length:.0f} s long; a spectrogram shows at most {limit} s: pass "
+                f"--duration {limit} (or less) to draw the file's start",
+            )
     cfg = config or LogMelConfig()
     wave = load_audio(audio_path, AudioConfig(sample_rate=cfg.sample_rate, duration=duration))
     image = log_mel(wave, cfg)

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from escnet.audio import AudioConfig, load_audio
-from escnet.cache import ArrayCache, DigestMemo, file_digest, params_digest
+from escnet.audio import AudioConfig, load_audio, os_error_reason
+from escnet.cache import CODE_VERSIONS, ArrayCache, DigestMemo, file_digest, params_digest
 from escnet.datasets import Dataset
 from escnet.errors import AudioError
 from escnet.settings import cache_dir as default_cache_dir
@@ -55,7 +55,9 @@ def feature_key_params(front_end: FrontEndConfig, audio: AudioConfig) -> dict[st
         "front_end": type(front_end).__name__,
         "front_end_params": asdict(front_end),  # type: ignore[call-overload]
         "audio": asdict(audio),
-        "version": 1,  # bump when the computation changes in a way parameters do not show
+        # The code version: bumped (in escnet.cache) when the computation changes in a way the
+        # parameters do not show, so that images of older code are never returned.
+        "version": CODE_VERSIONS["features"],
     }
 
 
@@ -78,7 +80,7 @@ def _iter_loaded(
             digest = memo.digest(path) if memo is not None else file_digest(path)
             key = f"{digest}-{param_key}"
         except OSError as exc:
-            return "", None, None, AudioError(path, f"cannot read file ({exc.strerror or exc})")
+            return "", None, None, AudioError(path, os_error_reason(exc))
         if cache is not None:
             hit = cache.get(key)
             if hit is not None:
@@ -121,6 +123,8 @@ def prepare_features(
     Returns:
         A :class:`FeatureSet`; clips that could not be loaded are listed in ``skipped``.
     """
+    if workers is not None and (isinstance(workers, bool) or workers < 0):
+        raise ValueError(f"workers must be >= 1 (0 or None: the default), got {workers!r}")
     fe = front_end or LogMelConfig()
     audio = AudioConfig(sample_rate=fe.sample_rate, duration=dataset.duration)
     root = default_cache_dir(cache_dir)

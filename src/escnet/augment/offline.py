@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from escnet.audio import AudioConfig, load_audio
 from escnet.augment.audio import NAA_VARIANTS, naa_transform, variant_rng
-from escnet.cache import ArrayCache, DigestMemo, params_digest
+from escnet.cache import CODE_VERSIONS, ArrayCache, DigestMemo, params_digest
 from escnet.datasets import Dataset
 from escnet.errors import AudioError
 from escnet.folds import Split
@@ -66,6 +66,7 @@ def variants_params_digest(
         "seed": seed,
         # Random draws (the time shift) depend on the clip's content digest, not the seed alone.
         "draw": "per-clip",
+        "code": CODE_VERSIONS["naa"],  # bumped in escnet.cache when the transforms' code changes
         "features": feature_key_params(front_end, audio),
     }
     return params_digest(params)

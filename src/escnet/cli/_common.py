@@ -1,21 +1,78 @@
-"""Pieces that several sub-commands share: data set options, skipped-file and result lines."""
+"""Pieces that several sub-commands share: data set options, argument types that refuse bad
+values with one line naming the argument, skipped-file and result lines."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from escnet.datasets import Dataset
 
 
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+def finite_number(text: str) -> float:
+    """An argparse ``type``: a finite number (``inf`` and ``nan`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def seconds(maximum: float) -> Callable[[str], float]:
+    """An argparse ``type``: a number of seconds in (0, ``maximum``]."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not 0 < value <= maximum:  # also refuses nan
+            raise argparse.ArgumentTypeError(
+                f"expected a number of seconds in (0, {maximum:g}], got {text!r}"
+            )
+        return value
+
+    return parse
+
+
 def dataset_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--dataset", required=required, help="esc50, esc10, us8k or folder")
     p.add_argument("--root", help="the data set's own directory (for 'folder': required)")
-    p.add_argument("--folds", help="use only these folds, e.g. '1-5' or '1,2'")
+    p.add_argument(
+        "--folds",
+        help="use only these folds, e.g. '1-5' or '1,2' (default: every fold the copy holds)",
+    )
     p.add_argument("--folds-csv", help="folder data sets: CSV with columns filename, fold")
     p.add_argument("--group-pattern", help="folder data sets: regex whose match is a file's group")
+    p.add_argument(
+        "--num-folds",
+        type=whole_number(2),
+        help="folder data sets without --folds-csv: folds of the grouped split (default 5)",
+    )
+
+
+#: Options of ``dataset_args`` that only a folder data set takes.
+_FOLDER_ONLY = ("folds_csv", "group_pattern", "num_folds")
 
 
 def load_dataset(args: argparse.Namespace) -> Dataset:
@@ -23,13 +80,19 @@ def load_dataset(args: argparse.Namespace) -> Dataset:
     from escnet.folds import parse_folds
 
     kwargs: dict[str, object] = {"root": args.root}
+    folder_options = {k: getattr(args, k, None) for k in _FOLDER_ONLY}
     if args.dataset != "folder":
+        given = [f"--{k.replace('_', '-')}" for k, v in folder_options.items() if v is not None]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)}: only --dataset folder takes this; {args.dataset} has "
+                "official folds (pick some with --folds)"
+            )
         kwargs["data_dir"] = args.data_dir
     if args.folds:
         kwargs["folds"] = parse_folds(args.folds)
     if args.dataset == "folder":
-        kwargs["folds_csv"] = args.folds_csv
-        kwargs["group_pattern"] = args.group_pattern
+        kwargs.update({k: v for k, v in folder_options.items() if v is not None})
     return get_dataset(args.dataset, **kwargs)
 
 

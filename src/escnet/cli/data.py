@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-from escnet.cli._common import dataset_args, load_dataset, print_skipped
+from escnet.cli._common import dataset_args, load_dataset, print_skipped, seconds, whole_number
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -55,8 +55,10 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_spectrogram(args: argparse.Namespace) -> int:
+    from escnet.cache import check_output_file
     from escnet.plotting import save_spectrogram_png
 
+    check_output_file(args.output, "OUTPUT")
     out = save_spectrogram_png(args.input, args.output, duration=args.duration)
     print(f"wrote {out}")
     return 0
@@ -113,7 +115,9 @@ def cmd_augment(args: argparse.Namespace) -> int:
 
 def cmd_augment_gallery(args: argparse.Namespace) -> int:
     from escnet.augment.gallery import augment_gallery
+    from escnet.cache import check_output_file
 
+    check_output_file(args.out, "--out")
     out = augment_gallery(load_dataset(args), args.clip, args.out, seed=args.seed)
     print(f"wrote {out}")
     return 0
@@ -136,6 +140,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add this module's sub-commands to the ``escnet`` parser."""
+    from escnet.audio import MAX_SPECTROGRAM_S
+
     p = sub.add_parser("datasets", help="list the supported data sets and which are present")
     p.set_defaults(func=cmd_datasets)
 
@@ -154,12 +160,19 @@ def register(sub: Any) -> None:
     p = sub.add_parser("spectrogram", help="draw an audio file's spectral image as a PNG")
     p.add_argument("input", help="audio file (wav, flac, ogg)")
     p.add_argument("output", help="PNG to write")
-    p.add_argument("--duration", type=float, help="pad or crop to this many seconds")
+    p.add_argument(
+        "--duration",
+        type=seconds(MAX_SPECTROGRAM_S),
+        help=f"pad or crop to this many seconds (at most {MAX_SPECTROGRAM_S:g}; only that much "
+        "of the file is read)",
+    )
     p.set_defaults(func=cmd_spectrogram)
 
     p = sub.add_parser("prepare", help="compute and cache the spectral images of a data set")
     dataset_args(p)
-    p.add_argument("--workers", type=int, help="decoding threads (default: CPU cores)")
+    p.add_argument(
+        "--workers", type=whole_number(1), help="decoding threads (default: CPU cores, <= 8)"
+    )
     p.add_argument("--no-cache", action="store_true", help="recompute and write no cache")
     p.set_defaults(func=cmd_prepare)
 
@@ -167,7 +180,7 @@ def register(sub: Any) -> None:
         "augment", help="offline NAA expansion (7x) of one split's training folds, cached"
     )
     dataset_args(p)
-    p.add_argument("--test-fold", type=int, default=1, help="fold held out for testing")
+    p.add_argument("--test-fold", type=whole_number(1), default=1, help="fold held out for testing")
     p.add_argument(
         "--val-fraction",
         type=float,
@@ -175,12 +188,14 @@ def register(sub: Any) -> None:
         help="share of the training folds kept (unaugmented) for validation, as `train` does; "
         "0 expands every clip of the training folds",
     )
-    p.add_argument("--seed", type=int, default=0, help="variant seed")
-    p.add_argument("--workers", type=int, help="processes (default: CPU cores)")
+    p.add_argument("--seed", type=whole_number(0), default=0, help="variant seed")
+    p.add_argument("--workers", type=whole_number(1), help="processes (default: CPU cores)")
     p.set_defaults(func=cmd_augment)
 
     p = sub.add_parser("models", help="registered models: parameters, input, weight source")
-    p.add_argument("--num-classes", type=int, default=50, help="head size for the count")
+    p.add_argument(
+        "--num-classes", type=whole_number(1), default=50, help="head size for the count"
+    )
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.set_defaults(func=cmd_models)
 
@@ -188,5 +203,5 @@ def register(sub: Any) -> None:
     dataset_args(p)
     p.add_argument("--clip", required=True, help="clip id (file stem), e.g. 1-100032-A-0")
     p.add_argument("--out", default="gallery.png", help="PNG to write")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=whole_number(0), default=0)
     p.set_defaults(func=cmd_augment_gallery)

@@ -1,0 +1,98 @@
+"""Splits keep recordings whole, on files with several clips per recording, and the guard that
+checks it fires on a leaky split (so that a split that cuts a recording cannot pass)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+import pytest
+
+from conftest import write_esc50
+from escnet.datasets import Dataset, get_dataset
+from escnet.folds import Split, fold_split, validation_split
+
+
+@pytest.fixture(scope="module")
+def grouped(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    # The conftest's grouped_esc50 layout, written once for the module (splits read no audio).
+    root = write_esc50(
+        tmp_path_factory.mktemp("grouped") / "esc50",
+        per_fold=6,
+        seconds=0.25,
+        sr=8000,
+        clips_per_recording=3,
+    )
+    return get_dataset("esc50", root=root)
+
+
+def test_the_fixture_really_has_several_clips_per_recording(grouped: Dataset) -> None:
+    sizes = Counter(c.group for c in grouped.clips)
+    assert len(grouped) == 90 and set(sizes.values()) == {3}
+    for group in sizes:
+        members = [c for c in grouped.clips if c.group == group]
+        assert len({(c.fold, c.label) for c in members}) == 1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fold_split_keeps_every_recording_on_one_side(grouped: Dataset, seed: int) -> None:
+    for test_fold in grouped.folds:
+        split = fold_split(grouped, test_fold, val_fraction=0.3, seed=seed)
+        split.check_disjoint(grouped)
+        side = {}
+        for name in ("train", "val", "test"):
+            for i in getattr(split, name):
+                assert side.setdefault(grouped[i].group, name) == name, grouped[i].clip_id
+        # Validation is drawn whole recordings at a time, in every class.
+        assert len(split.val) % 3 == 0 and len(split.val) > 0
+        assert {grouped[i].label for i in split.val} == {0, 1, 2}
+        assert sorted(split.train + split.val + split.test) == list(range(len(grouped)))
+
+
+def test_validation_split_draws_whole_recordings(grouped: Dataset) -> None:
+    train, val = validation_split(grouped, range(len(grouped)), 0.2, seed=5)
+    val_groups = {grouped[i].group for i in val}
+    assert val_groups and not val_groups & {grouped[i].group for i in train}
+    assert len(val) == 3 * len(val_groups)
+
+
+def test_check_disjoint_raises_on_a_clip_on_two_sides(grouped: Dataset) -> None:
+    split = fold_split(grouped, 1, val_fraction=0.2)
+    leaky = dataclasses.replace(split, train=(*split.train, split.test[0]))
+    with pytest.raises(AssertionError, match=f"clip {grouped[split.test[0]].clip_id} is in both"):
+        leaky.check_disjoint(grouped)
+
+
+def test_check_disjoint_raises_on_a_recording_cut_by_the_split(grouped: Dataset) -> None:
+    split = fold_split(grouped, 1, val_fraction=0.2)
+    # Move one clip of a test recording into training: no clip is shared, the recording is.
+    moved = split.test[0]
+    cut = Split(
+        (*split.train, moved),
+        split.val,
+        tuple(i for i in split.test if i != moved),
+        split.test_fold,
+    )
+    with pytest.raises(AssertionError, match=f"recording {grouped[moved].group} is in both"):
+        cut.check_disjoint(grouped)
+    # The same cut between train and validation is caught as well.
+    v = split.val[0]
+    cut_val = Split(
+        (*split.train, v), tuple(i for i in split.val if i != v), split.test, split.test_fold
+    )
+    with pytest.raises(AssertionError, match="is in both train and val"):
+        cut_val.check_disjoint(grouped)
+
+
+def test_a_clip_level_split_would_cut_recordings_here(grouped: Dataset) -> None:
+    """The fixture can catch a split by clip instead of by recording: one made that way cuts
+    recordings, and the guard says so."""
+    train_idx = [i for i in range(len(grouped)) if grouped[i].fold != 1]
+    by_clip = Split(
+        tuple(train_idx[1::2]),
+        tuple(train_idx[0::2]),
+        tuple(i for i in range(len(grouped)) if grouped[i].fold == 1),
+        1,
+    )
+    with pytest.raises(AssertionError, match="recording"):
+        by_clip.check_disjoint(grouped)
