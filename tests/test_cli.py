@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from escnet.cli import main
 
@@ -48,3 +50,116 @@ def test_errors_are_one_line_with_exit_code_2(
 def test_shared_info(shared_datasets: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--data-dir", str(shared_datasets), "info", "--dataset", "esc10"]) == 0
     assert "400 clips, 10 classes, 5 folds" in capsys.readouterr().out
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run the CLI in-process; argparse's own refusals exit through SystemExit."""
+    try:
+        rc = main(argv)
+    except SystemExit as exc:
+        rc = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def _bad_input_cases(tmp: Path, esc50: Path) -> list[tuple[list[str], str]]:
+    wav = next((esc50 / "audio").glob("*.flac"))
+    folder = tmp / "folder"
+    for cls in ("bird", "car"):
+        (folder / cls).mkdir(parents=True)
+        for i in range(6):
+            (folder / cls / f"{cls}{i}.flac").write_bytes(wav.read_bytes())
+    a_file = tmp / "a-file.txt"
+    a_file.write_text("not a directory")
+    (tmp / "empty-run").mkdir()
+    truncated = tmp / "truncated.wav"
+    sf.write(truncated, np.zeros(8000, np.float32) + 0.1, 8000)
+    truncated.write_bytes(truncated.read_bytes()[:3000])
+    data = ["--data-dir", str(esc50.parent)]
+    return [
+        (["info", "--dataset", "folder", "--root", str(folder), "--group-pattern", "("],
+         "--group-pattern '(' is not a valid regular expression"),
+        (["info", "--dataset", "folder", "--root", str(folder), "--folds", "7-9"],
+         "fold(s) [7, 8, 9] requested"),
+        (["info", "--dataset", "esc50", "--num-folds", "3", *data], "--num-folds: only"),
+        (["info", "--dataset", "esc50", "--folds", "0", *data], "--folds '0'"),
+        (["spectrogram", str(wav), str(tmp / "o.png"), "--duration", "inf"], "--duration"),
+        (["spectrogram", str(wav), str(tmp / "o.png"), "--duration", "nan"], "--duration"),
+        (["spectrogram", str(wav), str(tmp / "o.png"), "--duration", "-1"], "--duration"),
+        (["spectrogram", str(wav), str(tmp / "o.png"), "--duration", "1e12"], "--duration"),
+        (["spectrogram", str(wav), str(tmp)], f"OUTPUT {tmp} is a directory"),
+        (["spectrogram", str(wav), str(a_file / "o.png")], "OUTPUT"),
+        (["spectrogram", str(tmp / "none.wav"), str(tmp / "o.png")], "none.wav: file not found"),
+        (["spectrogram", str(tmp), str(tmp / "o.png")], "is a directory, not an audio file"),
+        (["spectrogram", str(truncated), str(tmp / "o.png")], "truncated.wav: truncated"),
+        (["evaluate", str(tmp / "no-such-run")], "does not exist"),
+        (["evaluate", str(a_file)], "is a file"),
+        (["evaluate", str(tmp / "empty-run")], "holds no config.json"),
+        (["--cache-dir", str(a_file), "prepare", "--dataset", "esc50", *data],
+         f"--cache-dir {a_file} is a file"),
+        (["prepare", "--dataset", "esc50", "--cache-dir", str(a_file / "sub"), *data],
+         "--cache-dir"),
+        (["prepare", "--dataset", "esc50", "--workers", "0", *data], "--workers"),
+        (["augment", "--dataset", "esc50", "--workers", "-2", *data], "--workers"),
+        (["train", "--dataset", "esc50", "--run-dir", str(a_file), *data], "--run-dir"),
+        (["train", "--dataset", "esc50", "--lr", "inf", *data], "--lr"),
+        (["train", "--dataset", "esc50", "--workers", "-1", *data], "--workers"),
+        (["augment-gallery", "--dataset", "esc50", "--clip", "x", "--out", str(tmp), *data],
+         "--out"),
+    ]  # fmt: skip
+
+
+def test_bad_input_gets_one_line_naming_the_argument_and_exit_2(
+    tiny_esc50: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for argv, expected in _bad_input_cases(tmp_path / "bad", tiny_esc50):
+        rc, out, err = _run(argv, capsys)
+        assert rc == 2, (argv, out, err)
+        assert len(err.strip().splitlines()) == 1, (argv, err)
+        assert expected in err and "Traceback" not in err, (argv, err)
+        assert err.startswith("escnet "), err
+
+
+def test_global_options_are_accepted_after_the_command(
+    tiny_esc50: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = str(tiny_esc50.parent)
+    rc, out, _ = _run(["info", "--dataset", "esc50", "--data-dir", data_dir, "-q"], capsys)
+    assert rc == 0 and "30 clips" in out
+    # After the command it overrides the one before it, as a later option does.
+    rc, out, _ = _run(
+        ["--data-dir", str(tmp_path), "info", "--dataset", "esc50", "--data-dir", data_dir], capsys
+    )
+    assert rc == 0 and "30 clips" in out
+    cache = tmp_path / "cache-after"
+    argv = ["prepare", "--dataset", "esc50", "--folds", "1", "--data-dir", data_dir]
+    rc, out, _ = _run([*argv, "--cache-dir", str(cache), "-q"], capsys)
+    assert rc == 0 and (cache / "features").is_dir()
+
+
+def test_long_file_spectrogram_is_refused_unless_a_duration_picks_its_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("escnet.plotting.MAX_SPECTROGRAM_S", 1.0)
+    long = tmp_path / "long.wav"
+    sf.write(long, np.full(3 * 8000, 0.1, np.float32), 8000)
+    rc, _, err = _run(["spectrogram", str(long), str(tmp_path / "o.png")], capsys)
+    assert rc == 2 and "is 3 s long" in err and "pass --duration 1" in err
+    rc, out, _ = _run(
+        ["spectrogram", str(long), str(tmp_path / "o.png"), "--duration", "1"], capsys
+    )
+    assert rc == 0 and (tmp_path / "o.png").is_file()
+
+
+def test_a_data_set_wide_command_goes_on_past_bad_clips_and_counts_them(
+    tiny_esc50: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clips = sorted((tiny_esc50 / "audio").glob("*.flac"))
+    clips[0].write_bytes(clips[0].read_bytes()[:100])  # truncated
+    clips[1].unlink()
+    clips[1].mkdir()  # a directory in its place
+    clips[2].write_text("not audio\n" * 20)
+    argv = ["-q", "prepare", "--dataset", "esc50", "--data-dir", str(tiny_esc50.parent)]
+    rc, out, err = _run(argv, capsys)
+    assert rc == 0 and "27 of 30 clips ready" in out and "skipped 3 file(s)" in out
+    assert "is a directory" in out and "Traceback" not in err

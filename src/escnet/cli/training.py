@@ -8,15 +8,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from escnet.cli._common import print_results
+from escnet.cli._common import finite_number, print_results, whole_number
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from escnet.cache import check_output_dir
     from escnet.folds import parse_folds
     from escnet.train import TrainConfig, cross_validate
 
+    if args.run_dir:
+        check_output_dir(args.run_dir, "--run-dir")
     config = TrainConfig.from_json(args.config) if args.config else TrainConfig()
     overrides: dict[str, Any] = {"data_dir": args.data_dir, "cache_dir": args.cache_dir}
     for field in dataclasses.fields(TrainConfig):
@@ -48,6 +51,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from escnet.train import evaluate_run
 
     run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        state = "is a file" if run_dir.exists() else "does not exist"
+        raise ValueError(f"RUN_DIR {run_dir} {state}; give a run directory written by escnet train")
+    if not (run_dir / "config.json").is_file():
+        raise ValueError(
+            f"RUN_DIR {run_dir} holds no config.json: it is not a run directory written by "
+            "escnet train"
+        )
     results = evaluate_run(run_dir, fold=args.fold, progress=not args.quiet)
     print(f"test metrics recomputed from the checkpoints in {run_dir}:")
     print_results(results, run_dir)
@@ -69,11 +80,13 @@ def register(sub: Any) -> None:
         "specaug+mixup",
     )
     p.add_argument("--folds", help="test folds, e.g. '1-5' or '1' (default: every fold)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, help="peak learning rate (AdamW)")
+    p.add_argument("--epochs", type=whole_number(1))
+    p.add_argument("--batch-size", type=whole_number(1))
+    p.add_argument("--lr", type=finite_number, help="peak learning rate (AdamW)")
     p.add_argument(
-        "--head-lr", type=float, help="peak learning rate of the new output layer (default: --lr)"
+        "--head-lr",
+        type=finite_number,
+        help="peak learning rate of the new output layer (default: --lr)",
     )
     p.add_argument(
         "--linear-probe",
@@ -81,13 +94,20 @@ def register(sub: Any) -> None:
         default=None,
         help="fit the new output layer on frozen features before fine-tuning (LP-FT)",
     )
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--warmup-epochs", type=float)
-    p.add_argument("--label-smoothing", type=float)
-    p.add_argument("--val-fraction", type=float, help="validation share of the training folds")
-    p.add_argument("--early-stopping-patience", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--workers", type=int)
+    p.add_argument("--weight-decay", type=finite_number)
+    p.add_argument("--warmup-epochs", type=finite_number)
+    p.add_argument("--label-smoothing", type=finite_number)
+    p.add_argument(
+        "--val-fraction", type=finite_number, help="validation share of the training folds"
+    )
+    p.add_argument("--early-stopping-patience", type=whole_number(1))
+    p.add_argument("--seed", type=whole_number(0))
+    p.add_argument(
+        "--workers",
+        type=whole_number(0),
+        help="decoding threads and data-loading processes (default: CPU cores, <= 8; 0: load "
+        "in the training process)",
+    )
     p.add_argument(
         "--pretrained",
         action=argparse.BooleanOptionalAction,
@@ -108,5 +128,5 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("evaluate", help="recompute a run's test metrics from its checkpoints")
     p.add_argument("run_dir")
-    p.add_argument("--fold", type=int, help="only this test fold")
+    p.add_argument("--fold", type=whole_number(1), help="only this test fold")
     p.set_defaults(func=cmd_evaluate)
