@@ -4,7 +4,7 @@ One training step is forward + cross-entropy + backward + AdamW step on a batch 
 spectral images of the model's own input size for a 5 s clip (from its front end). A few
 warm-up steps, then timed steps, once in PyTorch's default (contiguous, NCHW) memory order --
 the reference -- and once in the channels-last order escnet trains in
-(:attr:`escnet.train.TrainConfig.channels_last`); prints a Markdown table (model, params, input,
+(:attr:`escnet.training.TrainConfig.channels_last`); prints a Markdown table (model, params, input,
 samples/s in each order, speed-up) with the machine line.
 
     python benchmarks/bench_train_throughput.py [--batch 32] [--steps 5] [--warmup 2]

@@ -5,7 +5,7 @@
 * ``tiny_test_cnn``: a small registered model with a cheap 8 kHz front end, so training takes
   seconds on a CPU.
 * ``python tests/_ddp_worker.py CONFIG RUN_DIR [--resume] [--kill-after N] [--counts DIR]``:
-  runs :func:`escnet.train.cross_validate`, launched by ``torchrun`` (distributed test) or
+  runs :func:`escnet.training.cross_validate`, launched by ``torchrun`` (distributed test) or
   plainly (the SIGKILL resume test). ``--kill-after N`` SIGKILLs the process at its N-th
   training batch; ``--counts DIR`` writes, per rank, how many training samples the rank's
   sampler handed out in each epoch.
@@ -113,8 +113,8 @@ if "tiny_test_cnn" not in list_models():
 
 
 def _counting_sampler(out_dir: Path) -> None:
-    """Make escnet.train count what each rank's DistributedSampler hands out, per epoch."""
-    import escnet.train as train
+    """Make escnet.training count what each rank's DistributedSampler hands out, per epoch."""
+    import escnet.training.loop as train
 
     counts: dict[int, int] = {}
     base = train.DistributedSampler
@@ -136,7 +136,7 @@ def _counting_sampler(out_dir: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from escnet.train import TrainConfig, cross_validate
+    from escnet.training import TrainConfig, cross_validate
 
     p = argparse.ArgumentParser()
     p.add_argument("config")

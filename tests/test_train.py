@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from escnet.audio import AudioConfig
+from escnet.audio import AudioConfig, load_audio
 from escnet.augment.audio import NAA_VARIANTS
 from escnet.augment.offline import variants_key
 from escnet.cache import file_digest
@@ -34,13 +34,15 @@ from escnet.metrics import (
     mean_std,
     per_class_accuracy,
 )
+from escnet.model_io import load_model, resolve_model_dir
 from escnet.models import create_model
 from escnet.report import PROTOCOL, read_metrics_csv
-from escnet.train import (
+from escnet.training import (
     METRIC_COLUMNS,
     TrainConfig,
     cross_validate,
     evaluate_run,
+    load_dataset,
     warmup_cosine,
 )
 
@@ -204,7 +206,15 @@ def test_results_json_and_report_files(naa_run: dict[str, Any]) -> None:
     for name in ("report.md", "confusion_matrix.png", "curves_fold1.png", "curves_fold2.png"):
         assert (run / name).stat().st_size > 0, name
     for k in (1, 2):
-        for name in ("best.pt", "last.pt", "metrics.csv", "split.json", "test_predictions.csv"):
+        for name in (
+            "best.pt",
+            "last.pt",
+            "metrics.csv",
+            "split.json",
+            "test_predictions.csv",
+            "model/model.json",
+            "model/weights.pt",
+        ):
             assert (run / f"fold{k}" / name).is_file(), name
         with open(run / f"fold{k}" / "metrics.csv") as fh:
             assert tuple(next(csv.reader(fh))) == METRIC_COLUMNS
@@ -230,6 +240,25 @@ def test_evaluate_run_reproduces_results(naa_run: dict[str, Any]) -> None:
     assert [f["test_fold"] for f in one["folds"]] == [2]
     with pytest.raises(FileNotFoundError, match="fold4"):
         evaluate_run(naa_run["run_dir"], fold=4)
+
+
+def test_fold_model_directory_predicts_like_the_evaluation(naa_run: dict[str, Any]) -> None:
+    """Each fold leaves its best model as a model directory; loaded, with its own front end
+    applied to the test clips' waveforms, it predicts what the test evaluation wrote."""
+    run: Path = naa_run["run_dir"]
+    loaded = load_model(run / "fold1" / "model")
+    assert loaded.classes == list(SOUND_CLASSES)
+    assert loaded.metadata["selection"]["test_fold"] == 1
+    assert loaded.metadata["training_config"]["model"] == "tiny_test_cnn"
+    dataset = load_dataset(naa_run["config"])
+    paths = {dataset[i].clip_id: dataset[i].path for i in range(len(dataset))}
+    with open(run / "fold1" / "test_predictions.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    audio = AudioConfig(sample_rate=loaded.sample_rate, duration=loaded.clip_seconds)
+    waves = torch.from_numpy(np.stack([load_audio(paths[r["clip_id"]], audio) for r in rows]))
+    predicted = loaded.logits(waves).argmax(1).tolist()
+    assert predicted == [int(r["prediction"]) for r in rows]
+    assert resolve_model_dir(run, fold=1) == run / "fold1" / "model"
 
 
 def test_no_test_clip_reaches_training(naa_run: dict[str, Any], data_base: Path) -> None:

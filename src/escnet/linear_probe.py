@@ -5,7 +5,7 @@ Two uses:
 * a baseline -- how far the pretrained features go with no fine-tuning at all;
 * the first half of LP-FT (Kumar et al., "Fine-Tuning can Distort Pretrained Features and
   Underperform Out-of-Distribution", ICLR 2022): fit the new output layer on frozen features
-  first, then fine-tune everything from there (:attr:`escnet.train.TrainConfig.linear_probe`).
+  first, then fine-tune everything from there (:attr:`escnet.training.TrainConfig.linear_probe`).
   A randomly initialised head sends large, uninformative gradients into the pretrained body
   during the first steps of fine-tuning; a fitted head does not.
 

@@ -80,11 +80,11 @@ def build_results(
     """The content of ``results.json`` from the run's config and its per-fold test metrics.
 
     Args:
-        config: the run's :class:`~escnet.train.TrainConfig` as a dict.
+        config: the run's :class:`~escnet.training.TrainConfig` as a dict.
         folds: one mapping per finished fold with ``test_fold``, ``accuracy``, ``macro_f1``,
             ``loss``, ``per_class_accuracy`` (a list by label, or a mapping by class name),
             ``confusion_matrix``, ``best_epoch`` and optionally the other fields of
-            :class:`~escnet.train.FoldResult`.
+            :class:`~escnet.training.FoldResult`.
         classes: class names, by label.
         planned_folds: the folds the run is meant to cover (``complete`` says whether all are
             done); default: those in ``folds``.

@@ -16,7 +16,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from escnet.cache import check_output_dir
     from escnet.folds import parse_folds
-    from escnet.train import TrainConfig, cross_validate
+    from escnet.training import TrainConfig, cross_validate
 
     if args.run_dir:
         check_output_dir(args.run_dir, "--run-dir")
@@ -48,7 +48,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from escnet.train import evaluate_run
+    from escnet.training import evaluate_run
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():

@@ -184,7 +184,7 @@ class SpectralClassifier(nn.Module):
 
         Every built-in network registers its classifier last, as torchvision and timm do; the
         trainer uses this to give the new head its own learning rate
-        (:attr:`escnet.train.TrainConfig.head_lr`).
+        (:attr:`escnet.training.TrainConfig.head_lr`).
 
         Raises:
             TypeError: the last such layer does not have ``num_classes`` outputs (a network that

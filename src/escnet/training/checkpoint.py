@@ -1,0 +1,133 @@
+"""Checkpoints of one fold: ``best.pt`` (the selected weights), ``last.pt`` (everything needed to
+resume), and the progress they carry (:class:`FitState`). Every file is written atomically, best
+first, so that ``last.pt`` never points past a missing ``best.pt``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from escnet.cache import atomic_path
+from escnet.models import SpectralClassifier
+from escnet.training.config import TrainConfig, check_resumable, nan_if_none
+from escnet.training.loop import Optimisation
+
+__all__ = ["FitState", "load_resume", "save_atomic", "save_checkpoints"]
+
+log = logging.getLogger(__name__)
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file renamed into place."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+@dataclass
+class FitState:
+    """A fold's progress: epochs completed, the best epoch so far, early stopping, the metrics
+    history and the RNG states saved after the last epoch (one per rank)."""
+
+    epoch: int = 0
+    best: dict[str, Any] = field(
+        default_factory=lambda: {"epoch": 0, "val_acc": -math.inf, "val_loss": math.inf}
+    )
+    since_best: int = 0
+    stopped_early: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+    rng: list[dict[str, Any]] | None = None
+
+    @property
+    def fresh(self) -> bool:
+        """Nothing trained yet (not a resumed run)."""
+        return self.epoch == 0 and self.rng is None
+
+    def record(self, row: dict[str, Any], has_val: bool, patience: int | None) -> bool:
+        """Add an epoch's metrics; whether it is the best so far (model selection on the
+        validation split only: accuracy, ties broken by the lower loss; without validation
+        clips every epoch is "best", so the last one is kept)."""
+        self.epoch = int(row["epoch"])
+        self.history.append(row)
+        val_acc, val_loss = row["val_acc"], row["val_loss"]
+        improved = not has_val or (
+            val_acc > self.best["val_acc"]
+            or (val_acc == self.best["val_acc"] and val_loss < self.best["val_loss"])
+        )
+        if improved:
+            self.best = {"epoch": self.epoch, "val_acc": val_acc, "val_loss": val_loss}
+            self.since_best = 0
+        else:
+            self.since_best += 1
+        self.stopped_early = has_val and patience is not None and self.since_best >= patience
+        return improved
+
+
+def load_resume(
+    path: Path, config: TrainConfig, model: SpectralClassifier, optim: Optimisation
+) -> FitState:
+    """Restore ``model`` and ``optim`` from ``last.pt`` and return its progress.
+
+    Raises:
+        EscnetError: the checkpoint was made with another configuration.
+    """
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    check_resumable(ckpt.get("config", {}), config, path)
+    model.load_state_dict(ckpt["model"])
+    optim.load_state_dict(ckpt)
+    return FitState(
+        epoch=ckpt["epoch"],
+        best=ckpt["best"],
+        since_best=ckpt["since_best"],
+        stopped_early=ckpt["stopped_early"],
+        history=ckpt["history"],
+        rng=ckpt["rng"],
+    )
+
+
+def save_checkpoints(
+    fold_dir: Path,
+    model: SpectralClassifier,
+    optim: Optimisation,
+    state: FitState,
+    config: TrainConfig,
+    classes: list[str],
+    fold: int,
+    *,
+    improved: bool,
+) -> None:
+    """``best.pt`` when the epoch improved, then ``last.pt``."""
+    row = state.history[-1]
+    if improved:
+        save_atomic(
+            {
+                "model": model.state_dict(),
+                "model_name": config.model,
+                "classes": classes,
+                "config": config.to_dict(),
+                "epoch": state.epoch,
+                "test_fold": fold,
+                "val_acc": nan_if_none(row["val_acc"]),
+                "val_loss": nan_if_none(row["val_loss"]),
+            },
+            fold_dir / "best.pt",
+        )
+    save_atomic(
+        {
+            "model": model.state_dict(),
+            **optim.state_dict(),
+            "epoch": state.epoch,
+            "best": state.best,
+            "since_best": state.since_best,
+            "stopped_early": state.stopped_early,
+            "history": state.history,
+            "rng": state.rng,
+            "config": config.to_dict(),
+        },
+        fold_dir / "last.pt",
+    )

@@ -1,0 +1,262 @@
+"""The configuration of a training run and the result of one fold, as plain typed values.
+
+:class:`TrainConfig` is saved as ``config.json`` beside every run, so that a run can be repeated
+exactly; :class:`FoldResult` is one fold's entry of ``results.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from escnet.augment.policy import get_policy
+from escnet.errors import EscnetError
+
+__all__ = ["METRIC_COLUMNS", "FoldResult", "TrainConfig", "check_resumable"]
+
+#: Columns of ``fold{k}/metrics.csv``, one row per epoch. Losses are means per clip: the
+#: training loss is the objective optimised (with label smoothing and mixup targets when on), the
+#: validation loss plain cross-entropy. ``lr`` is the rate of the epoch's last step;
+#: ``train_samples`` / ``val_samples`` are totals over all ranks.
+METRIC_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "lr",
+    "seconds",
+    "train_samples",
+    "val_samples",
+)
+
+#: Config fields that may differ when a run is resumed (they do not change the numbers).
+_RESUME_FREE_FIELDS = frozenset({"device", "workers", "data_dir", "cache_dir", "root"})
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on, as plain values; saved as ``config.json``.
+
+    Attributes:
+        dataset: data set name (:func:`escnet.datasets.get_dataset`): esc50, esc10, us8k, folder.
+        model: registered model name (:func:`escnet.models.list_models`).
+        augment: augmentation policy of the training clips
+            (:data:`escnet.augment.policy.POLICIES`): none, taa, naa, naa-online, naa+taa,
+            naa+mixup, specaug, specaug+mixup.
+        folds: test folds to run, one training per fold (leave-one-fold-out); ``None``: every
+            official fold of the data set.
+        epochs: passes over the (augmented) training set.
+        batch_size: clips per training step (per process when distributed).
+        lr: peak learning rate of AdamW, reached after the warm-up.
+        linear_probe: before the first epoch, fit the new output layer as a logistic regression
+            on the frozen network's features of the training images (with offline NAA, all
+            seven versions of each clip; per-batch TAA, SpecAugment and mixup do not apply), its
+            L2 penalty chosen on the validation split (:mod:`escnet.linear_probe`; LP-FT). For
+            models with a ``Linear`` head and image-based policies (not naa-online).
+        head_lr: peak learning rate of the classifier's output layer
+            (:attr:`escnet.models.SpectralClassifier.head`); ``None``: ``lr``. A fine-tuned
+            pretrained body usually wants a smaller ``lr`` than its freshly initialised head.
+        weight_decay: AdamW's decoupled weight decay.
+        warmup_epochs: linear warm-up from ~0 to ``lr`` over this many epochs (counted in steps),
+            then cosine decay to 0 at the last step.
+        label_smoothing: label smoothing of the training loss (validation and test losses are
+            plain cross-entropy).
+        val_fraction: share of the training folds' recordings held out for model selection;
+            0 trains on all of them and keeps the last epoch.
+        early_stopping_patience: stop after this many epochs without a better validation
+            accuracy; ``None`` never stops early.
+        seed: seeds everything: validation draw, NAA variants, initialisation, shuffling,
+            augmentation.
+        workers: decoding threads, NAA processes and online-NAA DataLoader workers; ``None``:
+            the number of CPU cores, at most 8.
+        pretrained: start from the model's pretrained weights.
+        data_dir: directory holding the data sets (default ``$ESCNET_DATA_DIR``).
+        cache_dir: cache of spectral images and NAA variants (default ``$ESCNET_CACHE_DIR``).
+        root: the data set's own directory (required for ``dataset="folder"``).
+        clip_seconds: pad or crop every clip to this length instead of the data set's own
+            (ESC: 5 s, UrbanSound8K: 4 s); ``None`` keeps the data set's.
+        device: ``"auto"`` (CUDA, then MPS, then CPU), or a torch device such as ``"cpu"``,
+            ``"cuda"``, ``"cuda:1"``, ``"mps"``.
+        amp: mixed precision (bfloat16, or float16 with loss scaling) -- on CUDA only.
+        channels_last: keep images and convolution weights in channels-last memory order; on
+            this project's 2-core CPU it trains mn04_as 1.7x and cnn7 1.3x faster
+            (``benchmarks/bench_train_throughput.py``), and it is the fast layout on GPUs too.
+        max_train_batches: stop each epoch after this many batches (smoke tests); ``None``:
+            the whole training set.
+    """
+
+    dataset: str = "esc50"
+    model: str = "cnn7"
+    augment: str = "naa"
+    folds: list[int] | None = None
+    epochs: int = 60
+    batch_size: int = 32
+    lr: float = 1e-3
+    head_lr: float | None = None
+    linear_probe: bool = False
+    weight_decay: float = 1e-2
+    warmup_epochs: float = 3.0
+    label_smoothing: float = 0.0
+    val_fraction: float = 0.1
+    early_stopping_patience: int | None = None
+    seed: int = 0
+    workers: int | None = None
+    pretrained: bool = False
+    data_dir: str | None = None
+    cache_dir: str | None = None
+    root: str | None = None
+    clip_seconds: float | None = None
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+    max_train_batches: int | None = None
+
+    def __post_init__(self) -> None:
+        def positive_int(name: str, value: object, minimum: int = 1) -> None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(
+                    f"TrainConfig.{name} must be an integer >= {minimum}, got {value!r}"
+                )
+
+        positive_int("epochs", self.epochs)
+        positive_int("batch_size", self.batch_size)
+        if self.folds is not None:
+            if not self.folds:
+                raise ValueError("TrainConfig.folds must name at least one fold, or be None")
+            for f in self.folds:
+                positive_int("folds[]", f)
+            self.folds = sorted(set(self.folds))
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        if self.head_lr is not None and not self.head_lr > 0:
+            raise ValueError(f"TrainConfig.head_lr must be > 0 or None, got {self.head_lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay}")
+        if self.warmup_epochs < 0:
+            raise ValueError(f"TrainConfig.warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(
+                f"TrainConfig.label_smoothing must be in [0, 1), got {self.label_smoothing}"
+            )
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"TrainConfig.val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.early_stopping_patience is not None:
+            positive_int("early_stopping_patience", self.early_stopping_patience)
+        if self.workers is not None:
+            positive_int("workers", self.workers, minimum=0)
+        if self.max_train_batches is not None:
+            positive_int("max_train_batches", self.max_train_batches)
+        if self.clip_seconds is not None and not self.clip_seconds > 0:
+            raise ValueError(
+                f"TrainConfig.clip_seconds must be > 0 or None, got {self.clip_seconds}"
+            )
+        policy = get_policy(self.augment)  # ValueError listing the policies
+        if self.linear_probe and policy.online_naa:
+            raise ValueError(
+                f"TrainConfig.linear_probe needs training images, but augment={self.augment!r} "
+                "draws new audio every epoch; use augment='naa' or linear_probe=False"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], *, source: str = "config") -> TrainConfig:
+        """Build from a mapping; keys that are not fields raise ValueError naming them (the
+        ``environment`` block that :func:`cross_validate` adds is ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(k for k in values if k not in names and k != "environment")
+        if unknown:
+            raise ValueError(
+                f"{source}: unknown TrainConfig field(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(names))}"
+            )
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike[str]) -> TrainConfig:
+        """Load a ``config.json`` written by :func:`cross_validate` (or by hand)."""
+        p = Path(path)
+        try:
+            values = json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{p}: no such config file") from None
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{p}: not valid JSON ({exc})") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"{p}: expected a JSON object of TrainConfig fields")
+        return cls.from_dict(values, source=str(p))
+
+
+@dataclass
+class FoldResult:
+    """Test metrics of one fold, computed once with the best checkpoint.
+
+    Attributes:
+        test_fold: the held-out fold.
+        accuracy, macro_f1: on the test fold.
+        loss: mean cross-entropy on the test fold.
+        per_class_accuracy: per class (index = label), ``None`` for a class without test clips.
+        confusion_matrix: rows = true class, columns = predicted class.
+        best_epoch: the epoch (1-based) whose weights were tested.
+        epochs_run: epochs trained (fewer than configured when stopped early).
+        stopped_early: early stopping ended the training.
+        selection: how ``best_epoch`` was chosen.
+        train_clips, train_images, val_clips, test_clips: sizes (train_images counts NAA
+            variants; with online NAA it equals train_clips).
+    """
+
+    test_fold: int
+    accuracy: float
+    macro_f1: float
+    loss: float
+    per_class_accuracy: list[float | None]
+    confusion_matrix: list[list[int]]
+    best_epoch: int
+    epochs_run: int
+    stopped_early: bool
+    selection: str
+    train_clips: int
+    train_images: int
+    val_clips: int
+    test_clips: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], classes: Sequence[str]) -> FoldResult:
+        """From a fold entry of ``results.json`` (per-class accuracy keyed by class name)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        kept = {k: v for k, v in values.items() if k in names}
+        per_class = kept["per_class_accuracy"]
+        if isinstance(per_class, Mapping):
+            kept["per_class_accuracy"] = [per_class.get(c) for c in classes]
+        for key in ("accuracy", "macro_f1", "loss"):
+            kept[key] = nan_if_none(kept[key])
+        return cls(**kept)
+
+
+def nan_if_none(v: float | None) -> float:
+    return math.nan if v is None else float(v)
+
+
+def check_resumable(saved: Mapping[str, Any], config: TrainConfig, path: Path) -> None:
+    now = config.to_dict()
+    diffs = [
+        f"{k}: {saved.get(k)!r} there, {now[k]!r} now"
+        for k in now
+        if k not in _RESUME_FREE_FIELDS and k in saved and saved[k] != now[k]
+    ]
+    if diffs:
+        raise EscnetError(
+            f"{path}: cannot resume a run made with another configuration ({'; '.join(diffs)}); "
+            "resume with the run's own config.json or start a new run directory"
+        )

@@ -1,0 +1,308 @@
+"""Leave-one-fold-out cross-validation over a data set's folds (:func:`cross_validate`), and the
+re-evaluation of a finished run from its saved models (:func:`evaluate_run`).
+
+A run directory holds::
+
+    config.json            the TrainConfig, resolved (device used, folds, workers, versions)
+    results.json           per fold and mean ± std (written after every fold)
+    report.md, *.png       the report (escnet.report), written at the end
+    fold{k}/...            the files of :func:`escnet.training.fold.train_fold`
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from escnet import report
+from escnet.cache import atomic_write_json
+from escnet.errors import EscnetError
+from escnet.folds import fold_split
+from escnet.metrics import classification_metrics
+from escnet.model_io import load_model, save_model
+from escnet.models import create_model, get_model_info
+from escnet.prepare import default_workers, prepare_features
+from escnet.training.config import FoldResult, TrainConfig, check_resumable
+from escnet.training.data import load_dataset
+from escnet.training.distributed import distributed, local_rank, resolve_device
+from escnet.training.fold import train_fold
+from escnet.training.loop import Compute
+
+__all__ = ["cross_validate", "evaluate_run"]
+
+log = logging.getLogger(__name__)
+
+
+def _environment(device: torch.device, world_size: int) -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        escnet_version = version("escnet")
+    except PackageNotFoundError:
+        escnet_version = "unknown"
+    return {
+        "device_type": device.type,
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "world_size": world_size,
+        "torch": torch.__version__,
+        "escnet": escnet_version,
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+    }
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def cross_validate(
+    config: TrainConfig,
+    run_dir: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Leave-one-fold-out over ``config.folds``: train, select and test one model per fold.
+
+    Writes ``config.json`` (resolved), then per fold the files of :func:`train_fold`, updates
+    ``results.json`` after each fold, and at the end writes the report (``report.md`` and its
+    figures, :func:`escnet.report.write_report`).
+
+    Args:
+        config: the run's configuration.
+        run_dir: directory of the run; created if needed. It must not hold another run unless
+            ``resume`` is true.
+        resume: continue an interrupted run: folds already in ``results.json`` are skipped, an
+            unfinished fold continues from its ``last.pt``.
+        progress: show progress bars.
+
+    Returns:
+        The content of ``results.json`` (see :func:`escnet.report.build_results`).
+
+    Raises:
+        EscnetError: ``run_dir`` holds a run and ``resume`` is false, or it holds a run of
+            another configuration.
+        ValueError: a fold of ``config.folds`` is not a fold of the data set.
+    """
+    run = Path(run_dir)
+    device = resolve_device(config.device, local_rank())
+    with distributed(device) as ddp:
+        dataset = load_dataset(config)
+        folds = config.folds if config.folds is not None else dataset.folds
+        absent = [f for f in folds if f not in dataset.folds]
+        if absent:
+            raise ValueError(
+                f"TrainConfig.folds: {absent} are not folds of {dataset.name} "
+                f"(folds: {dataset.folds})"
+            )
+        get_model_info(config.model)  # fail before any work on an unknown model
+        workers = config.workers if config.workers is not None else default_workers()
+        # What actually runs: device, folds and workers made explicit; amp is CUDA-only.
+        resolved = dataclasses.replace(
+            config,
+            folds=list(folds),
+            workers=workers,
+            device=str(device),
+            amp=config.amp and device.type == "cuda",
+        )
+
+        config_path = run / "config.json"
+        # Every rank reads what is there before rank 0 writes anything.
+        saved = _read_json(config_path)
+        previous = _read_json(run / "results.json") if resume else None
+        ddp.barrier()
+        if saved is not None and not resume:
+            raise EscnetError(
+                f"{run} already holds a run ({config_path}); pass resume=True (--resume) to "
+                "continue it, or choose a new run directory"
+            )
+        if saved is not None:
+            check_resumable(saved, resolved, config_path)
+        elif ddp.is_main:
+            atomic_write_json(
+                config_path,
+                {**resolved.to_dict(), "environment": _environment(device, ddp.world_size)},
+            )
+        ddp.barrier()
+        done = {
+            int(entry["test_fold"]): FoldResult.from_dict(entry, dataset.classes)
+            for entry in (previous or {}).get("folds", [])
+        }
+        results: dict[int, FoldResult] = {}
+
+        def summarise() -> dict[str, Any]:
+            return report.build_results(
+                resolved.to_dict(),
+                [r.to_dict() for r in results.values()],
+                dataset.classes,
+                planned_folds=folds,
+            )
+
+        for fold in folds:
+            if fold in done:
+                log.info("fold %d: already in results.json, skipped", fold)
+                results[fold] = done[fold]
+                continue
+            split = fold_split(dataset, fold, val_fraction=config.val_fraction, seed=config.seed)
+            split.check_disjoint(dataset)
+            results[fold] = train_fold(
+                resolved, dataset, split, run, resume=resume, progress=progress
+            )
+            if ddp.is_main:  # after every fold, so that an interrupted run keeps its folds
+                report.write_results(run, summarise())
+        summary = summarise()
+        if ddp.is_main:
+            report.write_results(run, summary)
+            report.write_report(run)
+        ddp.barrier()
+        return summary
+
+
+def _fold_model_dir(fold_dir: Path, config: TrainConfig) -> Path:
+    """``fold_dir/model``; a run from before model directories gets one made from ``best.pt``."""
+    model_dir = fold_dir / "model"
+    if (model_dir / "model.json").is_file():
+        return model_dir
+    best_path = fold_dir / "best.pt"
+    state = torch.load(best_path, map_location="cpu", weights_only=True)
+    model = create_model(state["model_name"], len(state["classes"]), pretrained=False)
+    clip_seconds = config.clip_seconds or load_dataset(config).duration
+    if not clip_seconds:
+        raise EscnetError(f"{best_path}: the clip length is unknown; set clip_seconds")
+    return save_model(
+        model_dir,
+        model,
+        list(state["classes"]),
+        clip_seconds=float(clip_seconds),
+        config=state.get("config"),
+        state_dict=state["model"],
+        selection={
+            "test_fold": state.get("test_fold"),
+            "epoch": state.get("epoch"),
+            "val_acc": state.get("val_acc"),
+            "val_loss": state.get("val_loss"),
+        },
+    )
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike[str],
+    fold: int | None = None,
+    *,
+    device: str = "auto",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Recompute the test metrics of a finished run from its saved models.
+
+    The run's ``config.json`` names the data set, model, folds and split seed; each fold's test
+    clips are turned into images again (through the feature cache) and classified by the fold's
+    model directory (``fold{k}/model``, :func:`escnet.model_io.load_model`; a run from before
+    model directories gets one made from its ``best.pt``).
+
+    Args:
+        run_dir: a directory written by :func:`cross_validate`.
+        fold: evaluate this test fold only (default: every fold with a ``best.pt``).
+        device: where to run the model (``"auto"``: CUDA, MPS, CPU).
+        progress: show progress bars.
+
+    Returns:
+        ``{"run_dir", "dataset", "model", "classes", "folds": [per-fold metrics as in
+        results.json], "summary": {metric: {"mean", "std"}}, "matches_results": bool | None}``;
+        ``matches_results`` compares accuracy and macro F1 with ``results.json`` (``None`` when
+        it has no entry for these folds).
+
+    Raises:
+        FileNotFoundError: no ``config.json`` or no ``best.pt`` for the asked fold.
+    """
+    run = Path(run_dir)
+    config = TrainConfig.from_json(run / "config.json")
+    dataset = load_dataset(config)
+    dev = resolve_device(device)
+    planned = config.folds if config.folds is not None else dataset.folds
+    if fold is not None:
+        if not (run / f"fold{fold}" / "best.pt").is_file():
+            raise FileNotFoundError(
+                f"{run / f'fold{fold}' / 'best.pt'}: no checkpoint for fold {fold}"
+            )
+        folds = [fold]
+    else:
+        folds = [f for f in planned if (run / f"fold{f}" / "best.pt").is_file()]
+        if not folds:
+            raise FileNotFoundError(f"{run}: no fold{{k}}/best.pt checkpoint to evaluate")
+
+    entries: list[dict[str, Any]] = []
+    for k in folds:
+        loaded = load_model(_fold_model_dir(run / f"fold{k}", config), device=str(dev))
+        if loaded.classes != list(dataset.classes):
+            raise EscnetError(
+                f"{loaded.path}: the model's classes differ from {dataset.name}'s; is "
+                f"config.json's data set ({config.dataset}) the one this run trained on?"
+            )
+        split = fold_split(dataset, k, val_fraction=config.val_fraction, seed=config.seed)
+        compute = Compute.of(config, dev)
+        compute.prepare(loaded.model)
+        fs = prepare_features(
+            dataset.subset(split.test),
+            loaded.front_end,
+            cache_dir=config.cache_dir,
+            workers=config.workers,
+            progress=progress,
+        )
+        logits = compute.predict(loaded.model, torch.from_numpy(fs.features), 2 * config.batch_size)
+        labels = torch.from_numpy(fs.labels)
+        metrics = classification_metrics(fs.labels, logits.argmax(1).numpy(), dataset.num_classes)
+        entries.append(
+            {
+                "test_fold": k,
+                "accuracy": metrics["accuracy"],
+                "macro_f1": metrics["macro_f1"],
+                "loss": F.cross_entropy(logits, labels).item(),
+                "per_class_accuracy": metrics["per_class_accuracy"],
+                "confusion_matrix": metrics["confusion_matrix"],
+                "best_epoch": int((loaded.metadata.get("selection") or {}).get("epoch", 0)),
+                "test_clips": int(len(labels)),
+            }
+        )
+        log.info(
+            "fold %d: test accuracy %.4f, macro F1 %.4f",
+            k,
+            entries[-1]["accuracy"],
+            entries[-1]["macro_f1"],
+        )
+
+    out = report.build_results(config.to_dict(), entries, dataset.classes, planned_folds=folds)
+    saved = _read_json(run / "results.json")
+    matches: bool | None = None
+    if saved is not None:
+        by_fold = {int(e["test_fold"]): e for e in saved.get("folds", [])}
+        pairs = [(e, by_fold[e["test_fold"]]) for e in entries if e["test_fold"] in by_fold]
+        if pairs:
+            matches = all(
+                abs(a["accuracy"] - b["accuracy"]) < 1e-9
+                and abs(a["macro_f1"] - b["macro_f1"]) < 1e-9
+                for a, b in pairs
+            )
+            if not matches:
+                log.warning("%s: recomputed test metrics differ from results.json", run)
+    return {
+        "run_dir": str(run),
+        "dataset": config.dataset,
+        "model": config.model,
+        "classes": list(dataset.classes),
+        "folds": out["folds"],
+        "summary": out["summary"],
+        "matches_results": matches,
+    }

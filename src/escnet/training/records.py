@@ -1,0 +1,79 @@
+"""The files a fold leaves beside its checkpoints: ``split.json`` (which clips went where),
+``metrics.csv`` (one row per epoch) and ``test_predictions.csv``; each written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from escnet.cache import atomic_write_json, atomic_write_text
+from escnet.datasets import Dataset
+from escnet.folds import Split
+from escnet.training.config import METRIC_COLUMNS
+from escnet.training.data import FoldData
+
+__all__ = ["write_metrics_csv", "write_predictions", "write_split"]
+
+
+def write_metrics_csv(path: Path, history: Sequence[Mapping[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(METRIC_COLUMNS)
+    for row in history:
+        cells = []
+        for col in METRIC_COLUMNS:
+            v = row[col]
+            if isinstance(v, float):
+                cells.append("" if math.isnan(v) else f"{v:.6g}")
+            else:
+                cells.append(str(v))
+        writer.writerow(cells)
+    atomic_write_text(path, buf.getvalue())
+
+
+def write_split(path: Path, dataset: Dataset, split: Split, data: FoldData) -> None:
+    variants, counts = np.unique(data.train_variants, return_counts=True)
+    atomic_write_json(
+        path,
+        {
+            "test_fold": split.test_fold,
+            "protocol": split.protocol,
+            "train": [dataset[i].clip_id for i in split.train],
+            "val": [dataset[i].clip_id for i in split.val],
+            "test": [dataset[i].clip_id for i in split.test],
+            "train_images": {
+                "count": len(data.train_sources),
+                "sources": sorted({dataset[int(i)].clip_id for i in data.train_sources}),
+                "variants": {str(v): int(c) for v, c in zip(variants, counts, strict=True)},
+            },
+        },
+    )
+
+
+def write_predictions(path: Path, dataset: Dataset, data: FoldData, logits: torch.Tensor) -> None:
+    probs = logits.softmax(1)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["clip_id", "label", "prediction", "true_class", "predicted_class", "p"])
+    for row, i in enumerate(data.test_indices):
+        clip = dataset[int(i)]
+        pred = int(probs[row].argmax())
+        writer.writerow(
+            [
+                clip.clip_id,
+                clip.label,
+                pred,
+                dataset.classes[clip.label],
+                dataset.classes[pred],
+                f"{float(probs[row, pred]):.4f}",
+            ]
+        )
+    atomic_write_text(path, buf.getvalue())
