@@ -166,6 +166,7 @@ def save_model(
     config: Mapping[str, Any] | None = None,
     state_dict: Mapping[str, torch.Tensor] | None = None,
     selection: Mapping[str, Any] | None = None,
+    model_kwargs: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``model`` as a self-contained model directory (created or replaced file by file,
     each file atomically; ``model.json`` last, so a directory with it is complete).
@@ -179,6 +180,9 @@ def save_model(
         state_dict: weights to store instead of ``model.state_dict()`` (e.g. a checkpoint's).
         selection: how the weights were chosen (e.g. ``{"test_fold", "epoch", "val_acc"}``);
             :func:`resolve_model_dir` picks a run's fold by its ``val_acc``.
+        model_kwargs: architecture options the model was built with
+            (``create_model(name, n, **model_kwargs)``); JSON values. :func:`load_model` builds
+            the network with them again.
 
     Returns:
         The directory.
@@ -202,6 +206,7 @@ def save_model(
             "format_version": FORMAT_VERSION,
             "model": info.name,
             "num_classes": model.num_classes,
+            "model_kwargs": dict(model_kwargs or {}),
             "classes": list(classes),
             "front_end": front_end_to_dict(front_end),
             "sample_rate": front_end.sample_rate,
@@ -286,7 +291,13 @@ def load_model(directory: str | os.PathLike[str], *, device: str = "cpu") -> Loa
         raise ModelDirError(
             f"{meta_path}: {len(classes)} classes for num_classes={meta['num_classes']}"
         )
-    model = create_model(info.name, len(classes), pretrained=False)
+    kwargs = meta.get("model_kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise ModelDirError(f"{meta_path}: model_kwargs must be a JSON object")
+    try:
+        model = create_model(info.name, len(classes), pretrained=False, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ModelDirError(f"{meta_path}: cannot build {info.name} ({exc})") from None
     try:
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
