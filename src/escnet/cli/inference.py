@@ -1,4 +1,4 @@
-"""Sub-commands that put a trained model to work: predict, export.
+"""Sub-commands that put a trained model to work: predict, export, serve.
 
 ``escnet predict --backend onnx`` must not import torch: every import here is inside the
 function that needs it, and :mod:`escnet.inference` imports torch only for the torch backend.
@@ -119,6 +119,28 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from escnet.serve import ServeConfig, serve
+
+    config = ServeConfig(
+        max_upload_bytes=int(args.max_upload_mb * 1_000_000),
+        max_duration=args.max_duration,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        top_k=args.top_k,
+    )
+    serve(
+        args.model,
+        host=args.host,
+        port=args.port,
+        backend=args.backend,
+        fold=args.fold,
+        threads=args.threads,
+        config=config,
+    )
+    return 0
+
+
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a model directory, or a run directory (its best fold)")
     p.add_argument("--fold", type=int, help="with a run directory: this test fold's model")
@@ -162,3 +184,30 @@ def register(sub: Any) -> None:
         help="also model.onnx: waveform -> probabilities with the front end in the graph",
     )
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("serve", help="an HTTP service and web page for a trained model")
+    _model_args(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (8000)")
+    p.add_argument("--top-k", type=int, default=5, help="labels per answer (5)")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, help="upload limit in MB (20)")
+    p.add_argument(
+        "--max-duration",
+        type=float,
+        default=600.0,
+        help="longest accepted recording in seconds (600)",
+    )
+    p.add_argument(
+        "--max-batch",
+        type=int,
+        default=16,
+        help="windows batched into one model call (16; 1 turns batching off)",
+    )
+    p.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=5.0,
+        help="how long a batch waits for more requests (5 ms)",
+    )
+    _backend_args(p)
+    p.set_defaults(func=cmd_serve)

@@ -201,6 +201,39 @@ class Predictor:
         prediction.source = str(source.path)
         return prediction
 
+    def window_samples(
+        self, window: float | None = None, hop: float | None = None
+    ) -> tuple[int, int]:
+        """(window, hop) in samples at the model's rate: the given seconds, or the predictor's
+        defaults (a window given without a hop gets half of it as hop)."""
+        w, h = self._window_hop(
+            self.window if window is None else window,
+            (self.hop if window is None else None) if hop is None else hop,
+        )
+        return int(round(w * self.sample_rate)), int(round(h * self.sample_rate))
+
+    def assemble(
+        self, starts: list[int], probabilities: np.ndarray, total: int, window: int, how: str
+    ) -> Prediction:
+        """A :class:`Prediction` from window starts (samples), their probabilities, the
+        recording's length (samples) and the window length (samples)."""
+        if how not in AGGREGATES:
+            raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}; got {how!r}")
+        if total <= 0:
+            raise EscnetError("the recording has no samples")
+        sr = self.sample_rate
+        windows = [
+            WindowPrediction(s / sr, min(s + window, total) / sr, p)
+            for s, p in zip(starts, probabilities, strict=True)
+        ]
+        return Prediction(
+            classes=self.classes,
+            probabilities=aggregate(probabilities, how),
+            windows=windows,
+            duration=total / sr,
+            aggregate=how,
+        )
+
     def _predict_stream(
         self,
         blocks: Iterable[np.ndarray],
@@ -210,12 +243,7 @@ class Predictor:
     ) -> Prediction:
         if how not in AGGREGATES:
             raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}; got {how!r}")
-        w, h = self._window_hop(
-            self.window if window is None else window,
-            (self.hop if window is None else None) if hop is None else hop,
-        )
-        sr = self.sample_rate
-        windower = Windower(int(round(w * sr)), int(round(h * sr)))
+        windower = Windower(*self.window_samples(window, hop))
         starts: list[int] = []
         chunks: list[np.ndarray] = []
         pending: list[tuple[int, np.ndarray]] = []
@@ -233,21 +261,9 @@ class Predictor:
                     flush()
         pending.extend(windower.finish())
         flush()
-        total = windower.total
-        if total == 0:
+        if windower.total == 0:
             raise EscnetError("the recording has no samples")
-        probs = np.concatenate(chunks)
-        windows = [
-            WindowPrediction(s / sr, min(s + windower.window, total) / sr, p)
-            for s, p in zip(starts, probs, strict=True)
-        ]
-        return Prediction(
-            classes=self.classes,
-            probabilities=aggregate(probs, how),
-            windows=windows,
-            duration=total / sr,
-            aggregate=how,
-        )
+        return self.assemble(starts, np.concatenate(chunks), windower.total, windower.window, how)
 
 
 def _counted(blocks: Iterable[np.ndarray], bar: tqdm, sample_rate: int) -> Iterable[np.ndarray]:

@@ -35,6 +35,7 @@ __all__ = [
     "Windower",
     "iter_blocks",
     "open_audio",
+    "read_blocks",
     "resample_blocks",
     "window_starts",
 ]
@@ -252,21 +253,34 @@ def resample_blocks(
         yield tail
 
 
+def read_blocks(f: sf.SoundFile, name: str | Path, block_frames: int) -> Iterator[np.ndarray]:
+    """Mono float32 blocks of ``block_frames`` samples from an open file, at its own rate.
+
+    Raises:
+        AudioError: naming ``name``, on a decoding error or NaN/infinite samples.
+    """
+    position = 0
+    try:
+        while True:
+            data = f.read(block_frames, dtype="float32", always_2d=True)
+            if data.shape[0] == 0:
+                break
+            if not np.isfinite(data).all():
+                seconds = position / f.samplerate
+                raise AudioError(name, f"NaN or infinite samples near {seconds:.1f} s")
+            position += data.shape[0]
+            yield data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioError(name, f"decoding failed ({exc})") from None
+
+
 def _decoded_blocks(source: AudioSource, block_frames: int) -> Iterator[np.ndarray]:
     try:
-        with sf.SoundFile(str(source.path)) as f:
-            position = 0
-            while True:
-                data = f.read(block_frames, dtype="float32", always_2d=True)
-                if data.shape[0] == 0:
-                    break
-                if not np.isfinite(data).all():
-                    seconds = position / source.sample_rate
-                    raise AudioError(source.path, f"NaN or infinite samples near {seconds:.1f} s")
-                position += data.shape[0]
-                yield data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+        f = sf.SoundFile(str(source.path))
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioError(source.path, f"decoding failed ({exc})") from None
+        raise AudioError(source.path, f"cannot decode as audio ({exc})") from None
+    with f:
+        yield from read_blocks(f, source.path, block_frames)
 
 
 def iter_blocks(
