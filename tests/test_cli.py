@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import tone
 from escnet.cli import main
 
 
@@ -163,3 +164,39 @@ def test_a_data_set_wide_command_goes_on_past_bad_clips_and_counts_them(
     rc, out, err = _run(argv, capsys)
     assert rc == 0 and "27 of 30 clips ready" in out and "skipped 3 file(s)" in out
     assert "is a directory" in out and "Traceback" not in err
+
+
+def _write_partial_us8k(root: Path, folds: tuple[int, ...]) -> Path:
+    """A US8K-shaped copy whose metadata lists all ten folds but which holds only ``folds``."""
+    (root / "metadata").mkdir(parents=True)
+    rows = ["slice_file_name,fsID,start,end,salience,fold,classID,class"]
+    for fold in range(1, 11):
+        for cls, freq in ((0, 300.0), (1, 2000.0)):
+            for k in range(2):
+                name = f"{fold}{cls}{k}-{cls}-0-{k}.wav"
+                rows.append(f"{name},{fold}{cls}{k},0,1,1,{fold},{cls},{['hum', 'horn'][cls]}")
+                if fold in folds:
+                    (root / "audio" / f"fold{fold}").mkdir(parents=True, exist_ok=True)
+                    sf.write(root / "audio" / f"fold{fold}" / name, tone(freq, 0.5, 8000), 8000)
+    (root / "metadata" / "UrbanSound8K.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_a_partial_us8k_copy_trains_on_the_folds_it_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy = _write_partial_us8k(tmp_path / "copy", (1, 2, 10))
+    config = tmp_path / "small.json"  # short clips, one step per epoch: a few seconds
+    config.write_text('{"clip_seconds": 0.5, "max_train_batches": 1}')
+    train = ["-q", "train", "--config", str(config), "--dataset", "us8k", "--root", str(copy)]
+    train += ["--model", "cnn7"]
+    train += ["--augment", "none", "--epochs", "1", "--batch-size", "4", "--workers", "1"]
+    train += ["--val-fraction", "0", "--device", "cpu"]
+    rc, out, err = _run([*train, "--folds", "1,2,10", "--run-dir", str(tmp_path / "r")], capsys)
+    assert rc == 0, err
+    assert "accuracy over 3 fold(s)" in out
+    for fold in (1, 2, 10):
+        assert (tmp_path / "r" / f"fold{fold}").is_dir()
+    # A test fold the copy lacks: the message names the folds it has, and they work (above).
+    rc, _, err = _run([*train, "--folds", "3", "--run-dir", str(tmp_path / "r3")], capsys)
+    assert rc == 2 and "[3] are not folds of us8k" in err and "has folds 1,2,10" in err

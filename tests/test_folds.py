@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,38 @@ def test_a_clip_level_split_would_cut_recordings_here(grouped: Dataset) -> None:
     )
     with pytest.raises(AssertionError, match="recording"):
         by_clip.check_disjoint(grouped)
+
+
+def test_the_training_leak_guard_raises_on_a_leaky_split(
+    grouped_esc50: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from escnet.augment.offline import ExpandedSet
+    from escnet.augment.policy import get_policy
+    from escnet.spectrogram import LogMelConfig
+    from escnet.training import TrainConfig
+    from escnet.training.data import load_fold_data
+
+    ds = get_dataset("esc50", root=grouped_esc50)
+    config = TrainConfig(model="cnn7", augment="none", workers=1, cache_dir=str(tmp_path))
+    test = tuple(i for i in range(len(ds)) if ds[i].fold == 1)[:2]
+    train = tuple(i for i in range(len(ds)) if ds[i].fold == 2)[:3]
+    fe = LogMelConfig(n_mels=16)
+    # Sound: the guard lets a clean split through.
+    clean = load_fold_data(config, ds, Split(train, (), test, 1), fe, get_policy("none"))
+    assert sorted(clean.train_sources.tolist()) == sorted(train)
+    # A test clip among the training clips is refused, naming it.
+    leaky = Split((*train, test[0]), (), test, 1)
+    with pytest.raises(RuntimeError, match=ds[test[0]].clip_id):
+        load_fold_data(config, ds, leaky, fe, get_policy("none"))
+    # Augmented images whose source is outside the training split are refused too.
+    real = load_fold_data.__globals__["expand_training_set"]
+
+    def leaking_expansion(*args: object, **kwargs: object) -> ExpandedSet:
+        out = real(*args, **kwargs)
+        out.source[0] = test[0]
+        return out
+
+    monkeypatch.setattr("escnet.training.data.expand_training_set", leaking_expansion)
+    naa = dataclasses.replace(config, augment="naa")
+    with pytest.raises(RuntimeError, match="outside the training split"):
+        load_fold_data(naa, ds, Split(train, (), test, 1), fe, get_policy("naa"))

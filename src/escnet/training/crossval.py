@@ -95,18 +95,22 @@ def cross_validate(
     Raises:
         EscnetError: ``run_dir`` holds a run and ``resume`` is false, or it holds a run of
             another configuration.
-        ValueError: a fold of ``config.folds`` is not a fold of the data set.
+        ValueError: a fold of ``config.folds`` (the test folds) is not a fold of the data set;
+            every fold the data set has (for a partial copy, every fold it holds) is used.
     """
     run = Path(run_dir)
     device = resolve_device(config.device, local_rank())
     with distributed(device) as ddp:
+        # The run uses every fold the data set has (a partial copy: the folds it holds);
+        # config.folds only picks which of them are test folds.
         dataset = load_dataset(config)
         folds = config.folds if config.folds is not None else dataset.folds
         absent = [f for f in folds if f not in dataset.folds]
         if absent:
             raise ValueError(
-                f"TrainConfig.folds: {absent} are not folds of {dataset.name} "
-                f"(folds: {dataset.folds})"
+                f"--folds / TrainConfig.folds picks the test folds, but {absent} are not folds "
+                f"of {dataset.name} in {dataset.root}, which has folds "
+                f"{','.join(map(str, dataset.folds))}; pick test folds among those"
             )
         get_model_info(config.model)  # fail before any work on an unknown model
         workers = config.workers if config.workers is not None else default_workers()
