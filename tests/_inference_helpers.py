@@ -13,12 +13,18 @@ clip. Importable from a subprocess (the service test) with ``tests/`` on ``sys.p
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
 import _ddp_worker  # noqa: F401  (registers tiny_test_cnn)
 
+TESTS = Path(__file__).resolve().parent
 CLASSES = ("low_tone", "high_tone", "noise")
 MODEL_NAME = "tiny_test_cnn"
 SAMPLE_RATE = _ddp_worker.TINY_FRONT_END.sample_rate  # 8000
@@ -95,3 +101,62 @@ def three_segment_signal(sr: int, seconds: float = 20.0, seed: int = 1) -> np.nd
     """``seconds`` of each class in :data:`CLASSES` order, back to back (60 s by default)."""
     rng = np.random.default_rng(seed)
     return np.concatenate([synth(kind, seconds, sr, rng) for kind in CLASSES])
+
+
+class Server:
+    """`escnet serve MODEL ARGS...` as a real uvicorn process on a free loopback port.
+
+    Use as a context manager; ``url`` is its base URL. The process gets ``tmpdir`` as TMPDIR
+    (to check that requests leave nothing there) and ``tests/`` on its path (for the tiny
+    model's registration). Its output goes to ``log``.
+    """
+
+    def __init__(self, model: Path, args: list[str], tmpdir: Path, log: Path) -> None:
+        self.model, self.args, self.tmpdir, self.log = model, args, tmpdir, log
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Server:
+        import httpx
+
+        code = (
+            "import sys; sys.path.insert(0, sys.argv[1]); import _inference_helpers; "
+            "from escnet.cli import main; sys.exit(main(sys.argv[2:]))"
+        )
+        argv = ["serve", str(self.model), "--port", str(self.port), *self.args]
+        env = {**os.environ, "TMPDIR": str(self.tmpdir)}
+        with self.log.open("w") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", code, str(TESTS), *argv],
+                cwd=TESTS.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"escnet serve exited:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                self.__exit__()
+                raise AssertionError("escnet serve did not answer /health in 120 s")
+            time.sleep(0.3)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,21 +14,19 @@ import pytest
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _inference_helpers import CLASSES, synth, three_segment_signal, train_tiny_model  # noqa: E402
+from _inference_helpers import (  # noqa: E402
+    CLASSES,
+    Server,
+    synth,
+    three_segment_signal,
+    train_tiny_model,
+)
 from escnet.serve.batcher import Batcher  # noqa: E402
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
-TESTS = Path(__file__).parent
-REPO = TESTS.parent
 MAX_UPLOAD_MB = 1.5
 MAX_DURATION = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wav(samples: np.ndarray, sr: int, fmt: str = "WAV") -> bytes:
@@ -48,42 +42,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     model = train_tiny_model(root / "model")
     tmpdir = root / "server-tmp"
     tmpdir.mkdir()
-    port = _free_port()
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import _inference_helpers; "
-        "from escnet.cli import main; sys.exit(main(sys.argv[2:]))"
-    )
-    args = ["serve", str(model), "--port", str(port), "--threads", "1"]
+    args = ["--threads", "1", "--max-batch", "16", "--max-wait-ms", "20"]
     args += ["--max-upload-mb", str(MAX_UPLOAD_MB), "--max-duration", str(MAX_DURATION)]
-    args += ["--max-batch", "16", "--max-wait-ms", "20"]
-    env = {**os.environ, "TMPDIR": str(tmpdir)}
-    log = (root / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(TESTS), *args],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError((root / "server.log").read_text())
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("the server did not answer /health in 120 s")
-            time.sleep(0.3)
-        yield url, tmpdir
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    with Server(model, args, tmpdir, root / "server.log") as running:
+        yield running.url, tmpdir
 
 
 def test_health_classes_page_and_docs(server: tuple[str, Path]) -> None:
