@@ -5,15 +5,11 @@ probabilities (batch, classes) with the whole front end inside the graph (pre-em
 mel filter bank, log, normalisation), so that onnxruntime alone (no torch, no librosa) turns
 audio into labels (:mod:`escnet.inference.onnx_backend`).
 
-How the front end gets into the graph: ``torch.stft`` with a complex result does not export, so
-each front end has an export twin here that computes the same thing with exportable operators:
-``torch.stft(..., return_complex=False)``, which becomes ONNX's ``STFT`` operator (opset 17;
-onnxruntime runs it as an FFT), and the power spectrum folded into the mel projection: with
-``(re, im)`` pairs interleaved, ``re^2 + im^2`` followed by the mel matrix ``M`` is one matrix
-product of the squared pairs with ``M`` repeated per pair. Both of escnet's front ends
-(:class:`escnet.spectrogram.LogMel`, :class:`escnet.models.mobilenet_audioset.AudioSetMel`) have
-a twin; :func:`export_model` checks the exported graph against PyTorch on test waveforms and
-refuses to write a file whose probabilities differ by more than ``tolerance``.
+How the front end gets into the graph: each front end has an export twin
+(:mod:`escnet.export_front_end`) that computes the same image with exportable, fast operators
+(framing by reshapes, the DFT as matrix products). :func:`export_model` checks the exported graph
+against PyTorch on test waveforms with onnxruntime and refuses to write a file whose
+probabilities differ by more than ``tolerance``.
 """
 
 from __future__ import annotations
@@ -32,117 +28,22 @@ from torch import nn
 from escnet.cache import atomic_path, atomic_write_json
 from escnet.download import sha256_file
 from escnet.errors import EscnetError
+from escnet.export_front_end import export_front_end
 from escnet.model_io import MODEL_JSON, WEIGHTS, LoadedModel, load_model, resolve_model_dir
-from escnet.models.mobilenet_audioset import AudioSetMel
-from escnet.spectrogram import LogMel
 
-__all__ = ["ONNX_FILE", "ONNX_OPSET", "ExportResult", "OnnxGraph", "export_model", "export_onnx"]
+__all__ = [
+    "ONNX_FILE",
+    "ONNX_OPSET",
+    "ExportResult",
+    "OnnxGraph",
+    "export_front_end",
+    "export_model",
+    "export_onnx",
+]
 
 ONNX_FILE = "model.onnx"
-#: The first opset with the STFT operator.
+#: ONNX opset of the exported graphs (onnxruntime >= 1.12 runs it).
 ONNX_OPSET = 17
-
-
-def _interleaved_mel(mel_basis: torch.Tensor) -> torch.Tensor:
-    """(n_mels, bins) -> (2 bins, n_mels): row ``2k`` and ``2k + 1`` are bin ``k``'s weights, so
-    ``(spec ** 2).flatten(-2) @ result`` is the mel projection of ``re^2 + im^2``."""
-    return mel_basis.t().repeat_interleave(2, dim=0).contiguous()
-
-
-def _stft_pairs(
-    x: torch.Tensor,
-    n_fft: int,
-    hop: int,
-    win: int,
-    window: torch.Tensor,
-    center: bool,
-    pad_mode: str,
-) -> torch.Tensor:
-    """STFT as (B, frames, bins, 2) real pairs: the layout of ONNX's STFT output."""
-    spec = torch.stft(
-        x,
-        n_fft=n_fft,
-        hop_length=hop,
-        win_length=win,
-        window=window,
-        center=center,
-        pad_mode=pad_mode,
-        return_complex=False,
-    )
-    return spec.transpose(1, 2)
-
-
-class _LogMelTwin(nn.Module):
-    """:class:`LogMel` with exportable operators (same output to float rounding)."""
-
-    mel_pairs: torch.Tensor
-    mel_t: torch.Tensor
-
-    def __init__(self, source: LogMel) -> None:
-        super().__init__()
-        self.source = source
-        self.register_buffer("mel_pairs", _interleaved_mel(source.mel_basis), persistent=False)
-        self.register_buffer("mel_t", source.mel_basis.t().contiguous(), persistent=False)
-
-    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
-        cfg = self.source.config
-        pairs = _stft_pairs(
-            waveforms,
-            cfg.n_fft,
-            cfg.hop_length,
-            cfg.win_length or cfg.n_fft,
-            self.source.window,
-            cfg.center,
-            "constant",
-        )
-        if cfg.power == 2.0:
-            mel = pairs.square().flatten(2) @ self.mel_pairs
-        else:  # magnitude: the square root must come before the mel sum
-            mel = pairs.square().sum(-1).sqrt() @ self.mel_t
-        return self.source.to_db(mel.transpose(1, 2)).unsqueeze(1)
-
-
-class _AudioSetMelTwin(nn.Module):
-    """:class:`AudioSetMel` with exportable operators (same output to float rounding)."""
-
-    mel_pairs: torch.Tensor
-
-    def __init__(self, source: AudioSetMel) -> None:
-        super().__init__()
-        self.source = source
-        self.register_buffer("mel_pairs", _interleaved_mel(source.mel_basis), persistent=False)
-
-    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
-        cfg = self.source.config
-        x = nn.functional.conv1d(waveforms.unsqueeze(1), self.source.preemphasis_kernel)
-        pairs = _stft_pairs(
-            x.squeeze(1),
-            cfg.n_fft,
-            cfg.hop_length,
-            cfg.win_length,
-            self.source.window,
-            True,
-            "reflect",
-        )
-        mel = (pairs.square().flatten(2) @ self.mel_pairs).transpose(1, 2)
-        log_mel = torch.log(mel + cfg.log_offset)
-        return ((log_mel + cfg.norm_shift) / cfg.norm_scale).unsqueeze(1)
-
-
-def export_front_end(front_end: nn.Module) -> nn.Module:
-    """The export twin of a front end module.
-
-    Raises:
-        EscnetError: a front end escnet cannot export yet.
-    """
-    if isinstance(front_end, LogMel):
-        return _LogMelTwin(front_end)
-    if isinstance(front_end, AudioSetMel):
-        return _AudioSetMelTwin(front_end)
-    raise EscnetError(
-        f"front end {type(front_end).__name__} has no ONNX export twin in escnet.export; "
-        "export without --onnx"
-    )
 
 
 class OnnxGraph(nn.Module):
