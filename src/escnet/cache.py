@@ -87,6 +87,13 @@ def check_output_file(path: str | os.PathLike[str], what: str) -> Path:
         raise EscnetError(
             f"{what} {target} is a directory; give a file name, e.g. {target / 'out.png'}"
         )
+    existing = target.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise EscnetError(
+            f"{what} {target}: {existing} is a file, not a directory; choose another path"
+        )
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         _probe_writable(target.parent)

@@ -65,6 +65,12 @@ def default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
+def _resolve_workers(workers: int | None) -> int:
+    if workers is not None and (isinstance(workers, bool) or workers < 0):
+        raise ValueError(f"workers must be >= 1 (0 or None: the default), got {workers!r}")
+    return workers or default_workers()
+
+
 def _iter_loaded(
     paths: Sequence[Path],
     audio: AudioConfig,
@@ -123,8 +129,6 @@ def prepare_features(
     Returns:
         A :class:`FeatureSet`; clips that could not be loaded are listed in ``skipped``.
     """
-    if workers is not None and (isinstance(workers, bool) or workers < 0):
-        raise ValueError(f"workers must be >= 1 (0 or None: the default), got {workers!r}")
     fe = front_end or LogMelConfig()
     audio = AudioConfig(sample_rate=fe.sample_rate, duration=dataset.duration)
     root = default_cache_dir(cache_dir)
@@ -153,7 +157,7 @@ def prepare_features(
         pending.clear()
 
     bar = tqdm(total=len(paths), desc=f"prepare {dataset.name}", unit="clip", disable=not progress)
-    loaded = _iter_loaded(paths, audio, cache, memo, param_key, workers or default_workers())
+    loaded = _iter_loaded(paths, audio, cache, memo, param_key, _resolve_workers(workers))
     for i, (key, hit, wave, err) in enumerate(loaded):
         if err is not None:
             log.warning("skipping %s", err)
