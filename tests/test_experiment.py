@@ -227,3 +227,44 @@ def test_only_selects_cells_and_cli_reports_errors(
     assert "no cell of" in err and len(err.strip().splitlines()) == 1
     assert main(["experiment", str(tiny_grid.with_name("absent.toml"))]) == 2
     assert "no such grid file" in capsys.readouterr().err
+
+
+def test_leaky_cells_train_leaky_and_say_so(tiny_grid: Path, tmp_path: Path) -> None:
+    body = tiny_grid.read_text().split("[[cells]]")[0].split("\n", 3)[3]
+    body += """
+[[cells]]
+datasets = ["esc50"]
+models = ["tiny_test_cnn"]
+augment = ["none"]
+protocols = ["random-split"]
+
+[[cells]]
+datasets = ["esc50"]
+models = ["tiny_test_cnn"]
+augment = ["naa"]
+protocols = ["augment-then-split"]
+"""
+    grid = write_grid(tmp_path / "leaky.toml", body, budget="equal-epochs")
+    outcomes = run_grid(grid, out=tmp_path / "runs", progress=False, report=lambda _: None)
+    random_cell, ats_cell = (o.cell for o in outcomes)
+    assert random_cell.name == "esc50-tiny_test_cnn-none-random-split-leaky"
+    assert ats_cell.name == "esc50-tiny_test_cnn-naa-augment-then-split-leaky"
+    for cell in (random_cell, ats_cell):
+        results = json.loads((cell.run_dir / "results.json").read_text())
+        assert results["config"]["protocol"] == cell.protocol
+        assert results["protocol"].startswith(f"{cell.protocol} (leaky)")
+        assert "(leaky)" in (cell.run_dir / "report.md").read_text().splitlines()[0]
+    # random-split: clip-disjoint, but the test fold is not an official fold.
+    split = json.loads((random_cell.run_dir / "fold1" / "split.json").read_text())
+    assert split["protocol"] == "random-split (leaky)"
+    assert not set(split["train"]) & set(split["test"])
+    assert len({c.split("-")[0] for c in split["test"]}) > 1  # official fold = first field
+    # augment-then-split: NAA variants of test clips were trained on.
+    split = json.loads((ats_cell.run_dir / "fold1" / "split.json").read_text())
+    assert not set(split["train"]) & set(split["test"])  # no image on both sides ...
+    train_clips = {name.split("#")[0] for name in split["train"]}
+    test_clips = {name.split("#")[0] for name in split["test"]}
+    assert len(test_clips & train_clips) > 0.8 * len(test_clips)  # ... but most clips are
+    assert split["train_images"]["count"] == len(split["train"])
+    table = aggregate([tmp_path / "runs"], tmp_path / "res").out / "results.md"
+    assert "augment-then-split (leaky)" in table.read_text()

@@ -272,9 +272,7 @@ def _block_cells(
                     expansion = _expansion(a, p)
                     values = {**defaults, **per_model, **overrides}
                     values = _apply_budget(values, budget, expansion)
-                    values.update(dataset=d, model=m, augment=a)
-                    if p != "official-folds":
-                        values["protocol"] = p  # a TrainConfig field since the protocols exist
+                    values.update(dataset=d, model=m, augment=a, protocol=p)
                     name = cell_name(d, m, a, p)
                     cells.append(Cell(name, d, m, a, p, values, out / name, expansion))
     return cells
@@ -477,7 +475,7 @@ def format_plan(plan: Sequence[tuple[Cell, Estimate | None, bool]]) -> list[str]
     for k, (cell, est, done) in enumerate(plan, start=1):
         head = f"[{k:>{len(str(len(plan)))}}/{len(plan)}] {cell.name:<{width}}"
         folds = cell.config.get("folds")
-        n_folds = len(folds) if folds else "all"
+        n_folds = f"{len(folds)} fold{'s' if len(folds) > 1 else ''}" if folds else "all folds"
         if done:
             lines.append(f"{head}  complete already: skipped")
             complete += 1
@@ -490,7 +488,7 @@ def format_plan(plan: Sequence[tuple[Cell, Estimate | None, bool]]) -> list[str]
             total += est.seconds
             naa = f", incl. NAA expansion {_duration(est.naa_seconds)}" if est.naa_seconds else ""
             lines.append(
-                f"{head}  {n_folds} folds x {est.epochs} epochs x {est.train_images} images  "
+                f"{head}  {n_folds} x {est.epochs} epochs x {est.train_images} images  "
                 f"~{_duration(est.seconds)}{naa}"
             )
     to_run = len(plan) - complete - len(unknown)

@@ -70,6 +70,20 @@ def _stat(values: Sequence[float | None]) -> dict[str, float]:
     return {"mean": mean, "std": std}
 
 
+def _protocol(config: Mapping[str, Any]) -> str:
+    """:data:`PROTOCOL`, or the leaky protocol's label and what it does."""
+    from escnet.folds import is_leaky, protocol_label
+
+    name = str(config.get("protocol") or "official-folds")
+    if not is_leaky(name):
+        return PROTOCOL
+    how = {
+        "random-split": "clips dealt into folds at random, ignoring official folds and recordings",
+        "augment-then-split": "every clip expanded with NAA first, the images then split at random",
+    }
+    return f"{protocol_label(name)}: {how[name.removesuffix(' (leaky)')]}"
+
+
 def build_results(
     config: Mapping[str, Any],
     folds: Sequence[Mapping[str, Any]],
@@ -137,7 +151,7 @@ def build_results(
             "dataset": config.get("dataset"),
             "model": config.get("model"),
             "augment": augment,
-            "protocol": PROTOCOL,
+            "protocol": _protocol(config),
             "augmentation": (
                 f"policy '{augment}', applied to the training folds only; validation and test "
                 "clips are never augmented"
@@ -282,6 +296,8 @@ def write_report(run_dir: str | os.PathLike[str]) -> Path:
     folds: list[dict[str, Any]] = results["folds"]
     summary = results["summary"]
     title = f"{results['model']} on {results['dataset']}, augmentation '{results['augment']}'"
+    if "(leaky)" in str(results.get("protocol")):  # a leaky run says so in every title
+        title += f", {str(results['protocol']).split(':')[0]}"
 
     plot_confusion_matrix(
         results["confusion_matrix_total"],

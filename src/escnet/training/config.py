@@ -17,6 +17,7 @@ from typing import Any
 
 from escnet.augment.policy import get_policy
 from escnet.errors import EscnetError
+from escnet.folds import check_protocol
 
 __all__ = ["METRIC_COLUMNS", "FoldResult", "TrainConfig", "check_resumable"]
 
@@ -90,6 +91,11 @@ class TrainConfig:
             (``benchmarks/bench_train_throughput.py``), and it is the fast layout on GPUs too.
         max_train_batches: stop each epoch after this many batches (smoke tests); ``None``:
             the whole training set.
+        protocol: evaluation protocol (:data:`escnet.folds.PROTOCOLS`): ``official-folds``
+            (the honest default), or the leaky ``random-split`` / ``augment-then-split``
+            (:func:`escnet.folds.protocol_split`), run on purpose to measure the leak; the
+            latter expands every clip with offline NAA before splitting, so it needs an
+            offline-NAA policy.
     """
 
     dataset: str = "esc50"
@@ -117,6 +123,7 @@ class TrainConfig:
     amp: bool = True
     channels_last: bool = True
     max_train_batches: int | None = None
+    protocol: str = "official-folds"
 
     def __post_init__(self) -> None:
         def positive_int(name: str, value: object, minimum: int = 1) -> None:
@@ -158,6 +165,13 @@ class TrainConfig:
                 f"TrainConfig.clip_seconds must be > 0 or None, got {self.clip_seconds}"
             )
         policy = get_policy(self.augment)  # ValueError listing the policies
+        check_protocol(self.protocol)  # ValueError listing the protocols
+        if self.protocol == "augment-then-split" and not policy.offline_naa:
+            raise ValueError(
+                f"TrainConfig.protocol='augment-then-split' expands the data set with offline NAA "
+                f"before splitting, but augment={self.augment!r} has none; use augment='naa' or "
+                "'naa+taa', or protocol='random-split'"
+            )
         if self.linear_probe and policy.online_naa:
             raise ValueError(
                 f"TrainConfig.linear_probe needs training images, but augment={self.augment!r} "

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from escnet import report
 from escnet.cache import atomic_write_json
 from escnet.errors import EscnetError
-from escnet.folds import fold_split
+from escnet.folds import ImageSplit, protocol_split
 from escnet.metrics import classification_metrics
 from escnet.model_io import load_model, save_model
 from escnet.models import create_model, get_model_info
@@ -160,7 +160,9 @@ def cross_validate(
                 log.info("fold %d: already in results.json, skipped", fold)
                 results[fold] = done[fold]
                 continue
-            split = fold_split(dataset, fold, val_fraction=config.val_fraction, seed=config.seed)
+            split = protocol_split(
+                dataset, config.protocol, fold, val_fraction=config.val_fraction, seed=config.seed
+            )
             split.check_disjoint(dataset)
             results[fold] = train_fold(
                 resolved, dataset, split, run, resume=resume, progress=progress
@@ -255,7 +257,14 @@ def evaluate_run(
                 f"{loaded.path}: the model's classes differ from {dataset.name}'s; is "
                 f"config.json's data set ({config.dataset}) the one this run trained on?"
             )
-        split = fold_split(dataset, k, val_fraction=config.val_fraction, seed=config.seed)
+        split = protocol_split(
+            dataset, config.protocol, k, val_fraction=config.val_fraction, seed=config.seed
+        )
+        if isinstance(split, ImageSplit):
+            raise EscnetError(
+                f"{run}: evaluate_run re-tests clips, but this run's protocol "
+                f"({split.protocol}) tests NAA images; its results.json holds its test metrics"
+            )
         compute = Compute.of(config, dev)
         compute.prepare(loaded.model)
         fs = prepare_features(

@@ -3,7 +3,8 @@ of the validation and test clips, and the training items of the augmentation pol
 images, online-NAA waveforms, or plain images).
 
 Only ``split.train`` is ever augmented, and :func:`load_fold_data` refuses training items that
-come from any other clip.
+come from any other clip -- except under the ``augment-then-split`` protocol, leaky on purpose
+(:func:`escnet.folds.augment_then_split`), whose split is over NAA images of every clip.
 """
 
 from __future__ import annotations
@@ -22,16 +23,23 @@ from torch.utils.data import TensorDataset
 
 from escnet.audio import AudioConfig, load_audio
 from escnet.augment.audio import naa_variants
-from escnet.augment.offline import expand_training_set
+from escnet.augment.offline import expand_clips, expand_training_set
 from escnet.augment.policy import AugmentPolicy
 from escnet.datasets import Dataset, get_dataset
 from escnet.errors import AudioError, EscnetError
-from escnet.folds import Split
+from escnet.folds import ImageSplit, Split
 from escnet.prepare import default_workers, prepare_features
 from escnet.spectrogram import FrontEndConfig
 from escnet.training.config import TrainConfig
 
-__all__ = ["FoldData", "WaveformDataset", "load_dataset", "load_fold_data", "worker_init"]
+__all__ = [
+    "FoldData",
+    "WaveformDataset",
+    "load_dataset",
+    "load_fold_data",
+    "load_image_split_data",
+    "worker_init",
+]
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +158,7 @@ class FoldData:
 def load_fold_data(
     config: TrainConfig,
     dataset: Dataset,
-    split: Split,
+    split: Split | ImageSplit,
     front_end: FrontEndConfig,
     policy: AugmentPolicy,
     *,
@@ -160,8 +168,11 @@ def load_fold_data(
 
     Validation and test clips become plain images; only ``split.train`` is augmented (offline
     NAA through :func:`~escnet.augment.offline.expand_training_set`, which touches
-    ``split.train`` alone).
+    ``split.train`` alone). An :class:`~escnet.folds.ImageSplit` (``augment-then-split``)
+    takes :func:`load_image_split_data` instead.
     """
+    if isinstance(split, ImageSplit):
+        return load_image_split_data(config, dataset, split, front_end, progress=progress)
     workers = config.workers if config.workers is not None else default_workers()
     cache = config.cache_dir
 
@@ -234,4 +245,61 @@ def load_fold_data(
         test_images,
         test_labels,
         test_indices,
+    )
+
+
+def load_image_split_data(
+    config: TrainConfig,
+    dataset: Dataset,
+    split: ImageSplit,
+    front_end: FrontEndConfig,
+    *,
+    progress: bool = True,
+) -> FoldData:
+    """The data of the LEAKY ``augment-then-split`` protocol: *every* clip expanded with offline
+    NAA (original + variants, :func:`~escnet.augment.offline.expand_clips`), then the images
+    that ``split`` names go to training, validation and test.
+
+    Variants of a test clip are trained on: that is the protocol, run on purpose and labelled
+    ``(leaky)``, so the clip-level leak guard of :func:`load_fold_data` does not apply. What is
+    still refused: one *image* on two sides.
+    """
+    workers = config.workers if config.workers is not None else default_workers()
+    expanded = expand_clips(
+        dataset,
+        range(len(dataset)),
+        front_end,
+        seed=config.seed,
+        cache_dir=config.cache_dir,
+        workers=workers,
+        progress=progress,
+    )
+    n = split.per_clip
+    if len(expanded.source) % n:
+        raise RuntimeError(f"expansion gives {len(expanded.source)} images, not {n} per clip")
+    # Clip-major layout: a clip's original at ``first[clip]``, its variants right after it.
+    first = {int(expanded.source[row]): row for row in range(0, len(expanded.source), n)}
+
+    def rows(images: Sequence[int]) -> np.ndarray:
+        # Images of clips that failed to load are gone, as skipped clips are elsewhere.
+        return np.array([first[m // n] + m % n for m in images if m // n in first], dtype=np.int64)
+
+    train_rows, val_rows, test_rows = rows(split.train), rows(split.val), rows(split.test)
+    if set(train_rows.tolist()) & (set(val_rows.tolist()) | set(test_rows.tolist())):
+        raise RuntimeError("an image is both trained on and held out")
+    if len(train_rows) == 0:
+        raise EscnetError(f"{dataset.name}, test fold {split.test_fold}: no training image loads")
+    features = torch.from_numpy(expanded.features)
+    labels = torch.from_numpy(expanded.labels)
+    return FoldData(
+        TensorDataset(features[train_rows], labels[train_rows]),
+        False,
+        expanded.source[train_rows],
+        expanded.variant[train_rows],
+        features[val_rows],
+        labels[val_rows],
+        expanded.source[val_rows],
+        features[test_rows],
+        labels[test_rows],
+        expanded.source[test_rows],
     )

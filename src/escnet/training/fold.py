@@ -28,7 +28,7 @@ from torch import nn
 from escnet.augment.policy import AugmentPolicy, get_policy
 from escnet.cache import atomic_write_json
 from escnet.datasets import Dataset
-from escnet.folds import Split
+from escnet.folds import ImageSplit, Split
 from escnet.metrics import classification_metrics
 from escnet.model_io import save_model
 from escnet.models import SpectralClassifier, create_model
@@ -64,7 +64,7 @@ log = logging.getLogger(__name__)
 def train_fold(
     config: TrainConfig,
     dataset: Dataset,
-    split: Split,
+    split: Split | ImageSplit,
     run_dir: str | os.PathLike[str],
     *,
     resume: bool = False,
@@ -79,7 +79,8 @@ def train_fold(
     Args:
         config: the run's configuration.
         dataset: the data set the split indexes.
-        split: one fold split (:func:`escnet.folds.fold_split`).
+        split: one fold split (:func:`escnet.folds.protocol_split`: a clip split, or an
+            image split for ``augment-then-split``).
         run_dir: the run directory.
         resume: continue from ``fold{k}/last.pt`` when it exists.
         progress: show progress bars (rank 0 only).

@@ -16,7 +16,7 @@ import torch
 
 from escnet.cache import atomic_write_json, atomic_write_text
 from escnet.datasets import Dataset
-from escnet.folds import Split
+from escnet.folds import ImageSplit, Split
 from escnet.training.config import METRIC_COLUMNS
 from escnet.training.data import FoldData
 
@@ -39,16 +39,25 @@ def write_metrics_csv(path: Path, history: Sequence[Mapping[str, Any]]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def write_split(path: Path, dataset: Dataset, split: Split, data: FoldData) -> None:
+def _names(dataset: Dataset, split: Split | ImageSplit, indices: Sequence[int]) -> list[str]:
+    """Clip ids; for an image split (augment-then-split) ``<clip id>#<version>``, version 0
+    being the original and 1.. its NAA variants."""
+    if isinstance(split, ImageSplit):
+        n = split.per_clip
+        return [f"{dataset[m // n].clip_id}#{m % n}" for m in indices]
+    return [dataset[i].clip_id for i in indices]
+
+
+def write_split(path: Path, dataset: Dataset, split: Split | ImageSplit, data: FoldData) -> None:
     variants, counts = np.unique(data.train_variants, return_counts=True)
     atomic_write_json(
         path,
         {
             "test_fold": split.test_fold,
             "protocol": split.protocol,
-            "train": [dataset[i].clip_id for i in split.train],
-            "val": [dataset[i].clip_id for i in split.val],
-            "test": [dataset[i].clip_id for i in split.test],
+            "train": _names(dataset, split, split.train),
+            "val": _names(dataset, split, split.val),
+            "test": _names(dataset, split, split.test),
             "train_images": {
                 "count": len(data.train_sources),
                 "sources": sorted({dataset[int(i)].clip_id for i in data.train_sources}),
