@@ -81,6 +81,20 @@ def test_grid_cells_names_and_budget(tmp_path: Path) -> None:
     assert cell_name("esc10", "cnn7", "naa", "random-split") == "esc10-cnn7-naa-random-split-leaky"
 
 
+def test_a_cell_is_complete_for_the_folds_the_grid_asks(tmp_path: Path) -> None:
+    grid = load_grid(write_grid(tmp_path / "g.toml", PAPERISH, out=str(tmp_path / "r")))
+    cell = grid.cells[0]
+    assert not cell.is_complete()
+    cell.run_dir.mkdir(parents=True)
+    done = {"complete": True, "planned_folds": [1, 2, 3, 4, 5]}
+    (cell.run_dir / "results.json").write_text(json.dumps(done))
+    assert cell.is_complete()
+    # The grid now asks for folds the run did not plan: not complete, so it is run (resumed).
+    done["planned_folds"] = [1]
+    (cell.run_dir / "results.json").write_text(json.dumps(done))
+    assert not cell.is_complete()
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [

@@ -143,9 +143,13 @@ class Cell:
         return config_cls.from_dict(self.config, source=f"cell {self.name}")
 
     def is_complete(self) -> bool:
-        """Whether the cell's ``results.json`` covers every planned fold."""
+        """Whether the cell's ``results.json`` covers every planned fold -- the folds the grid
+        asks for now (a grid edited to more folds makes the cell incomplete again)."""
         results = _read_json(self.run_dir / "results.json")
-        return bool(results and results.get("complete"))
+        if not (results and results.get("complete")):
+            return False
+        wanted = self.config.get("folds")
+        return wanted is None or sorted(results.get("planned_folds", [])) == sorted(wanted)
 
 
 @dataclass(frozen=True)
