@@ -87,7 +87,8 @@ def bar_charts(rows: Sequence[RunRow], out: Path, dataset: str, title: str) -> l
                     fontsize=8,
                 )
         n_folds = max(len(r.folds) for r in honest)
-        ax.set_title(f"{title}, official folds: mean ± std over {n_folds} test folds (dots: folds)")
+        folds = f"{n_folds} test fold{'s' if n_folds > 1 else ''}"
+        ax.set_title(f"{title}, official folds: mean ± std over {folds} (dots: folds)")
         _legend_below(ax, "augmentation", len(series))
         fig.tight_layout()
         paths.append(save_figure(fig, out / f"accuracy-{dataset}.png"))
@@ -115,7 +116,11 @@ def _curve_panel(ax: plt.Axes, row: RunRow) -> None:
         if np.isnan(values).all():
             continue
         epochs = np.arange(1, n + 1)
-        mean_label = f"{label} (mean of {len(runs)} folds; shaded: their range)"
+        mean_label = (
+            f"{label} (mean of {len(runs)} folds; shaded: their range)"
+            if len(runs) > 1
+            else f"{label} (test fold {next(iter(row.curves))})"
+        )
         ax.plot(epochs, np.nanmean(values, axis=0), label=mean_label)
         ax.fill_between(epochs, np.nanmin(values, axis=0), np.nanmax(values, axis=0), alpha=0.2)
     ax.set_xlabel("epoch")
