@@ -171,7 +171,9 @@ def register(sub: Any) -> None:
         default="mean",
         help="file probabilities from its windows' (mean)",
     )
-    p.add_argument("--batch-size", type=int, default=32, help="windows per model call (32)")
+    p.add_argument(
+        "--batch-size", type=int, help="windows per model call (default: torch 8, onnx 1)"
+    )
     _backend_args(p)
     p.set_defaults(func=cmd_predict)
 

@@ -38,6 +38,12 @@ Backend = Callable[[np.ndarray], np.ndarray]
 #: Backends :func:`load` knows.
 BACKENDS = ("torch", "onnx")
 
+#: Windows per backend call unless told: batching speeds PyTorch up on a CPU (mn04_as, one
+#: thread: 26.6 ms per clip alone, 17.8 in fours) but not onnxruntime (15.3 vs 16.4 in eights),
+#: and a batch's intermediate tensors set the peak memory (an hour with onnxruntime in batches
+#: of 32: 870 MB peak against 95 MB for one clip). Measured with benchmarks/bench_inference.py.
+DEFAULT_BATCH = {"torch": 8, "onnx": 1}
+
 #: Files at least this long get a progress bar of their own (seconds of audio).
 _PROGRESS_SECONDS = 120.0
 
@@ -100,7 +106,7 @@ class Predictor:
         backend_name: str = "torch",
         window: float | None = None,
         hop: float | None = None,
-        batch_size: int = 32,
+        batch_size: int = 8,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -281,7 +287,7 @@ def load(
     threads: int | None = None,
     window: float | None = None,
     hop: float | None = None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
 ) -> Predictor:
     """Open a trained model for prediction.
 
@@ -295,7 +301,8 @@ def load(
         device: torch device (``"cpu"``, ``"cuda"``); torch backend only.
         threads: CPU threads of the backend (default: the library's own choice).
         window, hop: default window and hop in seconds (the model's clip length and half).
-        batch_size: windows per backend call.
+        batch_size: windows per backend call (default: 8 for torch, 1 for onnx; see
+            :data:`DEFAULT_BATCH`).
 
     Raises:
         EscnetError: naming the directory or file and the fix, when the model cannot be opened.
@@ -315,4 +322,5 @@ def load(
         spec, run = load_onnx(path, threads=threads)
     else:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
-    return Predictor(spec, run, backend_name=backend, window=window, hop=hop, batch_size=batch_size)
+    batch = DEFAULT_BATCH[backend] if batch_size is None else batch_size
+    return Predictor(spec, run, backend_name=backend, window=window, hop=hop, batch_size=batch)
