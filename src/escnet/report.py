@@ -128,6 +128,18 @@ def build_results(
             "the last epoch (val_fraction = 0: no validation split); the test fold is "
             "evaluated once, with the last epoch's weights"
         )
+    method = config.get("method", "finetune")
+    if method in ("probe", "ensemble") and val_fraction > 0:
+        chosen = (
+            "the probe head's regularisation (L2 penalty, or weight decay for an MLP head)"
+            if method == "probe"
+            else "each member's temperature and the members' weights"
+        )
+        selection = (
+            f"{chosen}, on a validation split of {val_fraction:.0%} of the training folds' "
+            "recordings (grouped by recording, never the test fold); the test fold is evaluated "
+            "once"
+        )
     per_class = np.array(
         [[math.nan if v is None else v for v in f["per_class_accuracy"]] for f in entries],
         dtype=np.float64,

@@ -10,6 +10,22 @@ from typing import Any
 
 from escnet.cli._common import finite_number, print_results, whole_number
 
+#: ``--tta`` given without shifts: the clip and three rolls that move it against the body's
+#: stride-32 grid.
+DEFAULT_TTA = "0,8,16,24"
+
+
+def int_list(text: str) -> list[int]:
+    """An argparse ``type``: comma-separated whole numbers (``'none'``: an empty list)."""
+    if text.strip().lower() == "none":
+        return []
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated whole numbers, e.g. '12,16', got {text!r}"
+        ) from None
+
 
 def cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
@@ -33,14 +49,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         Path(args.run_dir)
         if args.run_dir
         else Path("runs")
-        / (f"{config.dataset}-{config.model}-{config.augment}-{time.strftime('%Y%m%d-%H%M%S')}")
+        / (
+            f"{config.dataset}-{config.model}{'-probe' if config.method == 'probe' else ''}-"
+            f"{config.augment}-{time.strftime('%Y%m%d-%H%M%S')}"
+        )
     )
     start = time.perf_counter()
     results = cross_validate(config, run_dir, resume=args.resume, progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun every rank returns the same results; rank 0 reports them
+    method = "" if config.method == "finetune" else f"{config.method} of "
     print(
-        f"{config.model} on {config.dataset}, augmentation {config.augment!r}, "
+        f"{method}{config.model} on {config.dataset}, augmentation {config.augment!r}, "
         f"official folds, {time.perf_counter() - start:.0f} s; run directory {run_dir}"
     )
     print_results(results, run_dir)
@@ -120,6 +140,34 @@ def register(sub: Any) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="channels-last memory order (default: on; faster on CPUs and GPUs alike)",
+    )
+    p.add_argument(
+        "--method",
+        choices=("finetune", "probe"),
+        help="finetune (default): train the network; probe: fit a head on the frozen mn04_as's "
+        "pooled multi-level features (fast on a CPU; --model mn04_as, --augment none|naa)",
+    )
+    p.add_argument(
+        "--probe-blocks",
+        type=int_list,
+        help="probe: mn04_as blocks (0-16) whose outputs are mean/max-pooled, e.g. '12,16' "
+        "(default); 'none' for the embedding alone",
+    )
+    p.add_argument(
+        "--probe-embedding",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="probe: add the 512-d embedding (default: on)",
+    )
+    p.add_argument("--probe-head", choices=("linear", "mlp"), help="probe: head (default linear)")
+    p.add_argument(
+        "--tta",
+        dest="tta_shifts",
+        nargs="?",
+        type=int_list,
+        const=int_list(DEFAULT_TTA),
+        help="probe: test-time augmentation, average the probabilities of the clip rolled by "
+        f"these frame shifts (default with no value: {DEFAULT_TTA})",
     )
     p.add_argument("--config", help="a config.json to start from (options override it)")
     p.add_argument("--run-dir", help="where to write the run (default runs/<name>-<time>)")

@@ -91,6 +91,20 @@ class TrainConfig:
             (``benchmarks/bench_train_throughput.py``), and it is the fast layout on GPUs too.
         max_train_batches: stop each epoch after this many batches (smoke tests); ``None``:
             the whole training set.
+        method: ``"finetune"`` trains the network (everything above); ``"probe"`` fits only a
+            head on the frozen, pretrained ``mn04_as``'s pooled multi-level features
+            (:mod:`escnet.training.probe`; ``model`` must be ``mn04_as``, ``pretrained`` is
+            implied, ``augment`` is ``none`` or ``naa``; epochs, learning rates, batches and
+            devices do not apply).
+        probe_blocks: probe: blocks of ``mn04_as.features`` (0 stem .. 16 last convolution)
+            whose outputs are mean- and max-pooled into the features.
+        probe_embedding: probe: add the 512-d embedding (the AudioSet classifier's hidden
+            layer).
+        probe_head: probe: ``"linear"`` (logistic regression, L2 chosen on validation) or
+            ``"mlp"`` (one hidden layer, weight decay chosen on validation).
+        tta_shifts: probe: test-time augmentation, the time shifts (frames) of the views whose
+            probabilities are averaged for validation and test clips (0: the clip itself);
+            ``None``: no TTA.
         protocol: evaluation protocol (:data:`escnet.folds.PROTOCOLS`): ``official-folds``
             (the honest default), or the leaky ``random-split`` / ``augment-then-split``
             (:func:`escnet.folds.protocol_split`), run on purpose to measure the leak; the
@@ -123,6 +137,11 @@ class TrainConfig:
     amp: bool = True
     channels_last: bool = True
     max_train_batches: int | None = None
+    method: str = "finetune"
+    probe_blocks: list[int] = dataclasses.field(default_factory=lambda: [12, 16])
+    probe_embedding: bool = True
+    probe_head: str = "linear"
+    tta_shifts: list[int] | None = None
     protocol: str = "official-folds"
 
     def __post_init__(self) -> None:
@@ -172,11 +191,56 @@ class TrainConfig:
                 f"before splitting, but augment={self.augment!r} has none; use augment='naa' or "
                 "'naa+taa', or protocol='random-split'"
             )
+        self._check_method()
         if self.linear_probe and policy.online_naa:
             raise ValueError(
                 f"TrainConfig.linear_probe needs training images, but augment={self.augment!r} "
                 "draws new audio every epoch; use augment='naa' or linear_probe=False"
             )
+
+    def _check_method(self) -> None:
+        if self.method not in ("finetune", "probe"):
+            raise ValueError(
+                f"TrainConfig.method must be 'finetune' or 'probe', got {self.method!r}"
+            )
+        if self.tta_shifts is not None:
+            if not self.tta_shifts or not all(
+                isinstance(s, int) and not isinstance(s, bool) for s in self.tta_shifts
+            ):
+                raise ValueError(
+                    f"TrainConfig.tta_shifts must be a non-empty list of frame shifts or None, "
+                    f"got {self.tta_shifts!r}"
+                )
+            self.tta_shifts = list(dict.fromkeys(self.tta_shifts))
+        if self.method == "finetune":
+            if self.tta_shifts is not None:
+                raise ValueError("TrainConfig.tta_shifts (--tta) needs method='probe'")
+            return
+        if self.model not in ("mn04_as", "mn04_as_probe"):
+            raise ValueError(
+                f"TrainConfig.method='probe' reads the frozen mn04_as; got model={self.model!r}: "
+                "use model='mn04_as' (--model mn04_as)"
+            )
+        if self.augment not in ("none", "naa"):
+            raise ValueError(
+                f"TrainConfig.method='probe' takes augment='none' or 'naa' (offline NAA variants "
+                f"of the training clips), got {self.augment!r}"
+            )
+        if self.probe_head not in ("linear", "mlp"):
+            raise ValueError(
+                f"TrainConfig.probe_head must be 'linear' or 'mlp', got {self.probe_head!r}"
+            )
+        blocks = self.probe_blocks
+        if len(set(blocks)) != len(blocks) or not all(
+            isinstance(b, int) and not isinstance(b, bool) and 0 <= b <= 16 for b in blocks
+        ):
+            raise ValueError(
+                f"TrainConfig.probe_blocks must be distinct block indices 0-16, got {blocks!r}"
+            )
+        if not blocks and not self.probe_embedding:
+            raise ValueError("TrainConfig: a probe needs probe_blocks or probe_embedding")
+        self.probe_blocks = sorted(blocks)
+        self.pretrained = True  # a probe of a randomly initialised network means nothing
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

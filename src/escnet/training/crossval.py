@@ -36,6 +36,7 @@ from escnet.training.data import load_dataset
 from escnet.training.distributed import distributed, local_rank, resolve_device
 from escnet.training.fold import train_fold
 from escnet.training.loop import Compute
+from escnet.training.probe import train_probe_fold
 
 __all__ = ["cross_validate", "evaluate_run"]
 
@@ -164,9 +165,12 @@ def cross_validate(
                 dataset, config.protocol, fold, val_fraction=config.val_fraction, seed=config.seed
             )
             split.check_disjoint(dataset)
-            results[fold] = train_fold(
-                resolved, dataset, split, run, resume=resume, progress=progress
-            )
+            if resolved.method == "probe":  # a head on frozen features: no epochs to resume
+                results[fold] = train_probe_fold(resolved, dataset, split, run, progress=progress)
+            else:
+                results[fold] = train_fold(
+                    resolved, dataset, split, run, resume=resume, progress=progress
+                )
             if ddp.is_main:  # after every fold, so that an interrupted run keeps its folds
                 report.write_results(run, summarise())
         summary = summarise()
@@ -238,14 +242,19 @@ def evaluate_run(
     dataset = load_dataset(config)
     dev = resolve_device(device)
     planned = config.folds if config.folds is not None else dataset.folds
+
+    def has_model(k: int) -> bool:  # a probe run has model directories and no best.pt
+        fold_dir = run / f"fold{k}"
+        return (fold_dir / "best.pt").is_file() or (fold_dir / "model" / "model.json").is_file()
+
     if fold is not None:
-        if not (run / f"fold{fold}" / "best.pt").is_file():
+        if not has_model(fold):
             raise FileNotFoundError(
                 f"{run / f'fold{fold}' / 'best.pt'}: no checkpoint for fold {fold}"
             )
         folds = [fold]
     else:
-        folds = [f for f in planned if (run / f"fold{f}" / "best.pt").is_file()]
+        folds = [f for f in planned if has_model(f)]
         if not folds:
             raise FileNotFoundError(f"{run}: no fold{{k}}/best.pt checkpoint to evaluate")
 
