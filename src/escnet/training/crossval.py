@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from escnet import report
 from escnet.cache import atomic_write_json
+from escnet.datasets import Dataset
 from escnet.errors import EscnetError
 from escnet.folds import ImageSplit, protocol_split
 from escnet.metrics import classification_metrics
@@ -33,7 +34,7 @@ from escnet.models import create_model, get_model_info
 from escnet.prepare import default_workers, prepare_features
 from escnet.training.config import FoldResult, TrainConfig, check_resumable
 from escnet.training.data import load_dataset
-from escnet.training.distributed import distributed, local_rank, resolve_device
+from escnet.training.distributed import Dist, distributed, local_rank, resolve_device
 from escnet.training.fold import train_fold
 from escnet.training.loop import Compute
 from escnet.training.probe import train_probe_fold
@@ -124,27 +125,10 @@ def cross_validate(
             amp=config.amp and device.type == "cuda",
         )
 
-        config_path = run / "config.json"
-        # Every rank reads what is there before rank 0 writes anything.
-        saved = _read_json(config_path)
-        previous = _read_json(run / "results.json") if resume else None
-        ddp.barrier()
-        if saved is not None and not resume:
-            raise EscnetError(
-                f"{run} already holds a run ({config_path}); pass resume=True (--resume) to "
-                "continue it, or choose a new run directory"
-            )
-        if saved is not None:
-            check_resumable(saved, resolved, config_path)
-        elif ddp.is_main:
-            atomic_write_json(
-                config_path,
-                {**resolved.to_dict(), "environment": _environment(device, ddp.world_size)},
-            )
-        ddp.barrier()
+        previous = _open_run(run, resolved, resume, ddp, device)
         done = {
             int(entry["test_fold"]): FoldResult.from_dict(entry, dataset.classes)
-            for entry in (previous or {}).get("folds", [])
+            for entry in previous
         }
         results: dict[int, FoldResult] = {}
 
@@ -179,6 +163,32 @@ def cross_validate(
             report.write_report(run)
         ddp.barrier()
         return summary
+
+
+def _open_run(
+    run: Path, resolved: TrainConfig, resume: bool, ddp: Dist, device: torch.device
+) -> list[dict[str, Any]]:
+    """Write ``config.json`` for a new run, or check that a resumed run's matches; the fold
+    entries already in ``results.json`` when resuming."""
+    config_path = run / "config.json"
+    # Every rank reads what is there before rank 0 writes anything.
+    saved = _read_json(config_path)
+    previous = _read_json(run / "results.json") if resume else None
+    ddp.barrier()
+    if saved is not None and not resume:
+        raise EscnetError(
+            f"{run} already holds a run ({config_path}); pass resume=True (--resume) to "
+            "continue it, or choose a new run directory"
+        )
+    if saved is not None:
+        check_resumable(saved, resolved, config_path)
+    elif ddp.is_main:
+        atomic_write_json(
+            config_path,
+            {**resolved.to_dict(), "environment": _environment(device, ddp.world_size)},
+        )
+    ddp.barrier()
+    return list((previous or {}).get("folds", []))
 
 
 def _fold_model_dir(fold_dir: Path, config: TrainConfig) -> Path:
@@ -258,67 +268,9 @@ def evaluate_run(
         if not folds:
             raise FileNotFoundError(f"{run}: no fold{{k}}/best.pt checkpoint to evaluate")
 
-    entries: list[dict[str, Any]] = []
-    for k in folds:
-        loaded = load_model(_fold_model_dir(run / f"fold{k}", config), device=str(dev))
-        if loaded.classes != list(dataset.classes):
-            raise EscnetError(
-                f"{loaded.path}: the model's classes differ from {dataset.name}'s; is "
-                f"config.json's data set ({config.dataset}) the one this run trained on?"
-            )
-        split = protocol_split(
-            dataset, config.protocol, k, val_fraction=config.val_fraction, seed=config.seed
-        )
-        if isinstance(split, ImageSplit):
-            raise EscnetError(
-                f"{run}: evaluate_run re-tests clips, but this run's protocol "
-                f"({split.protocol}) tests NAA images; its results.json holds its test metrics"
-            )
-        compute = Compute.of(config, dev)
-        compute.prepare(loaded.model)
-        fs = prepare_features(
-            dataset.subset(split.test),
-            loaded.front_end,
-            cache_dir=config.cache_dir,
-            workers=config.workers,
-            progress=progress,
-        )
-        logits = compute.predict(loaded.model, torch.from_numpy(fs.features), 2 * config.batch_size)
-        labels = torch.from_numpy(fs.labels)
-        metrics = classification_metrics(fs.labels, logits.argmax(1).numpy(), dataset.num_classes)
-        entries.append(
-            {
-                "test_fold": k,
-                "accuracy": metrics["accuracy"],
-                "macro_f1": metrics["macro_f1"],
-                "loss": F.cross_entropy(logits, labels).item(),
-                "per_class_accuracy": metrics["per_class_accuracy"],
-                "confusion_matrix": metrics["confusion_matrix"],
-                "best_epoch": int((loaded.metadata.get("selection") or {}).get("epoch", 0)),
-                "test_clips": int(len(labels)),
-            }
-        )
-        log.info(
-            "fold %d: test accuracy %.4f, macro F1 %.4f",
-            k,
-            entries[-1]["accuracy"],
-            entries[-1]["macro_f1"],
-        )
-
+    entries = [_evaluate_fold(run, k, config, dataset, dev, progress) for k in folds]
     out = report.build_results(config.to_dict(), entries, dataset.classes, planned_folds=folds)
-    saved = _read_json(run / "results.json")
-    matches: bool | None = None
-    if saved is not None:
-        by_fold = {int(e["test_fold"]): e for e in saved.get("folds", [])}
-        pairs = [(e, by_fold[e["test_fold"]]) for e in entries if e["test_fold"] in by_fold]
-        if pairs:
-            matches = all(
-                abs(a["accuracy"] - b["accuracy"]) < 1e-9
-                and abs(a["macro_f1"] - b["macro_f1"]) < 1e-9
-                for a, b in pairs
-            )
-            if not matches:
-                log.warning("%s: recomputed test metrics differ from results.json", run)
+    matches = _matches_results(run, entries)
     return {
         "run_dir": str(run),
         "dataset": config.dataset,
@@ -328,3 +280,66 @@ def evaluate_run(
         "summary": out["summary"],
         "matches_results": matches,
     }
+
+
+def _evaluate_fold(
+    run: Path, k: int, config: TrainConfig, dataset: Dataset, dev: torch.device, progress: bool
+) -> dict[str, Any]:
+    """Test fold ``k`` again with its model directory: a fold entry as in ``results.json``."""
+    loaded = load_model(_fold_model_dir(run / f"fold{k}", config), device=str(dev))
+    if loaded.classes != list(dataset.classes):
+        raise EscnetError(
+            f"{loaded.path}: the model's classes differ from {dataset.name}'s; is "
+            f"config.json's data set ({config.dataset}) the one this run trained on?"
+        )
+    split = protocol_split(
+        dataset, config.protocol, k, val_fraction=config.val_fraction, seed=config.seed
+    )
+    if isinstance(split, ImageSplit):
+        raise EscnetError(
+            f"{run}: evaluate_run re-tests clips, but this run's protocol "
+            f"({split.protocol}) tests NAA images; its results.json holds its test metrics"
+        )
+    compute = Compute.of(config, dev)
+    compute.prepare(loaded.model)
+    fs = prepare_features(
+        dataset.subset(split.test),
+        loaded.front_end,
+        cache_dir=config.cache_dir,
+        workers=config.workers,
+        progress=progress,
+    )
+    logits = compute.predict(loaded.model, torch.from_numpy(fs.features), 2 * config.batch_size)
+    labels = torch.from_numpy(fs.labels)
+    metrics = classification_metrics(fs.labels, logits.argmax(1).numpy(), dataset.num_classes)
+    log.info(
+        "fold %d: test accuracy %.4f, macro F1 %.4f", k, metrics["accuracy"], metrics["macro_f1"]
+    )
+    return {
+        "test_fold": k,
+        "accuracy": metrics["accuracy"],
+        "macro_f1": metrics["macro_f1"],
+        "loss": F.cross_entropy(logits, labels).item(),
+        "per_class_accuracy": metrics["per_class_accuracy"],
+        "confusion_matrix": metrics["confusion_matrix"],
+        "best_epoch": int((loaded.metadata.get("selection") or {}).get("epoch", 0)),
+        "test_clips": int(len(labels)),
+    }
+
+
+def _matches_results(run: Path, entries: list[dict[str, Any]]) -> bool | None:
+    """Whether recomputed accuracy and macro F1 equal ``results.json``'s (``None``: no entry)."""
+    saved = _read_json(run / "results.json")
+    if saved is None:
+        return None
+    by_fold = {int(e["test_fold"]): e for e in saved.get("folds", [])}
+    pairs = [(e, by_fold[e["test_fold"]]) for e in entries if e["test_fold"] in by_fold]
+    if not pairs:
+        return None
+    matches = all(
+        abs(a["accuracy"] - b["accuracy"]) < 1e-9 and abs(a["macro_f1"] - b["macro_f1"]) < 1e-9
+        for a, b in pairs
+    )
+    if not matches:
+        log.warning("%s: recomputed test metrics differ from results.json", run)
+    return matches
