@@ -166,6 +166,11 @@ def test_probe_features_come_from_training_clips_and_their_variants_only(
     )
     assert set(data.val.view.tolist()) == {"original"} == set(data.test.view.tolist())
     assert {ds[int(i)].clip_id for i in data.test.source} == {ds[i].clip_id for i in split.test}
+    # a chosen subset of variants, and time rolls, as training rows: still training clips only
+    chosen = dataclasses.replace(config, probe_train_views=["shift", "roll8"])
+    subset = load_probe_data(chosen, ds, split, progress=False)
+    assert subset.train.view.tolist() == ["original", "shift", "roll8"] * len(train_ids)
+    assert {ds[int(i)].clip_id for i in subset.train.source} == train_ids
 
 
 def test_probe_beats_chance_and_its_model_directory_predicts_as_in_evaluation(
@@ -242,12 +247,18 @@ def test_probe_config_errors() -> None:
         TrainConfig(method="probe", model="cnn7")
     with pytest.raises(ValueError, match="augment='none' or 'naa'"):
         TrainConfig(method="probe", model="mn04_as", augment="taa")
-    with pytest.raises(ValueError, match="needs method='probe'"):
+    with pytest.raises(ValueError, match="need method='probe'"):
         TrainConfig(tta_shifts=[0, 8])
     with pytest.raises(ValueError, match="probe_blocks"):
         TrainConfig(method="probe", model="mn04_as", probe_blocks=[3, 3])
     with pytest.raises(ValueError, match="method must be"):
         TrainConfig(method="distil")
+    with pytest.raises(ValueError, match="set augment='naa'"):
+        TrainConfig(method="probe", model="mn04_as", augment="none", probe_train_views=["pps"])
+    with pytest.raises(ValueError, match="names no NAA variant"):
+        TrainConfig(method="probe", model="mn04_as", augment="naa", probe_train_views=["roll8"])
+    with pytest.raises(ValueError, match="probe_train_views"):
+        TrainConfig(method="probe", model="mn04_as", augment="naa", probe_train_views=["echo"])
     assert TrainConfig(method="probe", model="mn04_as").pretrained is True
 
 

@@ -15,6 +15,13 @@ from escnet.cli._common import finite_number, print_results, whole_number
 DEFAULT_TTA = "0,8,16,24"
 
 
+def name_list(text: str) -> list[str]:
+    """An argparse ``type``: comma-separated names (``'none'``: an empty list)."""
+    if text.strip().lower() == "none":
+        return []
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
 def int_list(text: str) -> list[int]:
     """An argparse ``type``: comma-separated whole numbers (``'none'``: an empty list)."""
     if text.strip().lower() == "none":
@@ -160,6 +167,14 @@ def register(sub: Any) -> None:
         help="probe: add the 512-d embedding (default: on)",
     )
     p.add_argument("--probe-head", choices=("linear", "mlp"), help="probe: head (default linear)")
+    p.add_argument(
+        "--probe-views",
+        dest="probe_train_views",
+        type=name_list,
+        help="probe: training rows per clip besides the original, e.g. 'shift,roll8': NAA "
+        "variants (shift, pps, nps, sts, fts, ts; with --augment naa) and time rolls "
+        "(default: all six NAA variants with --augment naa)",
+    )
     p.add_argument(
         "--tta",
         dest="tta_shifts",

@@ -105,6 +105,10 @@ class TrainConfig:
         tta_shifts: probe: test-time augmentation, the time shifts (frames) of the views whose
             probabilities are averaged for validation and test clips (0: the clip itself);
             ``None``: no TTA.
+        probe_train_views: probe: the training rows of a clip besides its original: NAA
+            variants (``shift``, ``pps``, ``nps``, ``sts``, ``fts``, ``ts``; they need
+            ``augment="naa"``) and time rolls (``roll8``: rolled by 8 frames); ``None``: all
+            six NAA variants with ``augment="naa"``, none otherwise.
         protocol: evaluation protocol (:data:`escnet.folds.PROTOCOLS`): ``official-folds``
             (the honest default), or the leaky ``random-split`` / ``augment-then-split``
             (:func:`escnet.folds.protocol_split`), run on purpose to measure the leak; the
@@ -142,6 +146,7 @@ class TrainConfig:
     probe_embedding: bool = True
     probe_head: str = "linear"
     tta_shifts: list[int] | None = None
+    probe_train_views: list[str] | None = None
     protocol: str = "official-folds"
 
     def __post_init__(self) -> None:
@@ -213,8 +218,11 @@ class TrainConfig:
                 )
             self.tta_shifts = list(dict.fromkeys(self.tta_shifts))
         if self.method == "finetune":
-            if self.tta_shifts is not None:
-                raise ValueError("TrainConfig.tta_shifts (--tta) needs method='probe'")
+            if self.tta_shifts is not None or self.probe_train_views is not None:
+                raise ValueError(
+                    "TrainConfig.tta_shifts (--tta) and probe_train_views (--probe-views) need "
+                    "method='probe'"
+                )
             return
         if self.model not in ("mn04_as", "mn04_as_probe"):
             raise ValueError(
@@ -239,8 +247,36 @@ class TrainConfig:
             )
         if not blocks and not self.probe_embedding:
             raise ValueError("TrainConfig: a probe needs probe_blocks or probe_embedding")
+        if self.probe_train_views is not None:
+            self._check_train_views(self.probe_train_views)
         self.probe_blocks = sorted(blocks)
         self.pretrained = True  # a probe of a randomly initialised network means nothing
+
+    def _check_train_views(self, views: list[str]) -> None:
+        from escnet.augment.audio import NAA_VARIANTS
+
+        bad = [
+            v
+            for v in views
+            if v not in NAA_VARIANTS and not (v.startswith("roll") and v[4:].lstrip("-").isdigit())
+        ]
+        if bad or len(set(views)) != len(views):
+            raise ValueError(
+                f"TrainConfig.probe_train_views: {bad or views} (names once each: "
+                f"{', '.join(NAA_VARIANTS)}, or roll<frames>)"
+            )
+        naa = [v for v in views if v in NAA_VARIANTS]
+        # The report says which augmentation trained the model: the policy must say NAA.
+        if naa and self.augment != "naa":
+            raise ValueError(
+                f"TrainConfig.probe_train_views names NAA variants ({', '.join(naa)}): set "
+                "augment='naa'"
+            )
+        if not naa and self.augment == "naa":
+            raise ValueError(
+                "TrainConfig.augment='naa' but probe_train_views names no NAA variant: add one, "
+                "or set augment='none'"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

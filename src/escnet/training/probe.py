@@ -6,7 +6,8 @@ Instead of fine-tuning the network, each clip's pooled multi-level features
 a table, and only a head is fitted on the training rows:
 
 * training rows: the *training* clips' features, plus those of their offline NAA variants when
-  ``augment="naa"`` (six per clip, the images :mod:`escnet.augment.offline` caches); never a
+  ``augment="naa"`` (six per clip, the images :mod:`escnet.augment.offline` caches, or the
+  subset ``probe_train_views`` names, which may also add time-rolled views); never a
   validation or test clip's (checked on the clip ids);
 * validation rows choose the head's regularisation (the L2 penalty of the linear head, the
   weight decay of the MLP head): best validation accuracy, ties broken by validation loss;
@@ -90,6 +91,8 @@ class ProbeData:
 
 
 def _train_views(config: TrainConfig) -> list[str]:
+    if config.probe_train_views is not None:
+        return ["original", *config.probe_train_views]
     if config.augment == "naa":
         return ["original", *NAA_VARIANTS]
     return ["original"]
