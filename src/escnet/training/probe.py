@@ -66,7 +66,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: L2 penalties of the linear head (on standardised features) tried on the validation split.
-LINEAR_L2_GRID: tuple[float, ...] = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+LINEAR_L2_GRID: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 #: Hidden width, dropout, epochs and the weight decays tried for the MLP head.
 MLP_HIDDEN = 512
 MLP_DROPOUT = 0.5
