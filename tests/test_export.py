@@ -19,6 +19,7 @@ import escnet  # noqa: E402
 from _inference_helpers import CLASSES, synth, train_tiny_model  # noqa: E402
 from escnet.cli import main  # noqa: E402
 from escnet.export import export_front_end, export_model  # noqa: E402
+from escnet.export_front_end import MatmulMelSpectrogram  # noqa: E402
 from escnet.model_io import load_model, save_model  # noqa: E402
 from escnet.models.mobilenet_audioset import AudioSetMelConfig  # noqa: E402
 from escnet.spectrogram import LogMelConfig  # noqa: E402
@@ -53,7 +54,16 @@ def test_export_writes_a_self_contained_model_directory(model_dir: Path, tmp_pat
 
 
 @pytest.mark.parametrize(
-    "config", [LogMelConfig(), LogMelConfig(ref="max", power=1.0, top_db=60.0), AudioSetMelConfig()]
+    "config",
+    [
+        LogMelConfig(),
+        LogMelConfig(ref="max", power=1.0, top_db=60.0),
+        AudioSetMelConfig(),
+        # A window shorter than n_fft (rows skipped) and a hop no stage size divides (frames cut
+        # whole, then transposed, instead of the reshape framing).
+        LogMelConfig(sample_rate=16000, n_fft=512, win_length=400, hop_length=160, n_mels=40),
+        LogMelConfig(sample_rate=16000, n_fft=1024, hop_length=250, n_mels=64, fmax=6000.0),
+    ],
 )
 def test_front_end_twins_match_in_onnxruntime(config: object, tmp_path: Path) -> None:
     source = config.build()  # type: ignore[attr-defined]
@@ -88,6 +98,29 @@ def test_front_end_twins_match_in_onnxruntime(config: object, tmp_path: Path) ->
     with torch.inference_mode():
         expected_other = source(torch.from_numpy(x[:, : rate + 123])).numpy()
     np.testing.assert_allclose(other, expected_other, rtol=0, atol=atol)
+
+
+def test_matmul_spectrogram_skips_unused_work() -> None:
+    """mn04_as: the window's zero rows, the mirrored half of the DFT and the mel bank's zeros
+    are not computed, and what is left gives the same spectrogram as the dense mel product."""
+    source = AudioSetMelConfig().build()
+    spectrogram = export_front_end(source).spectrogram
+    plan = spectrogram.plan
+    assert (plan.n1, plan.n2) == (32, 32)
+    assert (plan.lo, plan.hi) == (3, 29)  # the 800-sample window spans rows 3 .. 28 of 32
+    assert plan.h1 == 17 and len(plan.k2) == 30  # 17 x 30 outputs for 481 bins, not 32 x 32
+    groups = spectrogram.mel_groups
+    assert [g[0] for g in groups[1:]] == [g[1] for g in groups[:-1]]  # contiguous bands ...
+    assert groups[0][0] == 0 and groups[-1][1] == 128  # ... covering all of them
+    work = sum((m1 - m0) * (r1 - r0) for m0, m1, r0, r1 in groups)
+    assert work < spectrogram.mel.numel() / 4
+    dense = MatmulMelSpectrogram(1024, 320, source.window, source.mel_basis, max_mel_groups=1)
+    assert dense.mel_groups == []
+    x = torch.from_numpy(np.random.default_rng(5).standard_normal((2, 20000)).astype(np.float32))
+    with torch.inference_mode():
+        a, b = spectrogram(x), dense(x)
+    assert a.shape == (2, 128, 1 + (20000 - 1024) // 320)
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6 * float(b.max()))
 
 
 def test_onnx_backend_matches_torch(model_dir: Path, onnx_dir: Path) -> None:
