@@ -257,7 +257,9 @@ class MatmulMelSpectrogram(nn.Module):
         x = nn.functional.pad(x, (0, chunks * hop))[:, : (count - 1 + chunks) * hop]
         # One 2-D transpose puts time last: [b, r, i2, chunk] with sample chunk * hop + r * n2 + i2.
         y = x.reshape(b, -1, hop).transpose(1, 2).reshape(b, hop // n2, n2, -1)
-        parts = [y[:, r0:r1, :, a : a + count] for a, r0, r1 in self._pieces]
+        # (A slice over a whole axis would still be a copy in the graph: skipped.)
+        parts = [y if (r0, r1) == (0, y.shape[1]) else y[:, r0:r1] for _, r0, r1 in self._pieces]
+        parts = [p[..., a : a + count] for p, (a, _, _) in zip(parts, self._pieces, strict=True)]
         return torch.cat(parts, 1).transpose(1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
