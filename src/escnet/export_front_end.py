@@ -17,9 +17,9 @@ escnet's front ends (:class:`escnet.spectrogram.LogMel`,
    no elementwise twiddle is left. The frames are real, so only ``k1 <= n1 / 2`` is computed: the
    other bins are conjugate mirrors with the same power;
 3. stage 2, the length-``n2`` DFT over ``i2``: one matrix shared by all ``k1`` (the twiddles are
-   in stage 1), for the ``k2`` whose bins the mel bank reads;
+   in stage 1), for the ``k2`` whose bins, or mirrored bins, the mel bank reads;
 4. power, and the mel projection in a few groups of bands, each reading only the contiguous
-   rows of bins its triangles cover (``mn04_as``: a sixth of the dense product's work).
+   rows of bins its triangles cover (``mn04_as``: 15% of the dense product's multiply-adds).
 
 The result comes out as (batch, n_mels, frames), the image layout, with no transpose. Matrix
 products are what onnxruntime does fastest; the matrices are computed in float64 and stored in
