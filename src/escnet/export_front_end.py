@@ -226,8 +226,12 @@ class MatmulMelSpectrogram(nn.Module):
         self.n_fft, self.hop, self.power = n_fft, hop, power
         used = int(torch.nonzero(mel_basis.abs().sum(0)).max()) + 1  # bins the mel bank reads
         self.plan = plan = _choose_plan(n_fft, hop, window, used)
-        self.register_buffer("stage1", _stage1(plan, n_fft, window).float(), persistent=False)
-        self.register_buffer("stage2", _stage2(plan).float(), persistent=False)
+        # Stage 1 as (i2, [re, im] x k1, rows), one product per i2; its output rows (i2, [re,
+        # im]) are stage 2's contraction, so stage 2's columns take that order.
+        stage1 = _stage1(plan, n_fft, window).transpose(0, 1).reshape(plan.n2, 2 * plan.h1, -1)
+        stage2 = _stage2(plan).reshape(-1, 2, plan.n2).transpose(1, 2).reshape(-1, 2 * plan.n2)
+        self.register_buffer("stage1", stage1.float(), persistent=False)
+        self.register_buffer("stage2", stage2.float(), persistent=False)
         mel = _mel_rows(plan, n_fft, mel_basis, used)
         self.register_buffer("mel", mel.float(), persistent=False)
         self.mel_groups = _mel_groups(mel, max_mel_groups) if max_mel_groups > 1 else []
@@ -265,7 +269,7 @@ class MatmulMelSpectrogram(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         frames = self.frames(x)
         b, t = frames.shape[0], frames.shape[3]
-        z = self.stage1 @ frames.unsqueeze(1)  # (b, [re, im], i2, k1, t)
+        z = self.stage1 @ frames  # (b, i2, [re, im] x k1, t)
         z = self.stage2 @ z.reshape(b, 2 * self.plan.n2, -1)  # (b, [re, im] x k2, k1 x t)
         re, im = z.reshape(b, 2, -1, t).split(1, 1)
         spectrum = (re.square() + im.square()).reshape(b, -1, t)  # (b, k2 x k1, t)
