@@ -57,7 +57,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.run_dir
         else Path("runs")
         / (
-            f"{config.dataset}-{config.model}{'-probe' if config.method == 'probe' else ''}-"
+            f"{config.dataset}-{config.model}"
+            f"{'' if config.method == 'finetune' else '-' + config.method}-"
             f"{config.augment}-{time.strftime('%Y%m%d-%H%M%S')}"
         )
     )
@@ -150,9 +151,16 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--method",
-        choices=("finetune", "probe"),
+        choices=("finetune", "probe", "partial"),
         help="finetune (default): train the network; probe: fit a head on the frozen mn04_as's "
-        "pooled multi-level features (fast on a CPU; --model mn04_as, --augment none|naa)",
+        "pooled multi-level features (fast on a CPU; --model mn04_as, --augment none|naa); "
+        "partial: train only mn04_as's blocks above --partial-from, on cached activations",
+    )
+    p.add_argument(
+        "--partial-from",
+        type=whole_number(0),
+        help="partial: the last frozen mn04_as block (0-15, default 12); the blocks above it "
+        "and the classifier are trained",
     )
     p.add_argument(
         "--probe-blocks",

@@ -91,7 +91,8 @@ class TrainConfig:
             (``benchmarks/bench_train_throughput.py``), and it is the fast layout on GPUs too.
         max_train_batches: stop each epoch after this many batches (smoke tests); ``None``:
             the whole training set.
-        method: ``"finetune"`` trains the network (everything above); ``"probe"`` fits only a
+        method: ``"finetune"`` trains the network (everything above); ``"partial"`` trains
+            only its blocks above ``partial_from`` (below); ``"probe"`` fits only a
             head on the frozen, pretrained ``mn04_as``'s pooled multi-level features
             (:mod:`escnet.training.probe`; ``model`` must be ``mn04_as``, ``pretrained`` is
             implied, ``augment`` is ``none`` or ``naa``; epochs, learning rates, batches and
@@ -105,6 +106,12 @@ class TrainConfig:
         tta_shifts: probe: test-time augmentation, the time shifts (frames) of the views whose
             probabilities are averaged for validation and test clips (0: the clip itself);
             ``None``: no TTA.
+        partial_from: partial: the last frozen block ``k`` of ``mn04_as.features`` (0 stem ..
+            15); blocks ``k+1..16`` and the classifier are trained on the cached activations
+            after block ``k`` (:mod:`escnet.training.partial`; ``model`` must be ``mn04_as``,
+            ``pretrained`` is implied, ``augment`` is ``none`` or ``naa``; the fine-tuning
+            options -- epochs, learning rates, batches, devices -- do not apply: the method
+            has its own, :data:`escnet.training.partial.PARTIAL_EPOCHS` and beside it).
         probe_train_views: probe: the training rows of a clip besides its original: NAA
             variants (``shift``, ``pps``, ``nps``, ``sts``, ``fts``, ``ts``; they need
             ``augment="naa"``) and time rolls (``roll8``: rolled by 8 frames); ``None``: all
@@ -147,6 +154,7 @@ class TrainConfig:
     probe_head: str = "linear"
     tta_shifts: list[int] | None = None
     probe_train_views: list[str] | None = None
+    partial_from: int = 12
     protocol: str = "official-folds"
 
     def __post_init__(self) -> None:
@@ -204,9 +212,9 @@ class TrainConfig:
             )
 
     def _check_method(self) -> None:
-        if self.method not in ("finetune", "probe"):
+        if self.method not in ("finetune", "probe", "partial"):
             raise ValueError(
-                f"TrainConfig.method must be 'finetune' or 'probe', got {self.method!r}"
+                f"TrainConfig.method must be 'finetune', 'probe' or 'partial', got {self.method!r}"
             )
         if self.tta_shifts is not None:
             if not self.tta_shifts or not all(
@@ -217,23 +225,34 @@ class TrainConfig:
                     f"got {self.tta_shifts!r}"
                 )
             self.tta_shifts = list(dict.fromkeys(self.tta_shifts))
-        if self.method == "finetune":
+        if self.method != "probe":
             if self.tta_shifts is not None or self.probe_train_views is not None:
                 raise ValueError(
                     "TrainConfig.tta_shifts (--tta) and probe_train_views (--probe-views) need "
                     "method='probe'"
                 )
-            return
-        if self.model not in ("mn04_as", "mn04_as_probe"):
+            if self.method == "finetune":
+                return
+        models = ("mn04_as",) if self.method == "partial" else ("mn04_as", "mn04_as_probe")
+        if self.model not in models:
             raise ValueError(
-                f"TrainConfig.method='probe' reads the frozen mn04_as; got model={self.model!r}: "
-                "use model='mn04_as' (--model mn04_as)"
+                f"TrainConfig.method={self.method!r} reads the frozen mn04_as; got "
+                f"model={self.model!r}: use model='mn04_as' (--model mn04_as)"
             )
         if self.augment not in ("none", "naa"):
             raise ValueError(
-                f"TrainConfig.method='probe' takes augment='none' or 'naa' (offline NAA variants "
-                f"of the training clips), got {self.augment!r}"
+                f"TrainConfig.method={self.method!r} takes augment='none' or 'naa' (offline NAA "
+                f"variants of the training clips), got {self.augment!r}"
             )
+        if self.method == "partial":
+            k = self.partial_from
+            if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= 15:
+                raise ValueError(
+                    f"TrainConfig.partial_from must be a block index 0-15 of mn04_as.features "
+                    f"(the last frozen one), got {k!r}"
+                )
+            self.pretrained = True  # fine-tuning the top of a random network means nothing
+            return
         if self.probe_head not in ("linear", "mlp"):
             raise ValueError(
                 f"TrainConfig.probe_head must be 'linear' or 'mlp', got {self.probe_head!r}"

@@ -37,6 +37,7 @@ from escnet.training.data import load_dataset
 from escnet.training.distributed import Dist, distributed, local_rank, resolve_device
 from escnet.training.fold import train_fold
 from escnet.training.loop import Compute
+from escnet.training.partial import train_partial_fold
 from escnet.training.probe import train_probe_fold
 
 __all__ = ["cross_validate", "evaluate_run"]
@@ -151,6 +152,8 @@ def cross_validate(
             split.check_disjoint(dataset)
             if resolved.method == "probe":  # a head on frozen features: no epochs to resume
                 results[fold] = train_probe_fold(resolved, dataset, split, run, progress=progress)
+            elif resolved.method == "partial":  # minutes on cached activations: no resume
+                results[fold] = train_partial_fold(resolved, dataset, split, run, progress=progress)
             else:
                 results[fold] = train_fold(
                     resolved, dataset, split, run, resume=resume, progress=progress

@@ -1,0 +1,259 @@
+"""Activations of the frozen, pretrained ``mn04_as`` after block k, per clip and view, cached.
+
+Partial fine-tuning (:mod:`escnet.training.partial`) trains only the blocks above ``k``; the
+blocks below never change, so each clip (and each of its offline NAA variants) needs to go
+through them only once, ever. This module runs the AudioSet front end's image through
+``MobileNetAudioSet.features[0..k]`` and caches the output tensor, (C, H, W) in float16 (half
+the bytes; the bottleneck outputs are small numbers, well inside float16's range, and its
+three decimal digits are far finer than what training the upper blocks resolves), under
+``<cache_dir>/activations``, one ``.npy`` per (clip, view, k), keyed by the clip's content
+digest and everything else the tensor depends on (front end and audio parameters, the weights'
+sha256, the NAA variant's parameters, k, this code's version). Entries are written atomically.
+
+Size: after block 12 a 5 s clip is 48 x 8 x 32 values, 24.6 kB in float16; ESC-50's 2000 clips
+with their six NAA variants each (every clip trains in four of the five folds) are 14 000
+entries, 344 MB of data (ESC-50 test fold 1 alone, 10 216 entries, took 281 MB on disk).
+
+Views of a clip: ``"original"``, and the NAA variant names
+(:data:`escnet.augment.audio.NAA_VARIANTS`): the images of
+:func:`escnet.augment.offline.expand_clips` (cached there too), for *training* clips only --
+the caller passes training clips, and :mod:`escnet.training.partial` checks the clip ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from escnet.audio import AudioConfig
+from escnet.augment.audio import NAA_VARIANTS
+from escnet.augment.offline import expand_clips, variants_params_digest
+from escnet.cache import ArrayCache, DigestMemo, params_digest
+from escnet.datasets import Dataset
+from escnet.models.mobilenet_audioset import AudioSetMelConfig
+from escnet.prepare import feature_key_params, prepare_features
+from escnet.settings import cache_dir as default_cache_dir
+from escnet.weights import MN04_AS
+
+__all__ = ["ACTIVATIONS_VERSION", "ActivationTable", "clip_activations", "lower_blocks"]
+
+log = logging.getLogger(__name__)
+
+#: Version of this module's computation, part of every cache key.
+ACTIVATIONS_VERSION = 1
+#: The highest block whose output may be cached (16, the last convolution, leaves nothing to
+#: train but the classifier: that is a probe).
+MAX_BLOCK = 15
+
+
+@dataclass
+class ActivationTable:
+    """Activations of views of clips, clip-major (each clip's views in the order asked).
+
+    Attributes:
+        activations: (N, C, H, W) float16.
+        labels: (N,) class of each row.
+        source: (N,) data set index of the clip each row comes from.
+        view: (N,) the view's name (``"original"`` or an NAA variant).
+        skipped: ``(path, reason)`` of clips that could not be loaded.
+    """
+
+    activations: np.ndarray
+    labels: np.ndarray
+    source: np.ndarray
+    view: np.ndarray
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    def rows(self, view: str) -> np.ndarray:
+        """Indices of the rows of ``view``."""
+        return np.flatnonzero(self.view == view)
+
+
+def _check_block(block: int) -> int:
+    if isinstance(block, bool) or not isinstance(block, int) or not 0 <= block <= MAX_BLOCK:
+        raise ValueError(
+            f"block must be an mn04_as feature block index in 0..{MAX_BLOCK}, got {block!r}"
+        )
+    return block
+
+
+def lower_blocks(block: int, weights_path: str | os.PathLike[str] | None = None) -> nn.Sequential:
+    """The pretrained ``mn04_as`` blocks ``features[0..block]``, frozen, in eval mode."""
+    from escnet.models.mobilenet_audioset import MobileNetAudioSet, load_checkpoint
+    from escnet.weights import fetch_weights
+
+    body = MobileNetAudioSet()
+    path = Path(weights_path) if weights_path is not None else fetch_weights(MN04_AS)
+    load_checkpoint(body, path)
+    lower = nn.Sequential(*body.features[: _check_block(block) + 1]).eval()
+    for p in lower.parameters():
+        p.requires_grad_(False)
+    return lower
+
+
+def _key(
+    digest: str, view: str, block: int, front_end: AudioSetMelConfig, audio: AudioConfig, seed: int
+) -> str:
+    params: dict[str, object] = {
+        "extractor": "mn04_as features[0..block], float16",
+        "block": block,
+        "weights": MN04_AS.sha256,
+        "code": ACTIVATIONS_VERSION,
+        "features": feature_key_params(front_end, audio),
+    }
+    if view != "original":
+        params["naa"] = variants_params_digest([view], seed, front_end, audio)
+    return f"{digest}-{params_digest(params)}"
+
+
+@torch.no_grad()
+def _forward(lower: nn.Module, images: np.ndarray, batch: int) -> np.ndarray:
+    """``lower`` of ``images`` (N, mels, frames) as float16 (N, C, H, W)."""
+    parts = []
+    for start in range(0, len(images), batch):
+        x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch])).unsqueeze(1)
+        y = lower(x.contiguous(memory_format=torch.channels_last)).contiguous()
+        if not torch.isfinite(y).all() or y.abs().max() > 6e4:
+            raise RuntimeError("mn04_as activations do not fit float16 (non-finite or > 6e4)")
+        parts.append(y.to(torch.float16).numpy())
+    return np.concatenate(parts)
+
+
+def _images(
+    dataset: Dataset,
+    part: Sequence[int],
+    missing: dict[int, list[str]],
+    front_end: AudioSetMelConfig,
+    seed: int,
+    root: Path,
+    workers: int | None,
+) -> tuple[dict[tuple[int, str], np.ndarray], list[tuple[Path, str]]]:
+    """Spectral images of the missing views of the clips ``part``: NAA ones from
+    :func:`expand_clips` (its cache), originals from :func:`prepare_features` (its cache)."""
+    images: dict[tuple[int, str], np.ndarray] = {}
+    skipped: list[tuple[Path, str]] = []
+    needs_naa = [i for i in part if any(v != "original" for v in missing[i])]
+    if needs_naa:
+        expanded = expand_clips(
+            dataset, needs_naa, front_end, seed=seed, cache_dir=root, workers=workers,
+            progress=False,
+        )  # fmt: skip
+        skipped += expanded.skipped
+        for row, (i, name) in enumerate(zip(expanded.source, expanded.variant, strict=True)):
+            images[(int(i), str(name))] = expanded.features[row]
+    plain = [i for i in part if i not in needs_naa]
+    if plain:
+        fs = prepare_features(dataset.subset(plain), front_end, cache_dir=root, progress=False)
+        skipped += fs.skipped
+        for row, j in enumerate(fs.indices):
+            images[(plain[int(j)], "original")] = fs.features[row]
+    return images, skipped
+
+
+def clip_activations(
+    dataset: Dataset,
+    indices: Sequence[int],
+    *,
+    block: int,
+    views: Sequence[str] = ("original",),
+    seed: int = 0,
+    front_end: AudioSetMelConfig | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    weights_path: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    chunk: int = 128,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> ActivationTable:
+    """The output of ``mn04_as.features[block]`` for ``views`` of the clips at ``indices``,
+    from the cache or computed (a chunk of clips at a time).
+
+    Args:
+        dataset: the data set.
+        indices: clips (data set indices). Pass NAA views for training clips only.
+        block: the last frozen block (0..15).
+        views: ``"original"`` and NAA variant names.
+        seed: the NAA variants' seed (as :func:`escnet.augment.offline.expand_clips`).
+        front_end: ``mn04_as``'s front end (the default is the one its weights expect).
+        cache_dir: cache root (default ``$ESCNET_CACHE_DIR``); activations go to
+            ``<root>/activations``, images and NAA variants to their usual places.
+        weights_path: the ``mn04_as`` weights file (default: :func:`escnet.weights.fetch_weights`).
+        workers: NAA processes (default: cores).
+        chunk: clips whose images are held in memory at once.
+        batch_size: images per forward pass.
+        progress: show a progress bar.
+
+    Returns:
+        An :class:`ActivationTable`; clips that fail to load are left out (and listed).
+
+    Raises:
+        ValueError: an unknown view or block.
+    """
+    _check_block(block)
+    bad = [v for v in views if v != "original" and v not in NAA_VARIANTS]
+    if bad or not views:
+        raise ValueError(f"views: {bad or 'none'}; use 'original' and NAA variants {NAA_VARIANTS}")
+    fe = front_end or AudioSetMelConfig()
+    audio = AudioConfig(sample_rate=fe.sample_rate, duration=dataset.duration)
+    root = default_cache_dir(cache_dir)
+    cache = ArrayCache(root, "activations")
+    memo = DigestMemo(root / "digests.json")
+    idx = [int(i) for i in indices]
+    digests = {i: memo.digest(dataset[i].path) for i in idx}
+    memo.save()
+    keys = {(i, v): _key(digests[i], v, block, fe, audio, seed) for i in idx for v in views}
+    missing: dict[int, list[str]] = {}
+    for (i, v), key in keys.items():
+        if key not in cache:
+            missing.setdefault(i, []).append(v)
+    skipped: list[tuple[Path, str]] = []
+    if missing:
+        lower = lower_blocks(block, weights_path)
+        clips = sorted(missing)
+        bar = tqdm(total=len(clips), desc=f"mn04_as blocks 0-{block}", unit="clip",
+                   disable=not progress)  # fmt: skip
+        for start in range(0, len(clips), chunk):
+            part = clips[start : start + chunk]
+            images, lost = _images(dataset, part, missing, fe, seed, root, workers)
+            skipped += lost
+            todo = [(i, v) for i in part for v in missing[i] if (i, v) in images]
+            if todo:
+                out = _forward(lower, np.stack([images[t] for t in todo]), batch_size)
+                for t, act in zip(todo, out, strict=True):
+                    cache.put(keys[t], act)
+            bar.update(len(part))
+        bar.close()
+    return _read_table(dataset, idx, views, keys, cache, skipped)
+
+
+def _read_table(
+    dataset: Dataset,
+    idx: list[int],
+    views: Sequence[str],
+    keys: dict[tuple[int, str], str],
+    cache: ArrayCache,
+    skipped: list[tuple[Path, str]],
+) -> ActivationTable:
+    bad = {str(p) for p, _ in skipped}
+    kept = [i for i in idx if str(dataset[i].path) not in bad]
+    order = [(i, v) for i in kept for v in views]
+    first = cache.get(keys[order[0]]) if order else None
+    shape = first.shape if first is not None else (0, 0, 0)
+    acts = np.empty((len(order), *shape), dtype=np.float16)
+    for r, t in enumerate(order):
+        if not cache.read_into(keys[t], acts[r]):
+            raise RuntimeError(f"{cache.path(keys[t])}: activation cache entry unreadable")
+    source = np.repeat(np.asarray(kept, dtype=np.int64), len(views))
+    labels = np.asarray([dataset[int(i)].label for i in source], dtype=np.int64)
+    view = np.tile(np.asarray(list(views)), len(kept))
+    if skipped:
+        log.warning("skipped %d of %d clips that could not be loaded", len(skipped), len(idx))
+    return ActivationTable(acts, labels, source, view, skipped)
