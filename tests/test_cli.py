@@ -200,3 +200,21 @@ def test_a_partial_us8k_copy_trains_on_the_folds_it_holds(
     # A test fold the copy lacks: the message names the folds it has, and they work (above).
     rc, _, err = _run([*train, "--folds", "3", "--run-dir", str(tmp_path / "r3")], capsys)
     assert rc == 2 and "[3] are not folds of us8k" in err and "has folds 1,2,10" in err
+
+
+def test_python_dash_m_escnet_runs_the_command() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "escnet", "--help"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "predict" in done.stdout and "train" in done.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "escnet", "train", "--epochs", "x"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
