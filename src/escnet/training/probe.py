@@ -371,6 +371,28 @@ def _write_predictions(
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
+def _write_split(path: Path, dataset: Dataset, split: Split, data: ProbeData) -> int:
+    """``split.json``: the fold's clips, and which clips and views the training rows came from
+    (the record that no validation or test clip fed the head). Returns the training clips."""
+    train_clips = sorted({int(s) for s in data.train.source})
+    atomic_write_json(
+        path,
+        {
+            "test_fold": split.test_fold,
+            "protocol": split.protocol,
+            "train": [dataset[i].clip_id for i in split.train],
+            "val": [dataset[i].clip_id for i in split.val],
+            "test": [dataset[i].clip_id for i in split.test],
+            "train_rows": {
+                "count": len(data.train.source),
+                "sources": [dataset[i].clip_id for i in train_clips],
+                "views": {v: int((data.train.view == v).sum()) for v in np.unique(data.train.view)},
+            },
+        },
+    )
+    return len(train_clips)
+
+
 def train_probe_fold(
     config: TrainConfig,
     dataset: Dataset,
@@ -413,22 +435,7 @@ def train_probe_fold(
     metrics = classification_metrics(
         test_labels.numpy(), test_logits.argmax(1).numpy(), dataset.num_classes
     )
-    train_clips = sorted({int(s) for s in data.train.source})
-    atomic_write_json(
-        fold_dir / "split.json",
-        {
-            "test_fold": split.test_fold,
-            "protocol": split.protocol,
-            "train": [dataset[i].clip_id for i in split.train],
-            "val": [dataset[i].clip_id for i in split.val],
-            "test": [dataset[i].clip_id for i in split.test],
-            "train_rows": {
-                "count": len(data.train.source),
-                "sources": [dataset[i].clip_id for i in train_clips],
-                "views": {v: int((data.train.view == v).sum()) for v in np.unique(data.train.view)},
-            },
-        },
-    )
+    train_clips = _write_split(fold_dir / "split.json", dataset, split, data)
     seconds = time.perf_counter() - started
     what = "weight decay" if config.probe_head == "mlp" else "L2 penalty"
     atomic_write_json(
@@ -457,7 +464,7 @@ def train_probe_fold(
             f"probe head ({config.probe_head}): the {what} with the best validation accuracy "
             "(ties: lower validation loss)"
         ),
-        train_clips=len(train_clips),
+        train_clips=train_clips,
         train_images=len(data.train.source),
         val_clips=len(_labels(data.val, data.eval_views)),
         test_clips=len(test_labels),
