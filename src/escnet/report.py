@@ -84,6 +84,71 @@ def _protocol(config: Mapping[str, Any]) -> str:
     return f"{protocol_label(name)}: {how[name.removesuffix(' (leaky)')]}"
 
 
+def _sorted_entries(
+    folds: Sequence[Mapping[str, Any]], classes: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The folds by test fold, each with its per-class accuracy as a list by label."""
+    return sorted(
+        (
+            {**f, "per_class_accuracy": _per_class_list(f["per_class_accuracy"], classes)}
+            for f in folds
+        ),
+        key=lambda f: int(f["test_fold"]),
+    )
+
+
+def _model_selection(config: Mapping[str, Any]) -> str:
+    """How the tested epoch (or the probe's / ensemble's settings) was chosen, in words."""
+    val_fraction = float(config.get("val_fraction", 0.0) or 0.0)
+    if val_fraction > 0:
+        selection = (
+            f"the epoch with the best validation accuracy, on a validation split of "
+            f"{val_fraction:.0%} of the training folds' recordings (grouped by recording, never "
+            f"the test fold); the test fold is evaluated once, with that epoch's checkpoint"
+        )
+    else:
+        selection = (
+            "the last epoch (val_fraction = 0: no validation split); the test fold is "
+            "evaluated once, with the last epoch's weights"
+        )
+    method = config.get("method", "finetune")
+    if method in ("probe", "ensemble") and val_fraction > 0:
+        chosen = (
+            "the probe head's regularisation (L2 penalty, or weight decay for an MLP head)"
+            if method == "probe"
+            else "each member's temperature and the members' weights"
+        )
+        selection = (
+            f"{chosen}, on a validation split of {val_fraction:.0%} of the training folds' "
+            "recordings (grouped by recording, never the test fold); the test fold is evaluated "
+            "once"
+        )
+    return selection
+
+
+def _summary(entries: Sequence[Mapping[str, Any]], classes: Sequence[str]) -> dict[str, Any]:
+    """Mean and sample std over folds of accuracy, macro F1, loss and each class's accuracy."""
+    per_class = np.array(
+        [[math.nan if v is None else v for v in f["per_class_accuracy"]] for f in entries],
+        dtype=np.float64,
+    ).reshape(len(entries), len(classes))
+    summary: dict[str, Any] = {
+        key: _stat([f.get(key) for f in entries]) for key in ("accuracy", "macro_f1", "loss")
+    }
+    summary["per_class_accuracy"] = {c: _stat(list(per_class[:, j])) for j, c in enumerate(classes)}
+    summary["folds"] = len(entries)
+    return summary
+
+
+def _confusion_total(entries: Sequence[Mapping[str, Any]], num_classes: int) -> np.ndarray:
+    """The folds' confusion matrices summed (folds without one add nothing)."""
+    cm_total = np.zeros((num_classes, num_classes), dtype=np.int64)
+    for f in entries:
+        if "confusion_matrix" in f:
+            cm_total += np.asarray(f["confusion_matrix"], dtype=np.int64)
+    return cm_total
+
+
 def build_results(
     config: Mapping[str, Any],
     folds: Sequence[Mapping[str, Any]],
@@ -108,52 +173,12 @@ def build_results(
         deviation over folds of ``accuracy``, ``macro_f1``, ``loss`` and of each class's
         accuracy.
     """
-    entries = sorted(
-        (
-            {**f, "per_class_accuracy": _per_class_list(f["per_class_accuracy"], classes)}
-            for f in folds
-        ),
-        key=lambda f: int(f["test_fold"]),
-    )
-    val_fraction = float(config.get("val_fraction", 0.0) or 0.0)
+    entries = _sorted_entries(folds, classes)
     augment = config.get("augment", "none")
-    if val_fraction > 0:
-        selection = (
-            f"the epoch with the best validation accuracy, on a validation split of "
-            f"{val_fraction:.0%} of the training folds' recordings (grouped by recording, never "
-            f"the test fold); the test fold is evaluated once, with that epoch's checkpoint"
-        )
-    else:
-        selection = (
-            "the last epoch (val_fraction = 0: no validation split); the test fold is "
-            "evaluated once, with the last epoch's weights"
-        )
-    method = config.get("method", "finetune")
-    if method in ("probe", "ensemble") and val_fraction > 0:
-        chosen = (
-            "the probe head's regularisation (L2 penalty, or weight decay for an MLP head)"
-            if method == "probe"
-            else "each member's temperature and the members' weights"
-        )
-        selection = (
-            f"{chosen}, on a validation split of {val_fraction:.0%} of the training folds' "
-            "recordings (grouped by recording, never the test fold); the test fold is evaluated "
-            "once"
-        )
-    per_class = np.array(
-        [[math.nan if v is None else v for v in f["per_class_accuracy"]] for f in entries],
-        dtype=np.float64,
-    ).reshape(len(entries), len(classes))
-    summary: dict[str, Any] = {
-        key: _stat([f.get(key) for f in entries]) for key in ("accuracy", "macro_f1", "loss")
-    }
-    summary["per_class_accuracy"] = {c: _stat(list(per_class[:, j])) for j, c in enumerate(classes)}
-    summary["folds"] = len(entries)
+    selection = _model_selection(config)
+    summary = _summary(entries, classes)
     planned = [int(f) for f in (planned_folds or [f["test_fold"] for f in entries])]
-    cm_total = np.zeros((len(classes), len(classes)), dtype=np.int64)
-    for f in entries:
-        if "confusion_matrix" in f:
-            cm_total += np.asarray(f["confusion_matrix"], dtype=np.int64)
+    cm_total = _confusion_total(entries, len(classes))
     folds_out = [
         {**f, "per_class_accuracy": dict(zip(classes, f["per_class_accuracy"], strict=True))}
         for f in entries
@@ -299,18 +324,19 @@ def _mean_std_cell(stat: Mapping[str, Any], percent: bool = True) -> str:
     return f"{_fmt(stat.get('mean'), percent)} ± {_fmt(stat.get('std'), percent)}"
 
 
-def write_report(run_dir: str | os.PathLike[str]) -> Path:
-    """Draw the figures and write ``report.md`` from ``run_dir/results.json`` and the folds'
-    ``metrics.csv``; returns the path of ``report.md``."""
-    run = Path(run_dir)
-    results = json.loads((run / "results.json").read_text(encoding="utf-8"))
-    classes: list[str] = results["classes"]
-    folds: list[dict[str, Any]] = results["folds"]
-    summary = results["summary"]
+def _report_title(results: Mapping[str, Any]) -> str:
+    """Model, data set and augmentation; a leaky protocol is named in it too."""
     title = f"{results['model']} on {results['dataset']}, augmentation '{results['augment']}'"
     if "(leaky)" in str(results.get("protocol")):  # a leaky run says so in every title
         title += f", {str(results['protocol']).split(':')[0]}"
+    return title
 
+
+def _draw_figures(run: Path, results: Mapping[str, Any], title: str) -> list[tuple[int, str]]:
+    """Draw ``confusion_matrix.png`` and ``curves_fold{k}.png`` for each fold that has a
+    ``fold{k}/metrics.csv``; returns ``(k, file name)`` of the curves drawn."""
+    classes: list[str] = results["classes"]
+    folds: list[dict[str, Any]] = results["folds"]
     plot_confusion_matrix(
         results["confusion_matrix_total"],
         classes,
@@ -332,18 +358,12 @@ def write_report(run_dir: str | os.PathLike[str]) -> Path:
             best_epoch=f.get("best_epoch"),
         )
         curves.append((k, name))
+    return curves
 
+
+def _results_table(folds: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]) -> list[str]:
+    """Markdown rows: one per test fold, then the mean ± std over folds."""
     lines = [
-        f"# {title}",
-        "",
-        f"- Protocol: **{results['protocol']}**; test folds: "
-        f"{', '.join(str(f['test_fold']) for f in folds)}"
-        + ("" if results.get("complete", True) else " (run incomplete)"),
-        f"- Augmentation: {results['augmentation']}.",
-        f"- Model selection: {results['model_selection']}.",
-        "",
-        "## Results",
-        "",
         "| test fold | accuracy (%) | macro F1 (%) | loss | best epoch | epochs run "
         "| train images (clips) | val clips | test clips |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -356,10 +376,37 @@ def write_report(run_dir: str | os.PathLike[str]) -> Path:
             f"| {f.get('train_images', '–')} ({f.get('train_clips', '–')}) "
             f"| {f.get('val_clips', '–')} | {f.get('test_clips', '–')} |"
         )
-    lines += [
+    lines.append(
         f"| **mean ± std** | **{_mean_std_cell(summary['accuracy'])}** "
         f"| {_mean_std_cell(summary['macro_f1'])} | {_mean_std_cell(summary['loss'], False)} "
-        "| | | | | |",
+        "| | | | | |"
+    )
+    return lines
+
+
+def write_report(run_dir: str | os.PathLike[str]) -> Path:
+    """Draw the figures and write ``report.md`` from ``run_dir/results.json`` and the folds'
+    ``metrics.csv``; returns the path of ``report.md``."""
+    run = Path(run_dir)
+    results = json.loads((run / "results.json").read_text(encoding="utf-8"))
+    classes: list[str] = results["classes"]
+    folds: list[dict[str, Any]] = results["folds"]
+    summary = results["summary"]
+    title = _report_title(results)
+    curves = _draw_figures(run, results, title)
+
+    lines = [
+        f"# {title}",
+        "",
+        f"- Protocol: **{results['protocol']}**; test folds: "
+        f"{', '.join(str(f['test_fold']) for f in folds)}"
+        + ("" if results.get("complete", True) else " (run incomplete)"),
+        f"- Augmentation: {results['augmentation']}.",
+        f"- Model selection: {results['model_selection']}.",
+        "",
+        "## Results",
+        "",
+        *_results_table(folds, summary),
         "",
         "Standard deviations are sample standard deviations over the test folds.",
         "",

@@ -121,6 +121,92 @@ def _variant_images(
     return [np.ascontiguousarray(im) for im in images]
 
 
+def _expand_in_pool(
+    dataset: Dataset,
+    missing: Sequence[int],
+    keys: dict[int, str],
+    digests: dict[int, str],
+    *,
+    names: Sequence[str],
+    seed: int,
+    audio: AudioConfig,
+    front_end: FrontEndConfig,
+    root: Path,
+    workers: int | None,
+    progress: bool,
+) -> list[tuple[Path, str]]:
+    """Compute the cache entries of the clips ``missing``, one process per core; returns
+    ``(path, reason)`` of the clips that could not be loaded, in the order they finished."""
+    skipped: list[tuple[Path, str]] = []
+    n_workers = max(1, min(workers or os.cpu_count() or 1, len(missing)))
+    # fork, as torch's DataLoader does: workers start at once and need no __main__ guard in
+    # the caller's script; each sets torch to one thread before any torch work.
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    ctx = mp.get_context(method)
+    with ProcessPoolExecutor(
+        n_workers, mp_context=ctx, initializer=_init_worker, initargs=(front_end, str(root))
+    ) as pool:
+        futures = {
+            pool.submit(_expand_clip, dataset[i].path, keys[i], names, seed, audio, digests[i]): i
+            for i in missing
+        }
+        bar = tqdm(total=len(missing), desc="NAA variants", unit="clip", disable=not progress)
+        for fut in as_completed(futures):
+            err = fut.result()
+            if err is not None:
+                path = dataset[futures[fut]].path
+                log.warning("skipping %s: %s", path, err)
+                skipped.append((path, err))
+            bar.update(1)
+        bar.close()
+    return skipped
+
+
+def _assemble_images(
+    dataset: Dataset,
+    original_features: np.ndarray,
+    good: Sequence[tuple[int, int]],
+    keys: dict[int, str],
+    digests: dict[int, str],
+    *,
+    names: Sequence[str],
+    seed: int,
+    audio: AudioConfig,
+    front_end: FrontEndConfig,
+    cache: ArrayCache,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(features, labels, source, variant)`` of the clips ``good`` (``(row of
+    original_features, data set index)`` pairs): each clip's original image, then its variants
+    read from the cache; a damaged or vanished cache entry is recomputed here."""
+    n_images = len(good) * (1 + len(names))
+    shape = original_features.shape[1:]
+    # One preallocated array, filled in place: the variants of a split are ~10^4 images.
+    features = np.empty((n_images, *shape), dtype=np.float32)
+    labels = np.empty(n_images, dtype=np.int64)
+    source = np.empty(n_images, dtype=np.int64)
+    variant = np.empty(n_images, dtype=object)
+    # Clip-major layout: each clip's original, then its variants, so that a cache entry
+    # (len(names), mels, frames) is read straight into its contiguous slice.
+    per_clip = 1 + len(names)
+    module = None
+    for j, (row, i) in enumerate(good):
+        k = j * per_clip
+        features[k] = original_features[row]
+        block = features[k + 1 : k + per_clip]
+        if not cache.read_into(keys[i], block):
+            # A damaged or vanished entry (disk full, deleted meanwhile): recompute it here.
+            wave = load_audio(dataset[i].path, audio)
+            module = module or front_end.build().eval()
+            block[:] = np.stack(
+                _variant_images(wave, names, seed, audio.sample_rate, module, digests[i])
+            )
+            cache.put(keys[i], block)
+        labels[k : k + per_clip] = dataset[i].label
+        source[k : k + per_clip] = i
+        variant[k : k + per_clip] = ("original", *names)
+    return features, labels, source, variant
+
+
 def expand_clips(
     dataset: Dataset,
     indices: Sequence[int],
@@ -162,58 +248,34 @@ def expand_clips(
 
     skipped = list(originals.skipped)
     if missing:
-        n_workers = max(1, min(workers or os.cpu_count() or 1, len(missing)))
-        # fork, as torch's DataLoader does: workers start at once and need no __main__ guard in
-        # the caller's script; each sets torch to one thread before any torch work.
-        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-        ctx = mp.get_context(method)
-        with ProcessPoolExecutor(
-            n_workers, mp_context=ctx, initializer=_init_worker, initargs=(fe, str(root))
-        ) as pool:
-            futures = {
-                pool.submit(
-                    _expand_clip, dataset[i].path, keys[i], names, seed, audio, digests[i]
-                ): i
-                for i in missing
-            }
-            bar = tqdm(total=len(missing), desc="NAA variants", unit="clip", disable=not progress)
-            for fut in as_completed(futures):
-                err = fut.result()
-                if err is not None:
-                    path = dataset[futures[fut]].path
-                    log.warning("skipping %s: %s", path, err)
-                    skipped.append((path, err))
-                bar.update(1)
-            bar.close()
+        skipped += _expand_in_pool(
+            dataset,
+            missing,
+            keys,
+            digests,
+            names=names,
+            seed=seed,
+            audio=audio,
+            front_end=fe,
+            root=root,
+            workers=workers,
+            progress=progress,
+        )
 
     bad = {str(p) for p, _ in skipped}
     good = [(row, i) for row, i in enumerate(kept) if str(dataset[i].path) not in bad]
-    n_images = len(good) * (1 + len(names))
-    shape = originals.features.shape[1:]
-    # One preallocated array, filled in place: the variants of a split are ~10^4 images.
-    features = np.empty((n_images, *shape), dtype=np.float32)
-    labels = np.empty(n_images, dtype=np.int64)
-    source = np.empty(n_images, dtype=np.int64)
-    variant = np.empty(n_images, dtype=object)
-    # Clip-major layout: each clip's original, then its variants, so that a cache entry
-    # (len(names), mels, frames) is read straight into its contiguous slice.
-    per_clip = 1 + len(names)
-    module = None
-    for j, (row, i) in enumerate(good):
-        k = j * per_clip
-        features[k] = originals.features[row]
-        block = features[k + 1 : k + per_clip]
-        if not cache.read_into(keys[i], block):
-            # A damaged or vanished entry (disk full, deleted meanwhile): recompute it here.
-            wave = load_audio(dataset[i].path, audio)
-            module = module or fe.build().eval()
-            block[:] = np.stack(
-                _variant_images(wave, names, seed, audio.sample_rate, module, digests[i])
-            )
-            cache.put(keys[i], block)
-        labels[k : k + per_clip] = dataset[i].label
-        source[k : k + per_clip] = i
-        variant[k : k + per_clip] = ("original", *names)
+    features, labels, source, variant = _assemble_images(
+        dataset,
+        originals.features,
+        good,
+        keys,
+        digests,
+        names=names,
+        seed=seed,
+        audio=audio,
+        front_end=fe,
+        cache=cache,
+    )
     hits = originals.cache_hits + (len(kept) - len(missing)) * len(names)
     if skipped:
         log.warning("skipped %d of %d clips that could not be loaded", len(skipped), len(idx))
