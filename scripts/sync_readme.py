@@ -1,0 +1,69 @@
+"""Copy generated tables into the README, so that no figure in it is typed by hand.
+
+The README marks each generated block::
+
+    <!-- generated from docs/ablation_esc50.md: lines 5-30 -->
+    ...(replaced)...
+    <!-- end generated -->
+
+and this script replaces what lies between the markers with those lines of the named file (a
+file written by a benchmark or by ``escnet results``). ``lines A-B`` or ``lines A-`` (to the
+end) is optional: the whole file otherwise. ``--check`` changes nothing and exits 1 when the
+README is out of date (the test suite runs it).
+
+Usage::
+
+    python scripts/sync_readme.py [--check] [--readme README.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BLOCK = re.compile(
+    r"(<!-- generated from (?P<path>\S+?)(?:: lines (?P<a>\d+)-(?P<b>\d*))? -->\n)"
+    r"(?P<body>.*?)"
+    r"<!-- end generated -->",
+    re.DOTALL,
+)
+
+
+def render(readme: str, root: Path) -> str:
+    """The README with every generated block replaced by its source's current lines."""
+
+    def fill(match: re.Match[str]) -> str:
+        source = root / match["path"]
+        if not source.is_file():
+            raise SystemExit(f"sync_readme: {source} (named in the README) does not exist")
+        lines = source.read_text(encoding="utf-8").splitlines()
+        if match["a"]:
+            lines = lines[int(match["a"]) - 1 : int(match["b"]) if match["b"] else None]
+        body = "\n".join(lines).strip("\n")
+        return f"{match[1]}{body}\n<!-- end generated -->"
+
+    return BLOCK.sub(fill, readme)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 if the README is out of date")
+    ap.add_argument("--readme", default=str(REPO / "README.md"))
+    args = ap.parse_args(argv)
+    path = Path(args.readme)
+    current = path.read_text(encoding="utf-8")
+    wanted = render(current, path.parent)
+    if args.check:
+        if wanted != current:
+            print(f"{path} is out of date: run python scripts/sync_readme.py", file=sys.stderr)
+            return 1
+        return 0
+    path.write_text(wanted, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""The README's generated tables are the generated files' current content."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("sync_readme", REPO / "scripts" / "sync_readme.py")
+assert _spec is not None and _spec.loader is not None
+sync_readme = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sync_readme)
+
+
+def test_render_replaces_each_block_with_its_source_lines(tmp_path: Path) -> None:
+    (tmp_path / "t.md").write_text("title\n\n| a |\n|---|\n| 1 |\n\nfooter\n")
+    readme = (
+        "intro\n<!-- generated from t.md: lines 3-5 -->\nTYPED BY HAND\n<!-- end generated -->\n"
+        "middle\n<!-- generated from t.md: lines 7- -->\nold\n<!-- end generated -->\n"
+        "<!-- generated from t.md -->\n<!-- end generated -->\nend\n"
+    )
+    out = sync_readme.render(readme, tmp_path)
+    assert "TYPED BY HAND" not in out
+    assert "lines 3-5 -->\n| a |\n|---|\n| 1 |\n<!-- end generated -->\nmiddle" in out
+    assert "lines 7- -->\nfooter\n<!-- end generated -->" in out
+    assert "t.md -->\ntitle\n\n| a |\n|---|\n| 1 |\n\nfooter\n<!-- end generated -->\nend" in out
+    assert sync_readme.render(out, tmp_path) == out  # idempotent
+
+
+def test_a_missing_source_is_named(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="nope.md"):
+        sync_readme.render("<!-- generated from nope.md -->\n<!-- end generated -->", tmp_path)
+
+
+def test_the_readme_is_in_sync_with_its_generated_files() -> None:
+    assert sync_readme.main(["--check", "--readme", str(REPO / "README.md")]) == 0
