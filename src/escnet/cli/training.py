@@ -96,18 +96,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
-    """Add this module's sub-commands to the ``escnet`` parser."""
-    p = sub.add_parser("train", help="train and test on the official folds, leave-one-fold-out")
-    p.add_argument("--dataset", help="esc50, esc10, us8k or folder")
-    p.add_argument("--root", help="the data set's own directory (for 'folder')")
-    p.add_argument("--model", help="registered model (see `escnet models`)")
-    p.add_argument(
-        "--augment",
-        help="augmentation policy: none, taa, naa, naa-online, naa+taa, naa+mixup, specaug, "
-        "specaug+mixup",
-    )
-    p.add_argument("--folds", help="test folds, e.g. '1-5' or '1' (default: every fold)")
+def _add_optimisation_options(p: argparse.ArgumentParser) -> None:
+    """``escnet train``'s options for fine-tuning: schedule, regularisation, data loading."""
     p.add_argument("--epochs", type=whole_number(1))
     p.add_argument("--batch-size", type=whole_number(1))
     p.add_argument("--lr", type=finite_number, help="peak learning rate (AdamW)")
@@ -149,6 +139,10 @@ def register(sub: Any) -> None:
         default=None,
         help="channels-last memory order (default: on; faster on CPUs and GPUs alike)",
     )
+
+
+def _add_method_options(p: argparse.ArgumentParser) -> None:
+    """``escnet train``'s options choosing the method (fine-tune, probe, partial) and its knobs."""
     p.add_argument(
         "--method",
         choices=("finetune", "probe", "partial"),
@@ -192,6 +186,22 @@ def register(sub: Any) -> None:
         help="probe: test-time augmentation, average the probabilities of the clip rolled by "
         f"these frame shifts (default with no value: {DEFAULT_TTA})",
     )
+
+
+def register(sub: Any) -> None:
+    """Add this module's sub-commands to the ``escnet`` parser."""
+    p = sub.add_parser("train", help="train and test on the official folds, leave-one-fold-out")
+    p.add_argument("--dataset", help="esc50, esc10, us8k or folder")
+    p.add_argument("--root", help="the data set's own directory (for 'folder')")
+    p.add_argument("--model", help="registered model (see `escnet models`)")
+    p.add_argument(
+        "--augment",
+        help="augmentation policy: none, taa, naa, naa-online, naa+taa, naa+mixup, specaug, "
+        "specaug+mixup",
+    )
+    p.add_argument("--folds", help="test folds, e.g. '1-5' or '1' (default: every fold)")
+    _add_optimisation_options(p)
+    _add_method_options(p)
     p.add_argument("--config", help="a config.json to start from (options override it)")
     p.add_argument("--run-dir", help="where to write the run (default runs/<name>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
