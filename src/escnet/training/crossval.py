@@ -27,7 +27,7 @@ from escnet import report
 from escnet.cache import atomic_write_json
 from escnet.datasets import Dataset
 from escnet.errors import EscnetError
-from escnet.folds import ImageSplit, protocol_split
+from escnet.folds import ImageSplit, Split, protocol_split
 from escnet.metrics import classification_metrics
 from escnet.model_io import load_model, save_model
 from escnet.models import create_model, get_model_info
@@ -104,28 +104,9 @@ def cross_validate(
     run = Path(run_dir)
     device = resolve_device(config.device, local_rank())
     with distributed(device) as ddp:
-        # The run uses every fold the data set has (a partial copy: the folds it holds);
-        # config.folds only picks which of them are test folds.
         dataset = load_dataset(config)
-        folds = config.folds if config.folds is not None else dataset.folds
-        absent = [f for f in folds if f not in dataset.folds]
-        if absent:
-            raise ValueError(
-                f"--folds / TrainConfig.folds picks the test folds, but {absent} are not folds "
-                f"of {dataset.name} in {dataset.root}, which has folds "
-                f"{','.join(map(str, dataset.folds))}; pick test folds among those"
-            )
-        get_model_info(config.model)  # fail before any work on an unknown model
-        workers = config.workers if config.workers is not None else default_workers()
-        # What actually runs: device, folds and workers made explicit; amp is CUDA-only.
-        resolved = dataclasses.replace(
-            config,
-            folds=list(folds),
-            workers=workers,
-            device=str(device),
-            amp=config.amp and device.type == "cuda",
-        )
-
+        resolved = _resolve(config, dataset, device)
+        folds = list(resolved.folds or [])
         previous = _open_run(run, resolved, resume, ddp, device)
         done = {
             int(entry["test_fold"]): FoldResult.from_dict(entry, dataset.classes)
@@ -150,14 +131,7 @@ def cross_validate(
                 dataset, config.protocol, fold, val_fraction=config.val_fraction, seed=config.seed
             )
             split.check_disjoint(dataset)
-            if resolved.method == "probe":  # a head on frozen features: no epochs to resume
-                results[fold] = train_probe_fold(resolved, dataset, split, run, progress=progress)
-            elif resolved.method == "partial":  # minutes on cached activations: no resume
-                results[fold] = train_partial_fold(resolved, dataset, split, run, progress=progress)
-            else:
-                results[fold] = train_fold(
-                    resolved, dataset, split, run, resume=resume, progress=progress
-                )
+            results[fold] = _train_one_fold(resolved, dataset, split, run, resume, progress)
             if ddp.is_main:  # after every fold, so that an interrupted run keeps its folds
                 report.write_results(run, summarise())
         summary = summarise()
@@ -166,6 +140,45 @@ def cross_validate(
             report.write_report(run)
         ddp.barrier()
         return summary
+
+
+def _resolve(config: TrainConfig, dataset: Dataset, device: torch.device) -> TrainConfig:
+    """What actually runs: test folds, workers and device made explicit; amp is CUDA-only."""
+    # The run uses every fold the data set has (a partial copy: the folds it holds);
+    # config.folds only picks which of them are test folds.
+    folds = config.folds if config.folds is not None else dataset.folds
+    absent = [f for f in folds if f not in dataset.folds]
+    if absent:
+        raise ValueError(
+            f"--folds / TrainConfig.folds picks the test folds, but {absent} are not folds "
+            f"of {dataset.name} in {dataset.root}, which has folds "
+            f"{','.join(map(str, dataset.folds))}; pick test folds among those"
+        )
+    get_model_info(config.model)  # fail before any work on an unknown model
+    workers = config.workers if config.workers is not None else default_workers()
+    return dataclasses.replace(
+        config,
+        folds=list(folds),
+        workers=workers,
+        device=str(device),
+        amp=config.amp and device.type == "cuda",
+    )
+
+
+def _train_one_fold(
+    resolved: TrainConfig,
+    dataset: Dataset,
+    split: Split | ImageSplit,
+    run: Path,
+    resume: bool,
+    progress: bool,
+) -> FoldResult:
+    """One test fold by the configured method."""
+    if resolved.method == "probe":  # a head on frozen features: no epochs to resume
+        return train_probe_fold(resolved, dataset, split, run, progress=progress)
+    if resolved.method == "partial":  # minutes on cached activations: no resume
+        return train_partial_fold(resolved, dataset, split, run, progress=progress)
+    return train_fold(resolved, dataset, split, run, resume=resume, progress=progress)
 
 
 def _open_run(
