@@ -128,7 +128,7 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         "ens-3-ft",
-        "ens-3 + mn04_as fine-tuned with NAA (issue #10's grid cell; its own command, ~35 min)",
+        "ens-3 + mn04_as fine-tuned with NAA (issue #10's grid cell: 15 min on ESC-10)",
         members=(
             "b12-16-shift-tta",
             "b10-16-shift-tta",
@@ -288,7 +288,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", default="esc50")
     ap.add_argument("--runs", default=None, help="default runs/ablation/<dataset>")
-    ap.add_argument("--rows", default=None, help="comma-separated row names (default: all)")
+    ap.add_argument(
+        "--rows", default=None, help="run only these rows, comma-separated (default: all)"
+    )
     ap.add_argument("--out", default=str(REPO / "docs"))
     ap.add_argument("--no-run", action="store_true", help="only tabulate finished rows")
     args = ap.parse_args()
@@ -299,7 +301,7 @@ def main() -> None:
     if args.no_run:
         path = runs / "timings.json"
         timings = json.loads(path.read_text()) if path.is_file() else {}
-    done = [r for r in rows if finished(runs / r.name)]
+    done = [r for r in ROWS if finished(runs / r.name)]  # the table shows every finished row
     print(write(table(done, args.dataset, runs, timings), args.dataset, Path(args.out)))
 
 
