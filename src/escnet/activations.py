@@ -87,12 +87,11 @@ def _check_block(block: int) -> int:
 
 def lower_blocks(block: int, weights_path: str | os.PathLike[str] | None = None) -> nn.Sequential:
     """The pretrained ``mn04_as`` blocks ``features[0..block]``, frozen, in eval mode."""
-    from escnet.models.mobilenet_audioset import MobileNetAudioSet, load_checkpoint
+    from escnet.models.mobilenet_audioset import build_mn04_as
     from escnet.weights import fetch_weights
 
-    body = MobileNetAudioSet()
     path = Path(weights_path) if weights_path is not None else fetch_weights(MN04_AS)
-    load_checkpoint(body, path)
+    body = build_mn04_as(weights_path=path)
     lower = nn.Sequential(*body.features[: _check_block(block) + 1]).eval()
     for p in lower.parameters():
         p.requires_grad_(False)

@@ -116,12 +116,11 @@ def parse_view(view: str) -> tuple[str, int | str]:
 
 def full_extractor(weights_path: str | os.PathLike[str] | None = None) -> MultiLevelPool:
     """The pretrained ``mn04_as`` body pooling every block and the embedding, in eval mode."""
-    from escnet.models.mobilenet_audioset import MobileNetAudioSet, load_checkpoint
+    from escnet.models.mobilenet_audioset import build_mn04_as
     from escnet.weights import fetch_weights
 
-    body = MobileNetAudioSet()
     path = Path(weights_path) if weights_path is not None else fetch_weights(MN04_AS)
-    load_checkpoint(body, path)
+    body = build_mn04_as(weights_path=path)
     return MultiLevelPool(body, ALL_BLOCKS, embedding=True).eval()
 
 
