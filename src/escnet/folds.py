@@ -61,6 +61,19 @@ class Split:
                 if group_side.setdefault(g, side) != side:
                     raise AssertionError(f"recording {g} is in both {group_side[g]} and {side}")
 
+    def check_training_sources(self, sources: Iterable[int], dataset: Dataset, what: str) -> None:
+        """Raise RuntimeError if rows made for training (``what``, e.g. "probe training rows")
+        come from a clip outside ``train``: the guard behind "never a validation or test clip's
+        features or variants"."""
+        # Both tests: a split that names a clip on two sides must not let it through either.
+        train, held_out = set(self.train), set(self.val) | set(self.test)
+        leaked = sorted(s for s in {int(s) for s in sources} if s not in train or s in held_out)
+        if leaked:
+            raise RuntimeError(
+                f"{what} come from clips outside the training split: "
+                f"{[dataset[i].clip_id for i in leaked[:5]]}"
+            )
+
 
 def fold_split(
     dataset: Dataset, test_fold: int, *, val_fraction: float = 0.1, seed: int = 0

@@ -227,13 +227,7 @@ def load_fold_data(
             f"{dataset.name}, test fold {split.test_fold}: no training clip could be loaded"
         )
     # The guard that makes the report's claim true: no test or validation clip is trained on.
-    held_out = set(split.test) | set(split.val)
-    leaked = sorted({int(s) for s in sources} & held_out)
-    if leaked or not {int(s) for s in sources} <= set(split.train):
-        raise RuntimeError(
-            f"training images come from clips outside the training split: "
-            f"{[dataset[i].clip_id for i in leaked[:5]]}"
-        )
+    split.check_training_sources(sources, dataset, "training images")
     return FoldData(
         train,
         policy.online_naa,

@@ -128,14 +128,7 @@ def load_partial_data(
         raise EscnetError(
             f"{dataset.name}, test fold {split.test_fold}: no training clip could be loaded"
         )
-    # The guard behind "never a validation or test clip's activations or variants".
-    sources = {int(s) for s in train.source}
-    if not sources <= set(split.train) or sources & (set(split.val) | set(split.test)):
-        leaked = sorted(sources - set(split.train))
-        raise RuntimeError(
-            f"partial fine-tuning rows come from clips outside the training split: "
-            f"{[dataset[i].clip_id for i in leaked[:5]]}"
-        )
+    split.check_training_sources(train.source, dataset, "partial fine-tuning rows")
     return PartialData(train, table(split.val, ["original"]))
 
 

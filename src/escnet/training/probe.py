@@ -130,14 +130,7 @@ def load_probe_data(
         raise EscnetError(
             f"{dataset.name}, test fold {split.test_fold}: no training clip could be loaded"
         )
-    # The guard behind "never a validation or test clip's features or variants".
-    sources = {int(s) for s in train.source}
-    if not sources <= set(split.train) or sources & (set(split.val) | set(split.test)):
-        leaked = sorted(sources - set(split.train))
-        raise RuntimeError(
-            f"probe training rows come from clips outside the training split: "
-            f"{[dataset[i].clip_id for i in leaked[:5]]}"
-        )
+    split.check_training_sources(train.source, dataset, "probe training rows")
     return ProbeData(train, table(split.val, eval_views), table(split.test, eval_views), eval_views)
 
 
