@@ -63,7 +63,12 @@ from escnet.prepare import default_workers, prepare_features
 from escnet.training.config import FoldResult, TrainConfig
 from escnet.training.distributed import derive_seed
 from escnet.training.loop import Compute, warmup_cosine
-from escnet.training.probe import _clip_seconds, _write_predictions, fit_linear_head
+from escnet.training.probe import (
+    _clip_seconds,
+    _write_predictions,
+    _write_split,
+    fit_linear_head,
+)
 from escnet.training.records import write_metrics_csv
 
 __all__ = [
@@ -404,8 +409,9 @@ def train_partial_fold(
     )  # fmt: skip
     _write_predictions(fold_dir / "test_predictions.csv", dataset, test_idx, test_logits)
     write_metrics_csv(fold_dir / "metrics.csv", history)
-    train_clips = sorted({int(s) for s in data.train.source})
-    _write_split(fold_dir / "split.json", dataset, split, data, train_clips)
+    train_clips = _write_split(
+        fold_dir / "split.json", dataset, split, data.train.source, data.train.view
+    )
     metrics = classification_metrics(test_labels, test_logits.argmax(1).numpy(),
                                      dataset.num_classes)  # fmt: skip
     seconds = time.perf_counter() - started
@@ -426,29 +432,9 @@ def train_partial_fold(
             f"partial fine-tuning above block {config.partial_from}: the epoch with the best "
             "validation accuracy (ties: lower validation loss; epoch 0: the fitted head alone)"
         ),
-        train_clips=len(train_clips), train_images=len(data.train.source),
+        train_clips=train_clips, train_images=len(data.train.source),
         val_clips=len(val_labels), test_clips=len(test_labels),
     )  # fmt: skip
     log.info("fold %d: partial fine-tuning test accuracy %.4f (val %.4f, epoch %d), %.0f s",
              fold, result.accuracy, chosen["val_acc"], chosen["epoch"], seconds)  # fmt: skip
     return result
-
-
-def _write_split(
-    path: Path, dataset: Dataset, split: Split, data: PartialData, train_clips: list[int]
-) -> None:
-    atomic_write_json(
-        path,
-        {
-            "test_fold": split.test_fold,
-            "protocol": split.protocol,
-            "train": [dataset[i].clip_id for i in split.train],
-            "val": [dataset[i].clip_id for i in split.val],
-            "test": [dataset[i].clip_id for i in split.test],
-            "train_rows": {
-                "count": len(data.train.source),
-                "sources": [dataset[i].clip_id for i in train_clips],
-                "views": {v: int((data.train.view == v).sum()) for v in np.unique(data.train.view)},
-            },
-        },
-    )

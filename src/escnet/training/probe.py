@@ -364,10 +364,13 @@ def _write_predictions(
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-def _write_split(path: Path, dataset: Dataset, split: Split, data: ProbeData) -> int:
-    """``split.json``: the fold's clips, and which clips and views the training rows came from
-    (the record that no validation or test clip fed the head). Returns the training clips."""
-    train_clips = sorted({int(s) for s in data.train.source})
+def _write_split(
+    path: Path, dataset: Dataset, split: Split, source: np.ndarray, view: np.ndarray
+) -> int:
+    """``split.json``: the fold's clips, and which clips (``source``) and views the training
+    rows came from (the record that no validation or test clip fed the head; the partial
+    trainer writes the same). Returns the number of training clips."""
+    train_clips = sorted({int(s) for s in source})
     atomic_write_json(
         path,
         {
@@ -377,9 +380,9 @@ def _write_split(path: Path, dataset: Dataset, split: Split, data: ProbeData) ->
             "val": [dataset[i].clip_id for i in split.val],
             "test": [dataset[i].clip_id for i in split.test],
             "train_rows": {
-                "count": len(data.train.source),
+                "count": len(source),
                 "sources": [dataset[i].clip_id for i in train_clips],
-                "views": {v: int((data.train.view == v).sum()) for v in np.unique(data.train.view)},
+                "views": {v: int((view == v).sum()) for v in np.unique(view)},
             },
         },
     )
@@ -428,7 +431,9 @@ def train_probe_fold(
     metrics = classification_metrics(
         test_labels.numpy(), test_logits.argmax(1).numpy(), dataset.num_classes
     )
-    train_clips = _write_split(fold_dir / "split.json", dataset, split, data)
+    train_clips = _write_split(
+        fold_dir / "split.json", dataset, split, data.train.source, data.train.view
+    )
     seconds = time.perf_counter() - started
     what = "weight decay" if config.probe_head == "mlp" else "L2 penalty"
     atomic_write_json(
