@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+import escnet
 from escnet.audio import AudioConfig, load_audio
 from escnet.cli import main
 from escnet.datasets import get_dataset
@@ -25,7 +26,7 @@ from escnet.ensemble import (
 )
 from escnet.errors import EscnetError
 from escnet.folds import fold_split
-from escnet.model_io import load_model
+from escnet.model_io import load_model, resolve_model_dir
 from escnet.models import create_model
 from escnet.models.mobilenet_audioset import MobileNetAudioSet
 from escnet.models.probe import feature_columns, feature_dim, mean_probability_logits
@@ -212,6 +213,18 @@ def test_probe_beats_chance_and_its_model_directory_predicts_as_in_evaluation(
     assert (member.test_logits / t).softmax(1).argmax(1).tolist() == member.test_logits.argmax(
         1
     ).tolist()
+
+    # the ensemble directory predicts: its fold's members, temperature-scaled and weighted
+    predictor = escnet.load(tmp_path / "ens")
+    assert predictor.spec.metadata["fold"] == 1 and predictor.classes == loaded.classes
+    expected = torch.from_numpy(logits / t).softmax(1).numpy()
+    np.testing.assert_allclose(predictor.probabilities(waves), expected, atol=1e-4)
+    with pytest.raises(EscnetError, match="no ONNX graph"):
+        escnet.load(tmp_path / "ens", backend="onnx")
+    with pytest.raises(EscnetError, match="no ensemble for fold 2"):
+        escnet.load(tmp_path / "ens", fold=2)
+    with pytest.raises(EscnetError, match="ensemble directory holds no model"):
+        resolve_model_dir(tmp_path / "ens")  # what export reads: it names the member runs
 
 
 def test_ensemble_refuses_runs_on_different_splits(

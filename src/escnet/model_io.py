@@ -333,6 +333,11 @@ def resolve_model_dir(path: str | os.PathLike[str], fold: int | None = None) -> 
         if fold is not None:
             raise ModelDirError(f"{p}: a model directory has no folds; drop --fold")
         return p
+    if (p / "ensemble.json").is_file():
+        raise ModelDirError(
+            f"{p}: an ensemble directory holds no model of its own; give one of its member "
+            "runs (listed in its ensemble.json), or predict or serve it with the torch backend"
+        )
     if not (p / "config.json").is_file():
         raise ModelDirError(
             f"{p}: neither a model directory ({MODEL_JSON}) nor a run directory (config.json)"

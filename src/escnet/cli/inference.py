@@ -141,9 +141,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="a model directory, or a run directory (its best fold)")
-    p.add_argument("--fold", type=int, help="with a run directory: this test fold's model")
+def _model_args(p: argparse.ArgumentParser, ensembles: bool = True) -> None:
+    what = "a model directory, a run directory (its best fold)"
+    what += ", or an ensemble directory (escnet ensemble; torch backend)" if ensembles else ""
+    p.add_argument("model", help=what)
+    p.add_argument("--fold", type=int, help="with a run or ensemble directory: this test fold's")
 
 
 def _backend_args(p: argparse.ArgumentParser) -> None:
@@ -178,7 +180,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("export", help="write a self-contained model directory, optionally ONNX")
-    _model_args(p)
+    _model_args(p, ensembles=False)
     p.add_argument("--out", required=True, help="directory to write")
     p.add_argument(
         "--onnx",
@@ -208,8 +210,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--max-wait-ms",
         type=float,
-        default=5.0,
-        help="how long a batch waits for more requests (5 ms)",
+        default=0.0,
+        help="how long a batch waits for more requests (0: it takes what is already queued)",
     )
     _backend_args(p)
     p.set_defaults(func=cmd_serve)

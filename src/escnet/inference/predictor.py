@@ -293,9 +293,11 @@ def load(
 
     Args:
         path: a model directory (``model.json`` + ``weights.pt``, as training and
-            ``escnet export`` write), or a run directory (its fold with the best validation
-            accuracy, or ``fold``). For ``backend="onnx"``: a directory that also holds
-            ``model.onnx`` (``escnet export MODEL --out DIR --onnx``).
+            ``escnet export`` write), a run directory (its fold with the best validation
+            accuracy, or ``fold``), or an ensemble directory (``escnet ensemble``; the same
+            choice of fold, see :mod:`escnet.inference.ensemble_backend`). For
+            ``backend="onnx"``: a directory that also holds ``model.onnx`` (``escnet export
+            MODEL --out DIR --onnx``).
         backend: ``"torch"`` or ``"onnx"`` (onnxruntime only; torch is not imported).
         fold: with a run directory, the test fold whose model to use.
         device: torch device (``"cpu"``, ``"cuda"``); torch backend only.
@@ -307,13 +309,23 @@ def load(
     Raises:
         EscnetError: naming the directory or file and the fix, when the model cannot be opened.
     """
-    if backend == "torch":
+    ensemble = (Path(path) / "ensemble.json").is_file()  # written by `escnet ensemble`
+    if backend == "torch" and ensemble:
+        from escnet.inference.ensemble_backend import load_ensemble
+
+        spec, run = load_ensemble(path, fold=fold, device=device, threads=threads)
+    elif backend == "torch":
         from escnet.inference.torch_backend import load_torch
 
         spec, run = load_torch(path, fold=fold, device=device, threads=threads)
     elif backend == "onnx":
         from escnet.inference.onnx_backend import load_onnx
 
+        if ensemble:
+            raise EscnetError(
+                f"{path}: an ensemble directory has no ONNX graph; predict it with the torch "
+                "backend, or export one of its member runs (listed in ensemble.json)"
+            )
         if fold is not None:
             raise EscnetError(
                 "--fold applies to run directories; the onnx backend takes an exported "
