@@ -40,11 +40,12 @@ def free_port() -> int:
 
 
 def start_server(
-    model_dir: Path, backend: str, max_batch: int, threads: int
+    model_dir: Path, backend: str, max_batch: int, threads: int, max_wait_ms: float = 0.0
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     args = [sys.executable, "-m", "escnet.cli", "serve", str(model_dir), "--port", str(port)]
     args += ["--backend", backend, "--max-batch", str(max_batch), "--threads", str(threads)]
+    args += ["--max-wait-ms", str(max_wait_ms)]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
@@ -85,6 +86,13 @@ def main() -> None:
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--requests", type=int, default=200, help="uploads per measurement")
     ap.add_argument("--threads", type=int, default=1, help="model threads in the server")
+    ap.add_argument(
+        "--max-wait-ms",
+        type=float,
+        nargs="+",
+        default=[0.0],
+        help="batched servers' waits for company, one server each (0: escnet serve's default)",
+    )
     args = ap.parse_args()
     print(f"machine: {describe(PACKAGES)}")
     print(f"model {args.model} ({args.backend}, {args.threads} thread(s)), 5-s WAV uploads\n")
@@ -97,8 +105,11 @@ def main() -> None:
         clip = buffer.getvalue()
         print("| server | clients | requests/s | p50 ms | p99 ms | mean batch |")
         print("|---|---:|---:|---:|---:|---:|")
-        for label, max_batch in (("unbatched (reference)", 1), ("batched, max 16", 16)):
-            proc, url = start_server(model_dir, args.backend, max_batch, args.threads)
+        servers = [("unbatched (reference)", 1, 0.0)] + [
+            (f"batched, max 16, wait {wait:g} ms", 16, wait) for wait in args.max_wait_ms
+        ]
+        for label, max_batch, wait in servers:
+            proc, url = start_server(model_dir, args.backend, max_batch, args.threads, wait)
             try:
                 load(url, clip, 2, 10)  # warm-up
                 for clients in args.clients:

@@ -190,3 +190,37 @@ def test_batcher_batches_concurrent_callers_and_reports_errors() -> None:
     calls.clear()
     asyncio.run(scenario(max_batch=1))
     assert calls[:10] == [1] * 10
+
+
+def test_batcher_by_default_takes_what_is_queued_without_waiting() -> None:
+    calls: list[int] = []
+
+    def fn(batch: np.ndarray) -> np.ndarray:
+        calls.append(len(batch))
+        return batch[:, :1]
+
+    async def scenario(max_wait_ms: float | None) -> None:
+        default = max_wait_ms is None  # the default wait, whatever it is, must be none
+        batcher = Batcher(fn, 4) if default else Batcher(fn, 4, max_wait_ms=max_wait_ms or 0.0)
+        await batcher.start()
+        try:
+            # Ten windows queued before the worker runs: batches of what is queued.
+            await asyncio.gather(
+                *(batcher.submit(np.full((1, 2), i, np.float32)) for i in range(10))
+            )
+
+            async def late() -> np.ndarray:
+                await asyncio.sleep(0.01)
+                return await batcher.submit(np.ones((1, 2), np.float32))
+
+            # A window and a second one 10 ms later: without a wait the first does not wait
+            # for the second; with a 200 ms wait they share one call.
+            await asyncio.gather(batcher.submit(np.zeros((1, 2), np.float32)), late())
+        finally:
+            await batcher.stop()
+
+    asyncio.run(scenario(None))
+    assert calls == [4, 4, 2, 1, 1]
+    calls.clear()
+    asyncio.run(scenario(200.0))
+    assert calls == [4, 4, 2, 2]

@@ -47,14 +47,14 @@ class ServeConfig:
         max_upload_bytes: largest accepted request body (20 MB).
         max_duration: longest accepted recording in seconds (600).
         max_batch: windows per model call (16); 1 turns batching off.
-        max_wait_ms: how long a batch waits for more windows (5 ms).
+        max_wait_ms: how long a batch waits for more windows (0: it takes what is queued).
         top_k: labels per answer unless the request asks for another number (5).
     """
 
     max_upload_bytes: int = 20_000_000
     max_duration: float = 600.0
     max_batch: int = 16
-    max_wait_ms: float = 5.0
+    max_wait_ms: float = 0.0
     top_k: int = 5
 
     def __post_init__(self) -> None:

@@ -1,10 +1,13 @@
 """Dynamic batching: windows from concurrent requests share one model call.
 
 Requests put their windows on a queue and wait; one worker takes the first waiting window, then
-keeps taking more until it has ``max_batch`` of them or ``max_wait_ms`` have passed, and runs
-the model once on all of them in a worker thread (so the event loop keeps accepting requests).
-While a batch runs, new windows queue up, so under load batches fill by themselves and
-throughput grows with the number of clients; a lone request waits at most ``max_wait_ms``.
+every window already queued behind it (up to ``max_batch``), and runs the model once on all of
+them in a worker thread (so the event loop keeps accepting requests). While a batch runs, new
+windows queue up, so under load batches fill by themselves and a lone request never waits for
+company. ``max_wait_ms > 0`` makes the first window also wait that long for more: on this
+project's 2-core CPU that only cost throughput (``benchmarks/bench_serve.py``: 5 ms of waiting
+took ``mn04_as`` on ONNX Runtime from 78 to 46 requests/s with one client), because a CPU model
+gains nothing per window from larger batches; it is there for accelerators, where it does.
 ``max_batch=1`` turns batching off (the reference in ``benchmarks/bench_serve.py``).
 """
 
@@ -38,13 +41,13 @@ class Batcher:
     Args:
         fn: the model call.
         max_batch: most windows per call (>= 1).
-        max_wait_ms: how long the first window of a batch waits for company.
+        max_wait_ms: how long the first window of a batch waits for company (0: not at all).
 
     Use ``await start()`` once inside the event loop and ``await stop()`` at shutdown;
     ``await submit(windows)`` from request handlers.
     """
 
-    def __init__(self, fn: BatchFunction, max_batch: int = 16, max_wait_ms: float = 5.0) -> None:
+    def __init__(self, fn: BatchFunction, max_batch: int = 16, max_wait_ms: float = 0.0) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         if max_wait_ms < 0:
