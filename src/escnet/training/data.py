@@ -174,54 +174,10 @@ def load_fold_data(
     if isinstance(split, ImageSplit):
         return load_image_split_data(config, dataset, split, front_end, progress=progress)
     workers = config.workers if config.workers is not None else default_workers()
-    cache = config.cache_dir
-
-    def images(indices: Sequence[int], what: str) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-        if not indices:
-            return torch.empty(0, 1, 1), torch.empty(0, dtype=torch.int64), np.empty(0, np.int64)
-        fs = prepare_features(
-            dataset.subset(indices), front_end, cache_dir=cache, workers=workers, progress=progress
-        )
-        if len(fs.labels) == 0:
-            raise EscnetError(f"{dataset.name}: none of the {len(indices)} {what} clips loads")
-        kept = np.asarray(indices, dtype=np.int64)[fs.indices]
-        return torch.from_numpy(fs.features), torch.from_numpy(fs.labels), kept
-
+    images = _ClipImages(dataset, front_end, config.cache_dir, workers, progress)
     val_images, val_labels, val_indices = images(split.val, "validation")
     test_images, test_labels, test_indices = images(split.test, "test")
-
-    train: torch.utils.data.Dataset[Any]
-    if policy.online_naa:
-        waves, kept = load_waveforms(dataset, split.train, front_end.sample_rate, workers)
-        labels = np.array([dataset[i].label for i in kept], dtype=np.int64)
-        if len(waves):
-            # librosa compiles its DSP kernels (numba) on first use: do it once here, so that
-            # forked DataLoader workers inherit them instead of each compiling them every epoch.
-            naa_variants(waves[0], front_end.sample_rate, seed=0)
-        train = WaveformDataset(
-            waves, labels, policy.audio_transform(config.seed), front_end.sample_rate, config.seed
-        )
-        sources = np.asarray(kept, dtype=np.int64)
-        variants = np.full(len(kept), "online-naa")
-    elif policy.offline_naa:
-        expanded = expand_training_set(
-            dataset,
-            split,
-            front_end,
-            seed=config.seed,
-            cache_dir=cache,
-            workers=workers,
-            progress=progress,
-        )
-        train = TensorDataset(
-            torch.from_numpy(expanded.features), torch.from_numpy(expanded.labels)
-        )
-        sources, variants = expanded.source, expanded.variant
-    else:
-        feats, labs, kept_idx = images(split.train, "training")
-        train = TensorDataset(feats, labs)
-        sources, variants = kept_idx, np.full(len(kept_idx), "original")
-
+    train, sources, variants = _training_set(config, dataset, split, policy, images)
     if len(sources) == 0:
         raise EscnetError(
             f"{dataset.name}, test fold {split.test_fold}: no training clip could be loaded"
@@ -240,6 +196,75 @@ def load_fold_data(
         test_labels,
         test_indices,
     )
+
+
+@dataclass(frozen=True)
+class _ClipImages:
+    """Plain (unaugmented) spectral images of some of a data set's clips, through the cache."""
+
+    dataset: Dataset
+    front_end: FrontEndConfig
+    cache_dir: str | None
+    workers: int
+    progress: bool
+
+    def __call__(
+        self, indices: Sequence[int], what: str
+    ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """(images, labels, data set indices of the clips that loaded)."""
+        if not indices:
+            return torch.empty(0, 1, 1), torch.empty(0, dtype=torch.int64), np.empty(0, np.int64)
+        fs = prepare_features(
+            self.dataset.subset(indices),
+            self.front_end,
+            cache_dir=self.cache_dir,
+            workers=self.workers,
+            progress=self.progress,
+        )
+        if len(fs.labels) == 0:
+            raise EscnetError(f"{self.dataset.name}: none of the {len(indices)} {what} clips loads")
+        kept = np.asarray(indices, dtype=np.int64)[fs.indices]
+        return torch.from_numpy(fs.features), torch.from_numpy(fs.labels), kept
+
+
+def _training_set(
+    config: TrainConfig,
+    dataset: Dataset,
+    split: Split,
+    policy: AugmentPolicy,
+    images: _ClipImages,
+) -> tuple[torch.utils.data.Dataset[Any], np.ndarray, np.ndarray]:
+    """The training set as ``policy`` makes it: (data set, source clip indices, variant names).
+
+    Online NAA keeps waveforms (augmented per epoch), offline NAA its cached expansion of
+    ``split.train`` alone, any other policy the plain images (image policies run per batch)."""
+    front_end, workers = images.front_end, images.workers
+    if policy.online_naa:
+        waves, kept = load_waveforms(dataset, split.train, front_end.sample_rate, workers)
+        labels = np.array([dataset[i].label for i in kept], dtype=np.int64)
+        if len(waves):
+            # librosa compiles its DSP kernels (numba) on first use: do it once here, so that
+            # forked DataLoader workers inherit them instead of each compiling them every epoch.
+            naa_variants(waves[0], front_end.sample_rate, seed=0)
+        train = WaveformDataset(
+            waves, labels, policy.audio_transform(config.seed), front_end.sample_rate, config.seed
+        )
+        return train, np.asarray(kept, dtype=np.int64), np.full(len(kept), "online-naa")
+    if policy.offline_naa:
+        expanded = expand_training_set(
+            dataset,
+            split,
+            front_end,
+            seed=config.seed,
+            cache_dir=images.cache_dir,
+            workers=workers,
+            progress=images.progress,
+        )
+        features = torch.from_numpy(expanded.features)
+        train_set = TensorDataset(features, torch.from_numpy(expanded.labels))
+        return train_set, expanded.source, expanded.variant
+    feats, labs, kept_idx = images(split.train, "training")
+    return TensorDataset(feats, labs), kept_idx, np.full(len(kept_idx), "original")
 
 
 def load_image_split_data(
