@@ -1,12 +1,15 @@
 """Service benchmark: throughput and latency of `escnet serve`, batched vs unbatched.
 
-Starts `escnet serve` on loopback twice, with dynamic batching (``--max-batch 16``) and without
-(``--max-batch 1``, the reference), and sends each the same bounded load: ``--requests`` uploads
-of one 5-s WAV clip from ``--clients`` concurrent clients (threads with their own HTTP
-connection), after a warm-up. Reports requests/s, p50 and p99 latency and the batch sizes the
-server saw (its ``/health``). The model gets random weights (time does not depend on them).
+Starts `escnet serve` on loopback without batching (``--max-batch 1``, the reference) and with
+dynamic batching (``--max-batch 16``, one server per ``--max-wait-ms``), all at once, and sends
+each the same bounded load: ``--requests`` uploads of one 5-s WAV clip from ``--clients``
+concurrent clients (threads with their own HTTP connection), after a warm-up, split into
+``--rounds`` rounds in which the servers take turns (see :func:`measure`). Reports requests/s,
+p50 and p99 latency and the batch sizes the server saw (its ``/health``). The model gets random
+weights (time does not depend on them).
 
-    python benchmarks/bench_serve.py [--model cnn7] [--backend onnx] [--clients 1 8]
+    python benchmarks/bench_serve.py [--model cnn7] [--backend onnx] [--clients 1 8] \
+        [--max-wait-ms 0 5] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -86,6 +89,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--requests", type=int, default=200, help="uploads per measurement")
     ap.add_argument("--threads", type=int, default=1, help="model threads in the server")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds the load is split into (5)")
     ap.add_argument(
         "--max-wait-ms",
         type=float,
@@ -103,29 +107,58 @@ def main() -> None:
         noise = 0.1 * np.random.default_rng(0).standard_normal(5 * rate)
         sf.write(buffer, noise.astype(np.float32), rate, format="WAV", subtype="PCM_16")
         clip = buffer.getvalue()
-        print("| server | clients | requests/s | p50 ms | p99 ms | mean batch |")
-        print("|---|---:|---:|---:|---:|---:|")
         servers = [("unbatched (reference)", 1, 0.0)] + [
             (f"batched, max 16, wait {wait:g} ms", 16, wait) for wait in args.max_wait_ms
         ]
-        for label, max_batch, wait in servers:
-            proc, url = start_server(model_dir, args.backend, max_batch, args.threads, wait)
-            try:
+        started, urls = [], {}
+        try:
+            for label, max_batch, wait in servers:
+                proc, url = start_server(model_dir, args.backend, max_batch, args.threads, wait)
+                started.append(proc)
                 load(url, clip, 2, 10)  # warm-up
-                for clients in args.clients:
-                    before = httpx.get(f"{url}/health").json()["batching"]
-                    seconds, lat = load(url, clip, clients, args.requests)
-                    after = httpx.get(f"{url}/health").json()["batching"]
-                    batches = after["batches"] - before["batches"]
-                    windows = after["windows"] - before["windows"]
-                    print(
-                        f"| {label} | {clients} | {args.requests / seconds:.1f} | "
-                        f"{np.percentile(lat, 50):.0f} | {np.percentile(lat, 99):.0f} | "
-                        f"{windows / max(batches, 1):.2f} |"
-                    )
-            finally:
+                urls[label] = url
+            table = measure(urls, clip, args.clients, args.requests, args.rounds)
+        finally:
+            for proc in started:
                 proc.terminate()
                 proc.wait(timeout=30)
+        print(f"{args.rounds} rounds; in each, every server took its share of the load in turn\n")
+        print("| server | clients | requests/s | p50 ms | p99 ms | mean batch |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for (label, clients), (seconds, lat, batches, windows) in table.items():
+            print(
+                f"| {label} | {clients} | {len(lat) / seconds:.1f} | "
+                f"{np.percentile(lat, 50):.0f} | {np.percentile(lat, 99):.0f} | "
+                f"{windows / max(batches, 1):.2f} |"
+            )
+
+
+Measurement = tuple[float, list[float], int, int]  # seconds, latencies (ms), batches, windows
+
+
+def measure(
+    urls: dict[str, str], clip: bytes, client_counts: list[int], requests: int, rounds: int
+) -> dict[tuple[str, int], Measurement]:
+    """Each (server, clients) pair's totals over ``rounds`` rounds of ``requests / rounds``
+    uploads. All servers run at once (an idle one costs nothing) and take turns within each
+    round, so that a drift in the machine's speed (other jobs, clock) reaches all of them alike
+    rather than whichever server happened to be measured last."""
+    per_round = max(1, requests // rounds)
+    totals: dict[tuple[str, int], Measurement] = {}
+    for _ in range(rounds):
+        for clients in client_counts:
+            for label, url in urls.items():
+                before = httpx.get(f"{url}/health").json()["batching"]
+                seconds, lat = load(url, clip, clients, per_round)
+                after = httpx.get(f"{url}/health").json()["batching"]
+                s0, l0, b0, w0 = totals.get((label, clients), (0.0, [], 0, 0))
+                totals[label, clients] = (
+                    s0 + seconds,
+                    l0 + lat,
+                    b0 + after["batches"] - before["batches"],
+                    w0 + after["windows"] - before["windows"],
+                )
+    return dict(sorted(totals.items(), key=lambda kv: list(urls).index(kv[0][0])))
 
 
 if __name__ == "__main__":

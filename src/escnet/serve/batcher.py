@@ -5,9 +5,10 @@ every window already queued behind it (up to ``max_batch``), and runs the model 
 them in a worker thread (so the event loop keeps accepting requests). While a batch runs, new
 windows queue up, so under load batches fill by themselves and a lone request never waits for
 company. ``max_wait_ms > 0`` makes the first window also wait that long for more: on this
-project's 2-core CPU that only cost throughput (``benchmarks/bench_serve.py``: 5 ms of waiting
-took ``mn04_as`` on ONNX Runtime from 78 to 46 requests/s with one client), because a CPU model
-gains nothing per window from larger batches; it is there for accelerators, where it does.
+project's 2-core CPU that cost a lone client throughput (``benchmarks/bench_serve.py``: 5 ms of
+waiting took ``mn04_as`` on ONNX Runtime from 55.8 to 42.8 requests/s with one client) and
+gained nothing under load; it is there for models whose per-window cost falls steeply with the
+batch size (accelerators), which it does not on this CPU (``bench_inference.py --batches``).
 ``max_batch=1`` turns batching off (the reference in ``benchmarks/bench_serve.py``).
 """
 
