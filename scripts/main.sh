@@ -39,3 +39,4 @@ print(f"finished earlier: accuracy {100 * acc['mean']:.2f} % +- {100 * acc['std'
 print(f"report: {sys.argv[1]}/report.md")
 PY
 fi
+echo "label your own recordings with it: .venv/bin/escnet predict $runs/recipe FILE|DIR..."
