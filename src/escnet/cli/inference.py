@@ -145,7 +145,8 @@ def _model_args(p: argparse.ArgumentParser, ensembles: bool = True) -> None:
     what = "a model directory, a run directory (its best fold)"
     what += ", or an ensemble directory (escnet ensemble; torch backend)" if ensembles else ""
     p.add_argument("model", help=what)
-    p.add_argument("--fold", type=int, help="with a run or ensemble directory: this test fold's")
+    runs = "a run or ensemble directory" if ensembles else "a run directory"
+    p.add_argument("--fold", type=int, help=f"with {runs}: this test fold's model")
 
 
 def _backend_args(p: argparse.ArgumentParser) -> None:

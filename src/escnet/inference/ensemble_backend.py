@@ -23,14 +23,10 @@ from escnet.errors import EscnetError
 from escnet.inference.predictor import Backend, ModelSpec
 from escnet.inference.torch_backend import load_torch
 
-__all__ = ["ENSEMBLE_JSON", "is_ensemble_dir", "load_ensemble"]
+__all__ = ["ENSEMBLE_JSON", "load_ensemble"]
 
+#: What makes a directory an ensemble's (:func:`escnet.ensemble.ensemble_runs` writes it).
 ENSEMBLE_JSON = "ensemble.json"
-
-
-def is_ensemble_dir(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a directory written by ``escnet ensemble``."""
-    return (Path(path) / ENSEMBLE_JSON).is_file()
 
 
 def _read(root: Path) -> dict[str, Any]:
