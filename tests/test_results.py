@@ -172,3 +172,13 @@ def test_cli_results(runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[s
     err = capsys.readouterr().err
     assert "no such run directory" in err and len(err.strip().splitlines()) == 1
     assert math.isfinite(float(_csv(tmp_path / "res" / "results.csv")[0]["accuracy_mean"]))
+
+
+def test_policy_columns_follow_the_policies_order_not_the_first_model(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    write_run(root, "a", model="cnn7", augment="naa")  # cnn7 sorts first and has naa only
+    write_run(root, "b", model="mn04_as", augment="none")
+    write_run(root, "c", model="mn04_as", augment="taa")
+    md = (aggregate([root], tmp_path / "results").out / "results.md").read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| test accuracy"))
+    assert [c.strip() for c in header.split("|")[2:5]] == ["none", "taa", "naa"]

@@ -287,7 +287,9 @@ def markdown_tables(rows: Sequence[RunRow], figures: Mapping[str, Sequence[str]]
 def _paper_table(out: io.StringIO, rows: Sequence[RunRow]) -> None:
     """Two tables shaped like the paper's, models x policies: test accuracy, then test loss;
     leaky protocols as their own, labelled columns; the paper's claim beside the accuracy."""
-    columns = list(dict.fromkeys(_label(r) for r in rows))
+    # Columns in the policies' order whichever model ran which (not the first model's order).
+    by_column = sorted(rows, key=lambda r: (r.leaky, r.protocol, *_order(r)[4:]))
+    columns = list(dict.fromkeys(_label(r) for r in by_column))
     models = list(dict.fromkeys(r.model for r in rows))
     by_key = {(r.model, _label(r)): r for r in rows}
     for what in ("accuracy (%)", "loss"):
