@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from escnet import report
 from escnet.cache import atomic_write_json, check_output_dir
 from escnet.errors import EscnetError
+from escnet.inference.predictor import ENSEMBLE_JSON
 from escnet.metrics import classification_metrics
 
 __all__ = [
@@ -304,7 +305,7 @@ def ensemble_runs(
     }
     results = report.build_results(config, entries, classes, planned_folds=chosen)
     ensemble = {"members": [str(r) for r in runs], "folds": records}
-    atomic_write_json(out / "ensemble.json", ensemble)
+    atomic_write_json(out / ENSEMBLE_JSON, ensemble)
     report.write_results(out, results)
     report.write_report(out)
     return {**results, "ensemble": ensemble}

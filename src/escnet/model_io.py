@@ -41,6 +41,7 @@ from escnet import __version__
 from escnet.cache import atomic_path, atomic_write_json
 from escnet.download import sha256_file
 from escnet.errors import EscnetError
+from escnet.inference.predictor import ENSEMBLE_JSON
 from escnet.models import SpectralClassifier, create_model, get_model_info
 from escnet.spectrogram import FrontEndConfig
 
@@ -333,7 +334,7 @@ def resolve_model_dir(path: str | os.PathLike[str], fold: int | None = None) -> 
         if fold is not None:
             raise ModelDirError(f"{p}: a model directory has no folds; drop --fold")
         return p
-    if (p / "ensemble.json").is_file():
+    if (p / ENSEMBLE_JSON).is_file():
         raise ModelDirError(
             f"{p}: an ensemble directory holds no model of its own; give one of its member "
             "runs (listed in its ensemble.json), or predict or serve it with the torch backend"

@@ -20,13 +20,10 @@ from typing import Any
 import numpy as np
 
 from escnet.errors import EscnetError
-from escnet.inference.predictor import Backend, ModelSpec
+from escnet.inference.predictor import ENSEMBLE_JSON, Backend, ModelSpec
 from escnet.inference.torch_backend import load_torch
 
 __all__ = ["ENSEMBLE_JSON", "load_ensemble"]
-
-#: What makes a directory an ensemble's (:func:`escnet.ensemble.ensemble_runs` writes it).
-ENSEMBLE_JSON = "ensemble.json"
 
 
 def _read(root: Path) -> dict[str, Any]:

@@ -30,6 +30,10 @@ from escnet.errors import EscnetError
 from escnet.inference.results import AGGREGATES, Prediction, WindowPrediction, aggregate
 from escnet.inference.stream import BLOCK_SECONDS, Windower, iter_blocks, open_audio
 
+#: The file that makes a directory an ensemble's (:func:`escnet.ensemble.ensemble_runs` writes it).
+#: It lives here, not beside the ensemble code, so that telling the two apart imports no torch.
+ENSEMBLE_JSON = "ensemble.json"
+
 __all__ = ["BACKENDS", "Backend", "ModelSpec", "Predictor", "load"]
 
 #: A batch of windows (B, samples) float32 at the model's rate -> probabilities (B, classes).
@@ -309,7 +313,7 @@ def load(
     Raises:
         EscnetError: naming the directory or file and the fix, when the model cannot be opened.
     """
-    ensemble = (Path(path) / "ensemble.json").is_file()  # written by `escnet ensemble`
+    ensemble = (Path(path) / ENSEMBLE_JSON).is_file()
     if backend == "torch" and ensemble:
         from escnet.inference.ensemble_backend import load_ensemble
 
