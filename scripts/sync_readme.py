@@ -8,8 +8,10 @@ The README marks each generated block::
 
 and this script replaces what lies between the markers with those lines of the named file (a
 file written by a benchmark or by ``escnet results``). ``lines A-B`` or ``lines A-`` (to the
-end) is optional: the whole file otherwise. ``--check`` changes nothing and exits 1 when the
-README is out of date (the test suite runs it).
+end) is optional: the whole file otherwise. Headings in the copied lines are nested under the
+README heading above the block, and relative links (figures) are rewritten to point from the
+README to the same files. ``--check`` changes nothing and exits 1 when the README is out of date
+(the test suite runs it).
 
 Usage::
 
@@ -32,6 +34,23 @@ BLOCK = re.compile(
 )
 
 
+HEADING = re.compile(r"^(#{1,6}) ", re.MULTILINE)
+LINK = re.compile(r"(\]\()(?!https?:|/|#)([^)\s]+)(\))")
+
+
+def _nest(lines: list[str], level: int) -> list[str]:
+    """Shift the lines' headings so that the highest becomes one level below ``level``: a
+    source's "## ESC-10" must not open a top-level section of the README."""
+    levels = [len(m[1]) for line in lines if (m := HEADING.match(line))]
+    if not levels:
+        return lines
+    shift = level + 1 - min(levels)
+    return [
+        HEADING.sub(lambda m: "#" * min(6, len(m[1]) + shift) + " ", line, count=1)
+        for line in lines
+    ]
+
+
 def render(readme: str, root: Path) -> str:
     """The README with every generated block replaced by its source's current lines."""
 
@@ -42,6 +61,12 @@ def render(readme: str, root: Path) -> str:
         lines = source.read_text(encoding="utf-8").splitlines()
         if match["a"]:
             lines = lines[int(match["a"]) - 1 : int(match["b"]) if match["b"] else None]
+        above = [len(m[1]) for m in HEADING.finditer(readme, 0, match.start())]
+        lines = _nest(lines, above[-1] if above else 0)
+        # A figure beside its table is named relative to the table's file; the README is not.
+        folder = Path(match["path"]).parent.as_posix()
+        if folder != ".":
+            lines = [LINK.sub(lambda m: f"{m[1]}{folder}/{m[2]}{m[3]}", line) for line in lines]
         body = "\n".join(lines).strip("\n")
         return f"{match[1]}{body}\n<!-- end generated -->"
 

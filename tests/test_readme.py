@@ -29,6 +29,20 @@ def test_render_replaces_each_block_with_its_source_lines(tmp_path: Path) -> Non
     assert sync_readme.render(out, tmp_path) == out  # idempotent
 
 
+def test_headings_nest_under_the_readme_section_and_figures_keep_pointing_at_their_files(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "r.md").write_text(
+        "## ESC-10\n\n### Leakage\n\n![a chart](a.png) [x](https://e.org/b.png)\n"
+    )
+    readme = "# T\n\n### Results\n\n<!-- generated from results/r.md -->\n<!-- end generated -->\n"
+    out = sync_readme.render(readme, tmp_path)
+    assert "\n#### ESC-10\n\n##### Leakage\n" in out
+    assert "![a chart](results/a.png) [x](https://e.org/b.png)" in out
+    assert sync_readme.render(out, tmp_path) == out  # idempotent
+
+
 def test_a_missing_source_is_named(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="nope.md"):
         sync_readme.render("<!-- generated from nope.md -->\n<!-- end generated -->", tmp_path)

@@ -137,6 +137,9 @@ def test_figures_are_readable_pngs(runs: Path, tmp_path: Path) -> None:
     md = (out.out / "results.md").read_text()
     for p in pngs:
         assert f"]({p.name})" in md
+    # Alt text says what a figure shows, for a reader whose Markdown viewer shows no images.
+    assert "![ESC-10: test accuracy per model and policy" in md
+    assert "![ESC-10, naa: training and validation accuracy per epoch](curves-esc10-naa.png)" in md
 
 
 def test_seconds_commit_and_paper_claims(runs: Path, tmp_path: Path) -> None:
@@ -144,6 +147,11 @@ def test_seconds_commit_and_paper_claims(runs: Path, tmp_path: Path) -> None:
     assert row.seconds == 100.0 and row.seconds_source == "wall" and row.commit.startswith("abc")
     row = read_run(runs / "c")  # no cell.json: the epochs' seconds, labelled so
     assert row.seconds == pytest.approx(3 * 4 * 2.5) and row.seconds_source == "epochs"
+    # A resumed cell's wall time covers its last attempt only: the epochs of all attempts count.
+    cell = json.loads((runs / "a" / "cell.json").read_text())
+    (runs / "a" / "cell.json").write_text(json.dumps({**cell, "resumed": True}))
+    row = read_run(runs / "a")
+    assert row.seconds_source == "epochs" and row.seconds != 100.0 and row.commit.startswith("abc")
     claims = tmp_path / "claims"
     write_run(claims, "r152", model="resnet152", augment="naa")
     write_run(claims, "d161", dataset="esc50", model="densenet161", augment="taa")

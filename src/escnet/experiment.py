@@ -367,6 +367,7 @@ def _run_cell(cell: Cell, *, progress: bool, overrides: Mapping[str, Any]) -> Ce
         source=f"cell {cell.name}",
     )
     resumed = (cell.run_dir / "config.json").is_file()
+    commit = code_commit()  # the code that starts the attempt, not what the tree holds at its end
     start = time.perf_counter()
     results = training.cross_validate(config, cell.run_dir, resume=True, progress=progress)
     seconds = time.perf_counter() - start
@@ -381,10 +382,11 @@ def _run_cell(cell: Cell, *, progress: bool, overrides: Mapping[str, Any]) -> Ce
             "leaky": cell.leaky,
             "expansion": cell.expansion,
             # Wall time of the attempt that finished the cell: a resumed cell's earlier
-            # attempts are not counted (``resumed`` says so).
+            # attempts are not counted (``resumed`` says so, and escnet.results then sums the
+            # epochs' seconds of every attempt instead).
             "seconds": seconds,
             "resumed": resumed,
-            "commit": code_commit(),
+            "commit": commit,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         },
     )

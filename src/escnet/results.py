@@ -165,8 +165,10 @@ def _read_metrics(path: Path) -> list[dict[str, float]]:
 
 def read_run(run_dir: str | os.PathLike[str]) -> RunRow:
     """One run directory's row: numbers from ``results.json``, the protocol from its config,
-    seconds and commit from ``cell.json`` (a grid's) or else the epochs' seconds in the
-    folds' ``metrics.csv`` (training time only) and the escnet version.
+    seconds and commit from ``cell.json`` (a grid's) or else the escnet version. Seconds are the
+    cell's wall time, or the sum of the epochs' seconds in the folds' ``metrics.csv`` (training
+    time only, labelled so) where there is no wall time of the whole run: no ``cell.json``, or a
+    cell resumed after an interruption, whose ``cell.json`` times only its last attempt.
 
     Raises:
         EscnetError: no ``results.json`` in ``run_dir``.
@@ -184,13 +186,16 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunRow:
         for f in folds
     }
     cell = _read_json(run / "cell.json")
-    if cell is not None:
-        seconds: float | None = float(cell["seconds"])
-        source, commit = "wall", str(cell.get("commit", "unknown"))
+    seconds: float | None
+    if cell is not None and not cell.get("resumed"):
+        seconds, source = float(cell["seconds"]), "wall"
     else:
         times = [r.get("seconds", math.nan) for rows in curves.values() for r in rows]
         seconds = float(sum(times)) if times and not any(math.isnan(t) for t in times) else None
         source = "epochs" if seconds is not None else ""
+    if cell is not None:
+        commit = str(cell.get("commit", "unknown"))
+    else:
         env = config.get("environment") or {}
         commit = f"escnet {env.get('escnet', 'unknown')}"
     return RunRow(
@@ -280,8 +285,19 @@ def markdown_tables(rows: Sequence[RunRow], figures: Mapping[str, Sequence[str]]
         _detail_table(out, mine)
         _leakage_table(out, mine)
         for name in figures.get(dataset, ()):
-            out.write(f"\n![{name}]({name})\n")
+            out.write(f"\n![{_figure_alt(name, title)}]({name})\n")
     return out.getvalue()
+
+
+def _figure_alt(name: str, title: str) -> str:
+    """What a figure written by :mod:`escnet.results_figures` shows, from its file name."""
+    stem = name.removesuffix(".png")
+    if stem.startswith("curves-"):
+        what = stem.split("-", 2)[2].replace("-leaky", " (leaky)")
+        return f"{title}, {what}: training and validation accuracy per epoch"
+    if stem.endswith("-leakage-leaky"):
+        return f"{title}: each leaky protocol beside the official folds, same model and policy"
+    return f"{title}: test accuracy per model and policy, official folds, with the folds' spread"
 
 
 def _paper_table(out: io.StringIO, rows: Sequence[RunRow]) -> None:
