@@ -149,6 +149,27 @@ def test_dry_run_estimate_from_the_throughput_table(
     assert "5 folds x 12 epochs x 2016 images" in out
 
 
+def test_dry_run_prefers_the_rate_of_the_grids_completed_cells(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    path = write_grid(tmp_path / "g.toml", PAPERISH, budget="equal-images", out=str(out))
+    done = out / "esc10-cnn7-taa-official-folds"
+    (done / "fold1").mkdir(parents=True)
+    results = {"complete": True, "planned_folds": [1, 2, 3, 4, 5]}
+    (done / "results.json").write_text(json.dumps(results))
+    rows = "".join(f"{e},1000\n" for e in range(1, 6))  # 5 epochs x 1000 images in 100 s
+    (done / "fold1" / "metrics.csv").write_text("epoch,train_samples\n" + rows)
+    (done / "cell.json").write_text(json.dumps({"seconds": 100.0, "resumed": False}))
+    plan = plan_grid(path)
+    (_, _, taa_done), (_, naa, _), _, (_, vgg, _) = plan
+    assert taa_done and naa is not None and vgg is not None
+    assert naa.rate == pytest.approx(50.0) and naa.source == "this grid's completed cells"
+    assert vgg.source == "benchmark rate"  # no completed vgg16 cell: the table's figure
+    assert "cnn7 50.0 images/s" in format_plan(plan)[-1]
+    # A resumed cell's wall time covers its last attempt only: its rate is not trusted.
+    (done / "cell.json").write_text(json.dumps({"seconds": 100.0, "resumed": True}))
+    assert plan_grid(path)[1][1].source == "whole-run rate"  # type: ignore[union-attr]
+
+
 # ---------------------------------------------------------------------------------------------
 # a grid of two tiny cells on synthetic data
 

@@ -45,6 +45,7 @@ Examples:
 
 from __future__ import annotations
 
+import csv
 import fnmatch
 import json
 import math
@@ -73,6 +74,7 @@ __all__ = [
     "cell_name",
     "code_commit",
     "format_plan",
+    "measured_rates",
     "load_grid",
     "plan_grid",
     "run_grid",
@@ -439,6 +441,27 @@ def run_grid(
     return outcomes
 
 
+def measured_rates(cells: Sequence[Cell]) -> dict[str, float]:
+    """Training images per second of whole runs, by model, from the completed cells among
+    ``cells``: the images their epochs trained on (``metrics.csv``) over their wall time
+    (``cell.json``; evaluation included, as in a cell yet to run). Resumed cells are left
+    out: their wall time covers the last attempt only."""
+    images: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    for cell in cells:
+        record = _read_json(cell.run_dir / "cell.json")
+        if not record or record.get("resumed") or not cell.is_complete():
+            continue
+        seen = 0.0
+        for metrics in cell.run_dir.glob("fold*/metrics.csv"):
+            with open(metrics, newline="", encoding="utf-8") as f:
+                seen += sum(float(row.get("train_samples") or 0) for row in csv.DictReader(f))
+        if seen > 0 and float(record.get("seconds", 0)) > 0:
+            images[cell.model] = images.get(cell.model, 0.0) + seen
+            seconds[cell.model] = seconds.get(cell.model, 0.0) + float(record["seconds"])
+    return {model: images[model] / seconds[model] for model in images}
+
+
 def plan_grid(
     path: str | os.PathLike[str],
     *,
@@ -448,8 +471,10 @@ def plan_grid(
     """The cells a :func:`run_grid` would run, each with its time :class:`Estimate` (``None``
     when the model has no measured rate) and whether it is complete already (then it costs
     nothing). The cold-cache NAA expansion of a data set at a front end is counted once, for
-    the first cell that needs it."""
+    the first cell that needs it. A model with completed cells in the grid is estimated from
+    their rate on this machine (:func:`measured_rates`), others from :mod:`escnet.throughput`."""
     grid = load_grid(path, out=out)
+    measured = measured_rates(grid.cells)
     expanded: set[tuple[str, str, Any]] = set()
     plan = []
     for cell in grid.select(only):
@@ -459,7 +484,11 @@ def plan_grid(
         if cold:
             expanded.add(key)
         estimate = estimate_cell_seconds(
-            cell.config, expansion=cell.expansion, protocol=cell.protocol, naa_cold=cold
+            cell.config,
+            expansion=cell.expansion,
+            protocol=cell.protocol,
+            naa_cold=cold,
+            measured=measured,
         )
         plan.append((cell, estimate, done))
     return plan
@@ -503,8 +532,16 @@ def format_plan(plan: Sequence[tuple[Cell, Estimate | None, bool]]) -> list[str]
         + (f"; {complete} complete already" if complete else "")
         + (f"; {len(unknown)} without a measured rate (not estimated)" if unknown else "")
     )
-    lines.append(
-        f"(an ESTIMATE from measured training rates on {MACHINE}, escnet.throughput; "
-        "not a measurement)"
-    )
+    grid_rates = {
+        f"{c.model} {e.rate:.1f}"
+        for c, e, done in plan
+        if e is not None and not done and e.source == "this grid's completed cells"
+    }
+    source = f"on {MACHINE}, escnet.throughput"
+    if grid_rates:
+        source = (
+            f"this machine's completed cells of the grid ({', '.join(sorted(grid_rates))} "
+            f"images/s), else {source}"
+        )
+    lines.append(f"(an ESTIMATE from measured training rates: {source}; not a measurement)")
     return lines

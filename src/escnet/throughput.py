@@ -94,6 +94,7 @@ def estimate_cell_seconds(
     expansion: int,
     protocol: str = "official-folds",
     naa_cold: bool = True,
+    measured: Mapping[str, float] | None = None,
 ) -> Estimate | None:
     """Estimate one cell's wall time from the measured rates; ``None`` when the model or the
     data set has no figure here (then it is *not run* for planning, never guessed).
@@ -103,11 +104,16 @@ def estimate_cell_seconds(
         expansion: training images per training clip (7 with offline NAA).
         protocol: ``augment-then-split`` expands every clip, the others the training clips.
         naa_cold: add the expansion of every clip of the data set (a cold NAA cache).
+        measured: training images per second of whole runs on *this* machine, by model (see
+            :func:`escnet.experiment.measured_rates`); preferred to the tables above, which
+            were measured once, on :data:`MACHINE`.
     """
     model, dataset = str(config["model"]), str(config["dataset"])
     if dataset not in DATASET_SIZES:
         return None
-    if model in RUN_SAMPLES_PER_S:
+    if measured and model in measured:
+        rate, source = measured[model], "this grid's completed cells"
+    elif model in RUN_SAMPLES_PER_S:
         rate, source = RUN_SAMPLES_PER_S[model], "whole-run rate"
     elif model in TRAIN_SAMPLES_PER_S:
         rate, source = TRAIN_SAMPLES_PER_S[model], "benchmark rate"
