@@ -10,6 +10,7 @@ import csv
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import matplotlib.image
 import numpy as np
@@ -182,7 +183,9 @@ def test_cli_results(runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert math.isfinite(float(_csv(tmp_path / "res" / "results.csv")[0]["accuracy_mean"]))
 
 
-def test_policy_columns_follow_the_policies_order_not_the_first_model(tmp_path: Path) -> None:
+def test_policy_columns_follow_the_policies_order_not_the_first_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tmp_path / "runs"
     write_run(root, "a", model="cnn7", augment="naa")  # cnn7 sorts first and has naa only
     write_run(root, "b", model="mn04_as", augment="none")
@@ -190,3 +193,16 @@ def test_policy_columns_follow_the_policies_order_not_the_first_model(tmp_path: 
     md = (aggregate([root], tmp_path / "results").out / "results.md").read_text()
     header = next(line for line in md.splitlines() if line.startswith("| test accuracy"))
     assert [c.strip() for c in header.split("|")[2:5]] == ["none", "taa", "naa"]
+    # The bar chart's series too, and the paper's claim is a legend entry, not text on the bars.
+    import escnet.results_figures as figures
+
+    seen: list[list[str]] = []
+    real_save = figures.save_figure
+
+    def spy(fig: Any, path: Path) -> Path:
+        seen.append(fig.axes[0].get_legend_handles_labels()[1])
+        return real_save(fig, path)
+
+    monkeypatch.setattr(figures, "save_figure", spy)
+    aggregate([root], tmp_path / "again")
+    assert seen[0][-3:] == ["none", "taa", "naa"] and "paper's claim" in seen[0][0]

@@ -238,9 +238,14 @@ def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return list(dict.fromkeys(runs))
 
 
+def policy_rank(augment: str) -> int:
+    """Where a policy goes in tables and charts: the paper's order (none, taa, naa, naa+taa),
+    then the other named policies, then anything else."""
+    return _POLICY_ORDER.index(augment) if augment in _POLICY_ORDER else len(_POLICY_ORDER)
+
+
 def _order(row: RunRow) -> tuple[Any, ...]:
-    policy = _POLICY_ORDER.index(row.augment) if row.augment in _POLICY_ORDER else 99
-    return (row.dataset, row.leaky, row.protocol, row.model, policy, row.augment)
+    return (row.dataset, row.leaky, row.protocol, row.model, policy_rank(row.augment), row.augment)
 
 
 def _pct(mean: float, std: float) -> str:
