@@ -31,10 +31,11 @@ def _file_part(text: str) -> str:
 def _bars(ax: plt.Axes, groups: list[str], series: list[tuple[str, list[RunRow | None]]]) -> None:
     """Grouped bars: one group per entry of ``groups``, one bar per series, fold error bars and
     each fold's accuracy as a dot."""
-    width = 0.8 / max(1, len(series))
+    # At most 0.8 of a group wide, and no bar wider than a third of that (one policy so far).
+    width = 0.8 / max(3, len(series))
     x = np.arange(len(groups))
     for k, (label, rows) in enumerate(series):
-        pos = x - 0.4 + width * (k + 0.5)
+        pos = x - width * len(series) / 2 + width * (k + 0.5)
         means = [100 * r.accuracy[0] if r else math.nan for r in rows]
         stds = [100 * r.accuracy[1] if r and not math.isnan(r.accuracy[1]) else 0.0 for r in rows]
         bars = ax.bar(pos, means, width * 0.9, yerr=stds, capsize=3, label=label)
@@ -47,6 +48,7 @@ def _bars(ax: plt.Axes, groups: list[str], series: list[tuple[str, list[RunRow |
                 bars_hatch = bars.patches[rows.index(r)]
                 bars_hatch.set_hatch("//")
     ax.set_xticks(x)
+    ax.set_xlim(-0.5, len(groups) - 0.5)  # a group's width, however few bars it has
     rotate = len(groups) > 4  # long rows of names slant; few stay centred under their bars
     ax.set_xticklabels(groups, rotation=20 if rotate else 0, ha="right" if rotate else "center")
     ax.set_ylabel("test accuracy (%)")
