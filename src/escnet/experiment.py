@@ -74,8 +74,8 @@ __all__ = [
     "cell_name",
     "code_commit",
     "format_plan",
-    "measured_rates",
     "load_grid",
+    "measured_rates",
     "plan_grid",
     "run_grid",
 ]
