@@ -51,6 +51,18 @@ def _nest(lines: list[str], level: int) -> list[str]:
     ]
 
 
+def _section_level(text: str) -> int:
+    """The level of the last heading in ``text`` (0 for none), outside fenced code blocks, where
+    a shell comment looks like a heading."""
+    level, fenced = 0, False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and (m := HEADING.match(line)):
+            level = len(m[1])
+    return level
+
+
 def render(readme: str, root: Path) -> str:
     """The README with every generated block replaced by its source's current lines."""
 
@@ -61,8 +73,7 @@ def render(readme: str, root: Path) -> str:
         lines = source.read_text(encoding="utf-8").splitlines()
         if match["a"]:
             lines = lines[int(match["a"]) - 1 : int(match["b"]) if match["b"] else None]
-        above = [len(m[1]) for m in HEADING.finditer(readme, 0, match.start())]
-        lines = _nest(lines, above[-1] if above else 0)
+        lines = _nest(lines, _section_level(readme[: match.start()]))
         # A figure beside its table is named relative to the table's file; the README is not.
         folder = Path(match["path"]).parent.as_posix()
         if folder != ".":

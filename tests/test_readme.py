@@ -36,7 +36,10 @@ def test_headings_nest_under_the_readme_section_and_figures_keep_pointing_at_the
     (tmp_path / "results" / "r.md").write_text(
         "## ESC-10\n\n### Leakage\n\n![a chart](a.png) [x](https://e.org/b.png)\n"
     )
-    readme = "# T\n\n### Results\n\n<!-- generated from results/r.md -->\n<!-- end generated -->\n"
+    readme = (
+        "# T\n\n### Results\n\n```bash\n# a shell comment, not a heading\n```\n\n"
+        "<!-- generated from results/r.md -->\n<!-- end generated -->\n"
+    )
     out = sync_readme.render(readme, tmp_path)
     assert "\n#### ESC-10\n\n##### Leakage\n" in out
     assert "![a chart](results/a.png) [x](https://e.org/b.png)" in out
