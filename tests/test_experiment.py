@@ -251,6 +251,30 @@ def test_killed_grid_resumes_to_the_same_table(tiny_grid: Path, tmp_path: Path) 
     assert [o.status for o in again] == ["skipped", "skipped"]
 
 
+def test_a_cell_records_the_commit_that_started_it(
+    tiny_grid: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A long cell may end on another checkout than it started on (commits made meanwhile): the
+    # code that ran is the one it started with.
+    import escnet.experiment as experiment
+    import escnet.training as training
+
+    trained = {"yet": False}
+    real = training.cross_validate
+
+    def cross_validate(*args: Any, **kwargs: Any) -> Any:
+        out = real(*args, **kwargs)
+        trained["yet"] = True
+        return out
+
+    monkeypatch.setattr(training, "cross_validate", cross_validate)
+    monkeypatch.setattr(experiment, "code_commit", lambda: "end" if trained["yet"] else "start")
+    run_grid(tiny_grid, out=tmp_path, only=["*-none-*"], progress=False, report=lambda _: None)
+    cell_json = tmp_path / "esc50-tiny_test_cnn-none-official-folds" / "cell.json"
+    cell = json.loads(cell_json.read_text())
+    assert cell["commit"] == "start" and trained["yet"]
+
+
 def test_only_selects_cells_and_cli_reports_errors(
     tiny_grid: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
