@@ -130,7 +130,7 @@ def test_dry_run_estimate_from_the_throughput_table(
 ) -> None:
     path = write_grid(tmp_path / "g.toml", PAPERISH, budget="equal-images")
     plan = plan_grid(path)
-    (taa, e1, _), (naa, e2, _), (_, e3, _), (vgg, e4, _) = plan
+    (taa, e1, _, _), (naa, e2, _, _), (_, e3, _, _), (vgg, e4, _, _) = plan
     assert e1 is not None and e2 is not None and e3 is not None and e4 is not None
     # ESC-10: 400 clips, 5 folds; 4/5 train, 10 % of it validation -> 288 training clips.
     assert (e1.train_images, e2.train_images) == (288, 2016)
@@ -160,14 +160,46 @@ def test_dry_run_prefers_the_rate_of_the_grids_completed_cells(tmp_path: Path) -
     (done / "fold1" / "metrics.csv").write_text("epoch,train_samples\n" + rows)
     (done / "cell.json").write_text(json.dumps({"seconds": 100.0, "resumed": False}))
     plan = plan_grid(path)
-    (_, _, taa_done), (_, naa, _), _, (_, vgg, _) = plan
+    (_, _, taa_done, _), (_, naa, _, _), _, (_, vgg, _, _) = plan
     assert taa_done and naa is not None and vgg is not None
     assert naa.rate == pytest.approx(50.0) and naa.source == "this grid's completed cells"
     assert vgg.source == "benchmark rate"  # no completed vgg16 cell: the table's figure
     assert "cnn7 50.0 images/s" in format_plan(plan)[-1]
     # A resumed cell's wall time covers its last attempt only: its rate is not trusted.
     (done / "cell.json").write_text(json.dumps({"seconds": 100.0, "resumed": True}))
-    assert plan_grid(path)[1][1].source == "whole-run rate"  # type: ignore[union-attr]
+    assert plan_grid(path)[1].estimate.source == "whole-run rate"  # type: ignore[union-attr]
+
+
+def test_dry_run_names_pretrained_weights_this_machine_lacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty hub cache
+    body = """
+        [defaults]
+        folds = [1]
+
+        [models.squeezenet1_1]
+        pretrained = true
+
+        [[cells]]
+        datasets = ["esc10"]
+        models = ["squeezenet1_1", "cnn7"]
+        augment = ["taa"]
+    """
+    path = write_grid(tmp_path / "g.toml", body, out=str(tmp_path / "r"))
+    squeeze, cnn7 = plan_grid(path)
+    assert squeeze.missing_weights is not None and cnn7.missing_weights is None
+    assert "squeezenet1_1-b8a52dc0.pth" in squeeze.missing_weights
+    assert str(tmp_path / "torch") in squeeze.missing_weights
+    lines = format_plan([squeeze, cnn7])
+    assert sum("needs weights: squeezenet1_1-b8a52dc0.pth" in line for line in lines) == 1
+    assert any(line.startswith("1 cell(s) need pretrained weights") for line in lines)
+    # With the file in the hub cache, nothing is missing (its contents are checked at run time).
+    checkpoints = tmp_path / "torch" / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "squeezenet1_1-b8a52dc0.pth").write_bytes(b"")
+    assert [p.missing_weights for p in plan_grid(path)] == [None, None]
+    assert not any("pretrained weights" in line for line in format_plan(plan_grid(path)))
 
 
 # ---------------------------------------------------------------------------------------------

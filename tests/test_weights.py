@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from escnet.errors import WeightsError
-from escnet.weights import MN04_AS, WeightSpec, fetch_weights
+from escnet.weights import MN04_AS, WeightSpec, fetch_weights, locate_weights
 
 SHARED_WEIGHTS = Path(__file__).parents[1] / ".." / "shared" / "weights"
 
@@ -145,3 +145,36 @@ def test_mn04_found_in_shared_sub_folder(tmp_path: Path) -> None:
     assert path.name == MN04_AS.filename
     assert path.parent.name == "efficientat"
     assert not (tmp_path / "cache").exists()
+
+
+def test_locate_reports_the_copy_fetch_would_use_without_reading_it(tmp_path: Path) -> None:
+    spec = _spec()
+    where = {"weights_dir": tmp_path / "weights", "cache_dir": tmp_path / "cache"}
+    assert locate_weights(spec, **where) is None
+    cached = tmp_path / "cache" / "weights" / "w.pt"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"not checked here")  # fetch_weights would reject it; locate only finds
+    assert locate_weights(spec, **where) == cached
+    (tmp_path / "weights" / "sub").mkdir(parents=True)
+    (tmp_path / "weights" / "sub" / "w.pt").write_bytes(DATA)
+    assert locate_weights(spec, **where) == tmp_path / "weights" / "sub" / "w.pt"
+
+
+def test_registry_says_which_pretrained_weights_this_machine_lacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from escnet.models import get_model_info
+
+    monkeypatch.setenv("ESCNET_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("ESCNET_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    mn04, resnet = get_model_info("mn04_as"), get_model_info("resnet18")
+    missing = mn04.missing_weights()
+    assert missing is not None and MN04_AS.filename in missing and MN04_AS.url in missing
+    missing = resnet.missing_weights()
+    assert missing is not None and "resnet18-f37072fd.pth" in missing
+    assert str(tmp_path / "torch" / "hub" / "checkpoints") in missing
+    assert get_model_info("cnn7").missing_weights() is None  # trained from scratch: needs none
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / MN04_AS.filename).write_bytes(b"")
+    assert mn04.missing_weights() is None

@@ -56,7 +56,7 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from escnet.augment.policy import get_policy
 from escnet.cache import atomic_write_json
@@ -71,6 +71,7 @@ __all__ = [
     "Cell",
     "CellOutcome",
     "Grid",
+    "PlannedCell",
     "cell_name",
     "code_commit",
     "format_plan",
@@ -462,17 +463,35 @@ def measured_rates(cells: Sequence[Cell]) -> dict[str, float]:
     return {model: images[model] / seconds[model] for model in images}
 
 
+class PlannedCell(NamedTuple):
+    """One cell of a plan.
+
+    Attributes:
+        cell: the cell.
+        estimate: its time, or ``None`` when its model has no measured rate.
+        done: complete already (then it costs nothing).
+        missing_weights: for a cell yet to run that starts from pretrained weights not on this
+            machine, the line of :meth:`escnet.models.ModelInfo.missing_weights` (the run
+            downloads them first, and stops when offline); else ``None``.
+    """
+
+    cell: Cell
+    estimate: Estimate | None
+    done: bool
+    missing_weights: str | None = None
+
+
 def plan_grid(
     path: str | os.PathLike[str],
     *,
     out: str | os.PathLike[str] | None = None,
     only: Sequence[str] | None = None,
-) -> list[tuple[Cell, Estimate | None, bool]]:
-    """The cells a :func:`run_grid` would run, each with its time :class:`Estimate` (``None``
-    when the model has no measured rate) and whether it is complete already (then it costs
-    nothing). The cold-cache NAA expansion of a data set at a front end is counted once, for
-    the first cell that needs it. A model with completed cells in the grid is estimated from
-    their rate on this machine (:func:`measured_rates`), others from :mod:`escnet.throughput`."""
+) -> list[PlannedCell]:
+    """The cells a :func:`run_grid` would run, each a :class:`PlannedCell`: its time estimate,
+    whether it is complete already, and the pretrained weights it would have to download. The
+    cold-cache NAA expansion of a data set at a front end is counted once, for the first cell
+    that needs it. A model with completed cells in the grid is estimated from their rate on
+    this machine (:func:`measured_rates`), others from :mod:`escnet.throughput`."""
     grid = load_grid(path, out=out)
     measured = measured_rates(grid.cells)
     expanded: set[tuple[str, str, Any]] = set()
@@ -490,7 +509,10 @@ def plan_grid(
             naa_cold=cold,
             measured=measured,
         )
-        plan.append((cell, estimate, done))
+        missing = None
+        if not done and cell.config.get("pretrained"):
+            missing = get_model_info(cell.model).missing_weights()
+        plan.append(PlannedCell(cell, estimate, done, missing))
     return plan
 
 
@@ -502,12 +524,13 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def format_plan(plan: Sequence[tuple[Cell, Estimate | None, bool]]) -> list[str]:
-    """The dry-run's lines: one per cell (folds, epochs, images, estimated time), then totals."""
+def format_plan(plan: Sequence[PlannedCell]) -> list[str]:
+    """The dry-run's lines: one per cell (folds, epochs, images, estimated time; under it, the
+    pretrained weights it would download), then totals."""
     lines = []
     total, unknown, complete = 0.0, [], 0
-    width = max((len(c.name) for c, _, _ in plan), default=0)
-    for k, (cell, est, done) in enumerate(plan, start=1):
+    width = max((len(p.cell.name) for p in plan), default=0)
+    for k, (cell, est, done, missing) in enumerate(plan, start=1):
         head = f"[{k:>{len(str(len(plan)))}}/{len(plan)}] {cell.name:<{width}}"
         folds = cell.config.get("folds")
         n_folds = f"{len(folds)} fold{'s' if len(folds) > 1 else ''}" if folds else "all folds"
@@ -526,15 +549,23 @@ def format_plan(plan: Sequence[tuple[Cell, Estimate | None, bool]]) -> list[str]
                 f"{head}  {n_folds} x {est.epochs} epochs x {est.train_images} images  "
                 f"~{_duration(est.seconds)}{naa}"
             )
+        if missing:
+            lines.append(f"{' ' * len(head)}  needs weights: {missing}; offline it stops")
     to_run = len(plan) - complete - len(unknown)
     lines.append(
         f"estimated total: {_duration(total)} for {to_run} cell(s)"
         + (f"; {complete} complete already" if complete else "")
         + (f"; {len(unknown)} without a measured rate (not estimated)" if unknown else "")
     )
+    downloads = sum(1 for p in plan if p.missing_weights)
+    if downloads:
+        lines.append(
+            f"{downloads} cell(s) need pretrained weights that are not on this machine "
+            "(named above): they download them first, and stop with one line when offline"
+        )
     grid_rates = {
         f"{c.model} {e.rate:.1f}"
-        for c, e, done in plan
+        for c, e, done, _ in plan
         if e is not None and not done and e.source == "this grid's completed cells"
     }
     source = f"on {MACHINE}, escnet.throughput"

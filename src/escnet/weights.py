@@ -68,6 +68,23 @@ def find_local_weights(filename: str, root: str | os.PathLike[str]) -> Path | No
     return min(found, key=lambda p: (len(p.relative_to(root).parts), str(p)))
 
 
+def locate_weights(
+    spec: WeightSpec,
+    *,
+    weights_dir: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> Path | None:
+    """The local copy of ``spec``'s file that :func:`fetch_weights` would use, unverified: in
+    the weights directory (or a sub-folder), else in ``<cache_dir>/weights/``; ``None`` when
+    there is none (then ``fetch_weights`` downloads it). Reads no file and opens no connection.
+    """
+    found = find_local_weights(spec.filename, settings.weights_dir(weights_dir))
+    if found is not None:
+        return found
+    cached = settings.cache_dir(cache_dir) / "weights" / spec.filename
+    return cached if cached.is_file() else None
+
+
 def fetch_weights(
     spec: WeightSpec,
     *,
@@ -89,9 +106,7 @@ def fetch_weights(
     local_root = settings.weights_dir(weights_dir)
     cached = settings.cache_dir(cache_dir) / "weights" / spec.filename
 
-    found = find_local_weights(spec.filename, local_root)
-    if found is None and cached.is_file():
-        found = cached
+    found = locate_weights(spec, weights_dir=weights_dir, cache_dir=cache_dir)
     if found is not None:
         _verify(found, spec)
         return found

