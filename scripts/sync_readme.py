@@ -38,29 +38,39 @@ HEADING = re.compile(r"^(#{1,6}) ", re.MULTILINE)
 LINK = re.compile(r"(\]\()(?!https?:|/|#)([^)\s]+)(\))")
 
 
+def _headings(lines: list[str]) -> list[int | None]:
+    """Each line's heading level, or ``None`` for a line that is no heading: text, or any line
+    inside a fenced code block, where a shell comment looks like a heading."""
+    levels: list[int | None] = []
+    fenced = False
+    for line in lines:
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+            levels.append(None)
+        else:
+            m = None if fenced else HEADING.match(line)
+            levels.append(len(m[1]) if m else None)
+    return levels
+
+
 def _nest(lines: list[str], level: int) -> list[str]:
     """Shift the lines' headings so that the highest becomes one level below ``level``: a
     source's "## ESC-10" must not open a top-level section of the README."""
-    levels = [len(m[1]) for line in lines if (m := HEADING.match(line))]
-    if not levels:
+    levels = _headings(lines)
+    found = [lv for lv in levels if lv is not None]
+    if not found:
         return lines
-    shift = level + 1 - min(levels)
+    shift = level + 1 - min(found)
     return [
-        HEADING.sub(lambda m: "#" * min(6, len(m[1]) + shift) + " ", line, count=1)
-        for line in lines
+        line if lv is None else HEADING.sub("#" * min(6, lv + shift) + " ", line, count=1)
+        for line, lv in zip(lines, levels, strict=True)
     ]
 
 
 def _section_level(text: str) -> int:
-    """The level of the last heading in ``text`` (0 for none), outside fenced code blocks, where
-    a shell comment looks like a heading."""
-    level, fenced = 0, False
-    for line in text.splitlines():
-        if line.lstrip().startswith("```"):
-            fenced = not fenced
-        elif not fenced and (m := HEADING.match(line)):
-            level = len(m[1])
-    return level
+    """The level of the last heading in ``text`` (0 for none)."""
+    found = [lv for lv in _headings(text.splitlines()) if lv is not None]
+    return found[-1] if found else 0
 
 
 def render(readme: str, root: Path) -> str:

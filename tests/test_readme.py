@@ -35,6 +35,7 @@ def test_headings_nest_under_the_readme_section_and_figures_keep_pointing_at_the
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "r.md").write_text(
         "## ESC-10\n\n### Leakage\n\n![a chart](a.png) [x](https://e.org/b.png)\n"
+        "\n```bash\n## the source's own shell comment\n```\n"
     )
     readme = (
         "# T\n\n### Results\n\n```bash\n# a shell comment, not a heading\n```\n\n"
@@ -43,6 +44,7 @@ def test_headings_nest_under_the_readme_section_and_figures_keep_pointing_at_the
     out = sync_readme.render(readme, tmp_path)
     assert "\n#### ESC-10\n\n##### Leakage\n" in out
     assert "![a chart](results/a.png) [x](https://e.org/b.png)" in out
+    assert "\n## the source's own shell comment\n" in out  # code is copied as it is
     assert sync_readme.render(out, tmp_path) == out  # idempotent
 
 
