@@ -207,3 +207,36 @@ def test_policy_columns_follow_the_policies_order_not_the_first_model(
     monkeypatch.setattr(figures, "save_figure", spy)
     aggregate([root], tmp_path / "again")
     assert seen[0][-3:] == ["none", "taa", "naa"] and "paper's claim" in seen[0][0]
+
+
+def test_a_partial_run_says_so_in_every_table_and_on_its_bar(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "runs"
+    write_run(root, "a", augment="naa", accuracies=(0.80, 0.86, 0.83))  # 3 of its 3 folds
+    write_run(root, "b", augment="taa", accuracies=(0.70, 0.74))  # 2 of 3: still running
+    write_run(root, "c", augment="taa", protocol="random-split", accuracies=(0.9,))
+    import escnet.results_figures as figures
+
+    notes: list[str] = []
+    real_save = figures.save_figure
+
+    def spy(fig: Any, path: Path) -> Path:
+        notes.extend(t.get_text() for t in fig.axes[0].texts)
+        return real_save(fig, path)
+
+    monkeypatch.setattr(figures, "save_figure", spy)
+    out = aggregate([root], tmp_path / "results")
+    rows = {r.augment + r.protocol: r for r in out.rows}
+    assert rows["naaofficial-folds"].progress == ""
+    assert rows["taaofficial-folds"].progress == "incomplete: 2 of 3 folds"
+    md = (out.out / "results.md").read_text()
+    paper_row = next(line for line in md.splitlines() if line.startswith("| cnn7 | 72.00"))
+    assert "72.00 ± 2.83 (incomplete: 2 of 3 folds)" in paper_row
+    assert "| 1,2 (incomplete: 2 of 3 folds) |" in md  # the detail table
+    # The leakage table marks both sides: a partial honest run and a partial leaky one.
+    assert (
+        "| cnn7 | taa | random-split (leaky) | 72.00 ± 2.83 (incomplete: 2 of 3 folds) "
+        "| 90.00 (incomplete: 1 of 3 folds) | +18.00 |"
+    ) in md
+    assert "2/3 folds" in notes and "1/3 folds" in notes  # on the bars, official and leakage

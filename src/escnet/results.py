@@ -98,10 +98,21 @@ class RunRow:
     commit: str
     run_dir: Path
     curves: dict[int, list[dict[str, float]]] = field(default_factory=dict)
+    planned_folds: list[int] = field(default_factory=list)  # empty: the folds it has
 
     @property
     def leaky(self) -> bool:
         return is_leaky(self.protocol)
+
+    @property
+    def progress(self) -> str:
+        """``""`` for a complete run, else how far it got (``"incomplete: 2 of 5 folds"``): a
+        partial run's mean is not comparable with a complete one's, so every table and chart
+        says so."""
+        if self.complete:
+            return ""
+        planned = max(len(self.planned_folds), len(self.folds))
+        return f"incomplete: {len(self.folds)} of {planned} folds" if planned else "incomplete"
 
     @property
     def paper_accuracy(self) -> float | None:
@@ -214,6 +225,7 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunRow:
         commit=commit,
         run_dir=run,
         curves={k: v for k, v in curves.items() if v},
+        planned_folds=[int(f) for f in results.get("planned_folds") or []],
     )
 
 
@@ -252,6 +264,12 @@ def _pct(mean: float, std: float) -> str:
     if math.isnan(mean):
         return "–"
     return f"{100 * mean:.2f} ± {100 * std:.2f}" if not math.isnan(std) else f"{100 * mean:.2f}"
+
+
+def _accuracy(row: RunRow) -> str:
+    """A run's accuracy as the tables show it, with how far a partial run got."""
+    text = _pct(*row.accuracy)
+    return f"{text} ({row.progress})" if row.progress else text
 
 
 def _loss(mean: float, std: float) -> str:
@@ -323,7 +341,7 @@ def _paper_table(out: io.StringIO, rows: Sequence[RunRow]) -> None:
                 values = [_loss(*r.loss) if r else "" for r in cells]
                 out.write(f"| {model} | " + " | ".join(values) + " |\n")
                 continue
-            values = [_pct(*r.accuracy) if r else "" for r in cells]
+            values = [_accuracy(r) if r else "" for r in cells]
             claim = PAPER_CLAIMS.get((rows[0].dataset, model))
             paper = f"{100 * claim['accuracy']:.2f}" if claim else "–"
             out.write(f"| {model} | " + " | ".join(values) + f" | {paper} |\n")
@@ -335,7 +353,7 @@ def _detail_table(out: io.StringIO, rows: Sequence[RunRow]) -> None:
         "| commit |\n|---|---|---|---|---:|---|---:|---:|---|\n"
     )
     for r in rows:
-        folds = ",".join(str(f) for f in r.folds) + ("" if r.complete else " (incomplete)")
+        folds = ",".join(str(f) for f in r.folds) + (f" ({r.progress})" if r.progress else "")
         per_fold = " ".join(f"{100 * a:.2f}" for a in r.fold_accuracies)
         secs = "–" if r.seconds is None else f"{r.seconds:.0f}"
         if r.seconds_source == "epochs":
@@ -369,11 +387,11 @@ def _leakage_table(out: io.StringIO, rows: Sequence[RunRow]) -> None:
         if base is None:
             base_cell, delta = "not run", "–"
         else:
-            base_cell = _pct(*base.accuracy)
+            base_cell = _accuracy(base)
             delta = f"{100 * (leaky.accuracy[0] - base.accuracy[0]):+.2f}"
         out.write(
             f"| {leaky.model} | {leaky.augment} | {leaky.protocol} | {base_cell} "
-            f"| {_pct(*leaky.accuracy)} | {delta} |\n"
+            f"| {_accuracy(leaky)} | {delta} |\n"
         )
 
 

@@ -2,7 +2,8 @@
 
 Each function takes the rows of one data set (:class:`escnet.results.RunRow`) and writes PNGs
 a person can read: titles say what and how many folds, axes carry units, leaky protocols are
-labelled ``(leaky)`` in the legend and ``leaky`` in the file name.
+labelled ``(leaky)`` in the legend and ``leaky`` in the file name, and the bar of a run that has
+not finished all its folds is faded and says how many it has ("2/5 folds").
 """
 
 from __future__ import annotations
@@ -44,9 +45,20 @@ def _bars(ax: plt.Axes, groups: list[str], series: list[tuple[str, list[RunRow |
                 continue
             folds = [100 * a for a in r.fold_accuracies if not math.isnan(a)]
             ax.plot([p] * len(folds), folds, "k.", markersize=3, alpha=0.6)
+            bar = bars.patches[rows.index(r)]
             if r.leaky:
-                bars_hatch = bars.patches[rows.index(r)]
-                bars_hatch.set_hatch("//")
+                bar.set_hatch("//")
+            if r.progress:  # a partial run: faded, and saying how many folds it has
+                bar.set_alpha(0.45)
+                ax.annotate(
+                    r.progress.replace("incomplete: ", "").replace(" of ", "/"),
+                    (p, bar.get_height()),
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
     ax.set_xticks(x)
     ax.set_xlim(-0.5, len(groups) - 0.5)  # a group's width, however few bars it has
     rotate = len(groups) > 4  # long rows of names slant; few stay centred under their bars
