@@ -240,3 +240,18 @@ def test_a_partial_run_says_so_in_every_table_and_on_its_bar(
         "| 90.00 (incomplete: 1 of 3 folds) | +18.00 |"
     ) in md
     assert "2/3 folds" in notes and "1/3 folds" in notes  # on the bars, official and leakage
+
+
+def test_complete_only_leaves_partial_runs_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "runs"
+    write_run(root, "a", augment="naa", accuracies=(0.80, 0.86, 0.83))
+    write_run(root, "b", augment="taa", accuracies=(0.70, 0.74))  # 2 of 3 folds
+    out = aggregate([root], tmp_path / "results", complete_only=True)
+    assert [r.augment for r in out.rows] == ["naa"] and out.left_out == 1
+    assert "72.00" not in (out.out / "results.md").read_text()
+    assert main(["results", str(root), "--out", str(tmp_path / "r2"), "--complete-only"]) == 0
+    assert "1 cell(s) aggregated" in capsys.readouterr().out
+    assert main(["results", str(root / "b"), "--out", str(tmp_path / "r3"), "--complete-only"]) == 2
+    assert "none of the 1 run(s) has finished" in capsys.readouterr().err

@@ -413,22 +413,34 @@ class Aggregate:
     out: Path
     rows: list[RunRow]
     files: list[Path]
+    left_out: int = 0  # incomplete runs left out (``complete_only``)
 
 
 def aggregate(
-    run_dirs: Iterable[str | os.PathLike[str]], out: str | os.PathLike[str] = "results"
+    run_dirs: Iterable[str | os.PathLike[str]],
+    out: str | os.PathLike[str] = "results",
+    *,
+    complete_only: bool = False,
 ) -> Aggregate:
     """Aggregate runs (or grid run roots) into ``out``: ``results.csv``, ``results.md`` and the
     PNG figures (see the module docstring). Existing files of the same names are replaced.
+    A run that has not finished its planned folds is shown marked as such
+    (:attr:`RunRow.progress`), or left out with ``complete_only``.
 
     Raises:
-        EscnetError: a path is missing or holds no run.
+        EscnetError: a path is missing or holds no run, or ``complete_only`` leaves none.
     """
     from escnet.results_figures import bar_charts, curve_figures
 
     target = Path(out)
     target.mkdir(parents=True, exist_ok=True)
-    rows = sorted((read_run(r) for r in find_runs(run_dirs)), key=_order)
+    found = [read_run(r) for r in find_runs(run_dirs)]
+    rows = sorted((r for r in found if r.complete or not complete_only), key=_order)
+    if not rows:
+        raise EscnetError(
+            f"none of the {len(found)} run(s) has finished its planned folds; leave out "
+            "--complete-only (complete_only) to see them marked as incomplete"
+        )
     figures: dict[str, list[str]] = {}
     files = [write_csv(rows, target / "results.csv")]
     for dataset in sorted({r.dataset for r in rows}):
@@ -442,4 +454,4 @@ def aggregate(
     md = target / "results.md"
     atomic_write_text(md, markdown_tables(rows, figures))
     files.insert(1, md)
-    return Aggregate(target, rows, files)
+    return Aggregate(target, rows, files, left_out=len(found) - len(rows))

@@ -46,8 +46,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 def cmd_results(args: argparse.Namespace) -> int:
     from escnet.results import aggregate
 
-    written = aggregate(args.run_dirs, args.out)
-    print(f"{len(written.rows)} cell(s) aggregated into {written.out}:")
+    written = aggregate(args.run_dirs, args.out, complete_only=args.complete_only)
+    left = f" ({written.left_out} incomplete left out)" if written.left_out else ""
+    print(f"{len(written.rows)} cell(s) aggregated into {written.out}{left}:")
     for path in written.files:
         print(f"  {path}")
     return 0
@@ -89,4 +90,10 @@ def register(sub: Any) -> None:
         "run_dirs", nargs="+", type=Path, help="run directories, or directories holding them"
     )
     p.add_argument("--out", type=Path, default=Path("results"), help="output directory")
+    p.add_argument(
+        "--complete-only",
+        action="store_true",
+        help="leave out runs that have not finished all their planned folds (by default they "
+        "are shown, marked 'incomplete: k of n folds')",
+    )
     p.set_defaults(func=cmd_results)
