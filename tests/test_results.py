@@ -116,6 +116,11 @@ def test_leaky_runs_are_labelled_in_table_plot_and_file_names(runs: Path, tmp_pa
     assert "accuracy-esc10-leakage-leaky.png" in names
     leaky_pngs = [n for n in names if n.endswith(".png") and "leaky" in n]
     assert "curves-esc10-naa-random-split-leaky.png" in leaky_pngs
+    # Each figure's alt text says what it shows, a leaky one that it is leaky.
+    assert (
+        "![ESC-10, naa, random-split (leaky): training and validation accuracy per epoch]"
+        "(curves-esc10-naa-random-split-leaky.png)"
+    ) in md
     # Every figure showing a leaky run says so in its file name.
     for png in names:
         if png.endswith(".png") and "random" in png:

@@ -283,9 +283,12 @@ def _label(row: RunRow) -> str:
     return f"{row.augment}, {row.protocol}" if row.leaky else row.augment
 
 
-def markdown_tables(rows: Sequence[RunRow], figures: Mapping[str, Sequence[str]]) -> str:
+def markdown_tables(
+    rows: Sequence[RunRow], figures: Mapping[str, Sequence[tuple[str, str]]]
+) -> str:
     """``results.md``: per data set the paper-shaped table, every run in detail, the leakage
-    study and the figures (``figures``: data set -> PNG file names in the same directory)."""
+    study and the figures (``figures``: data set -> ``(PNG file name in the same directory,
+    what it shows)``, the second the image's alt text)."""
     out = io.StringIO()
     out.write(
         "# Results\n\nTest accuracy (%) and loss, mean ± sample std over the test folds. "
@@ -307,20 +310,9 @@ def markdown_tables(rows: Sequence[RunRow], figures: Mapping[str, Sequence[str]]
         _paper_table(out, mine)
         _detail_table(out, mine)
         _leakage_table(out, mine)
-        for name in figures.get(dataset, ()):
-            out.write(f"\n![{_figure_alt(name, title)}]({name})\n")
+        for name, alt in figures.get(dataset, ()):
+            out.write(f"\n![{alt}]({name})\n")
     return out.getvalue()
-
-
-def _figure_alt(name: str, title: str) -> str:
-    """What a figure written by :mod:`escnet.results_figures` shows, from its file name."""
-    stem = name.removesuffix(".png")
-    if stem.startswith("curves-"):
-        what = stem.split("-", 2)[2].replace("-leaky", " (leaky)")
-        return f"{title}, {what}: training and validation accuracy per epoch"
-    if stem.endswith("-leakage-leaky"):
-        return f"{title}: each leaky protocol beside the official folds, same model and policy"
-    return f"{title}: test accuracy per model and policy, official folds, with the folds' spread"
 
 
 def _paper_table(out: io.StringIO, rows: Sequence[RunRow]) -> None:
@@ -441,16 +433,15 @@ def aggregate(
             f"none of the {len(found)} run(s) has finished its planned folds; leave out "
             "--complete-only (complete_only) to see them marked as incomplete"
         )
-    figures: dict[str, list[str]] = {}
+    figures: dict[str, list[tuple[str, str]]] = {}
     files = [write_csv(rows, target / "results.csv")]
     for dataset in sorted({r.dataset for r in rows}):
         mine = [r for r in rows if r.dataset == dataset]
         title = _DATASET_TITLES.get(dataset, dataset)
-        pngs = bar_charts(mine, target, dataset, title) + curve_figures(
-            mine, target, dataset, title
-        )
-        figures[dataset] = [p.name for p in pngs]
-        files += pngs
+        written = bar_charts(mine, target, dataset, title)
+        written += curve_figures(mine, target, dataset, title)
+        figures[dataset] = [(f.path.name, f.alt) for f in written]
+        files += [f.path for f in written]
     md = target / "results.md"
     atomic_write_text(md, markdown_tables(rows, figures))
     files.insert(1, md)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from matplotlib.ticker import MaxNLocator
@@ -23,6 +23,13 @@ if TYPE_CHECKING:
 
 #: Models whose training curves the paper shows (its Results 1 and 2).
 CURVE_MODELS = ("cnn7", "cnn9")
+
+
+class Figure(NamedTuple):
+    """A PNG written here and what it shows, in words (the Markdown's alt text)."""
+
+    path: Path
+    alt: str
 
 
 def _file_part(text: str) -> str:
@@ -75,12 +82,12 @@ def _legend_below(ax: plt.Axes, title: str, n: int) -> None:
     )
 
 
-def bar_charts(rows: Sequence[RunRow], out: Path, dataset: str, title: str) -> list[Path]:
+def bar_charts(rows: Sequence[RunRow], out: Path, dataset: str, title: str) -> list[Figure]:
     """``accuracy-<dataset>.png`` (official folds, model x policy) and, when leaky runs exist,
     ``accuracy-<dataset>-leakage-leaky.png`` (each leaky run beside its honest twin)."""
     from escnet.results import PAPER_CLAIMS, policy_rank
 
-    paths: list[Path] = []
+    figures: list[Figure] = []
     honest = [r for r in rows if not r.leaky]
     if honest:
         models = list(dict.fromkeys(r.model for r in honest))
@@ -105,7 +112,8 @@ def bar_charts(rows: Sequence[RunRow], out: Path, dataset: str, title: str) -> l
         ax.set_title(f"{title}, official folds: mean ± std over {folds} (dots: folds)")
         _legend_below(ax, "augmentation", len(series) + len(claims))
         fig.tight_layout()
-        paths.append(save_figure(fig, out / f"accuracy-{dataset}.png"))
+        alt = f"{title}: test accuracy per model and policy, official folds, with the folds' spread"
+        figures.append(Figure(save_figure(fig, out / f"accuracy-{dataset}.png"), alt))
     leaky = [r for r in rows if r.leaky]
     if leaky:
         pairs = list(dict.fromkeys((r.model, r.augment) for r in leaky))
@@ -117,8 +125,9 @@ def bar_charts(rows: Sequence[RunRow], out: Path, dataset: str, title: str) -> l
         ax.set_title(f"{title}: official folds vs leaky protocols (hatched, leaky)")
         _legend_below(ax, "protocol", len(series))
         fig.tight_layout()
-        paths.append(save_figure(fig, out / f"accuracy-{dataset}-leakage-leaky.png"))
-    return paths
+        alt = f"{title}: each leaky protocol beside the official folds, same model and policy"
+        figures.append(Figure(save_figure(fig, out / f"accuracy-{dataset}-leakage-leaky.png"), alt))
+    return figures
 
 
 def _curve_panel(ax: plt.Axes, row: RunRow) -> None:
@@ -147,10 +156,10 @@ def _curve_panel(ax: plt.Axes, row: RunRow) -> None:
     ax.set_title(f"{row.model}, {row.augment}{leaky}: test {100 * row.accuracy[0]:.2f} %")
 
 
-def curve_figures(rows: Sequence[RunRow], out: Path, dataset: str, title: str) -> list[Path]:
+def curve_figures(rows: Sequence[RunRow], out: Path, dataset: str, title: str) -> list[Figure]:
     """``curves-<dataset>-<policy>[-<protocol>-leaky].png``: training vs validation accuracy
     of cnn7 and cnn9 side by side, one figure per policy and protocol they ran with."""
-    paths: list[Path] = []
+    figures: list[Figure] = []
     mine = [r for r in rows if r.model in CURVE_MODELS and r.curves]
     for augment, protocol in dict.fromkeys((r.augment, r.protocol) for r in mine):
         panels = [r for r in mine if r.augment == augment and r.protocol == protocol]
@@ -162,5 +171,7 @@ def curve_figures(rows: Sequence[RunRow], out: Path, dataset: str, title: str) -
         fig.tight_layout()
         leaky = f"-{_file_part(protocol)}-leaky" if panels[0].leaky else ""
         name = f"curves-{dataset}-{_file_part(augment)}{leaky}.png"
-        paths.append(save_figure(fig, out / name))
-    return paths
+        what = f"{augment}, {protocol}" if panels[0].leaky else augment
+        alt = f"{title}, {what}: training and validation accuracy per epoch"
+        figures.append(Figure(save_figure(fig, out / name), alt))
+    return figures
