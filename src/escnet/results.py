@@ -111,8 +111,12 @@ class RunRow:
         says so."""
         if self.complete:
             return ""
-        planned = max(len(self.planned_folds), len(self.folds))
-        return f"incomplete: {len(self.folds)} of {planned} folds" if planned else "incomplete"
+        return f"incomplete: {len(self.folds)} of {self.n_planned} folds"
+
+    @property
+    def n_planned(self) -> int:
+        """Folds the run was asked for (the folds it has, where that was not recorded)."""
+        return max(len(self.planned_folds), len(self.folds))
 
     @property
     def paper_accuracy(self) -> float | None:

@@ -58,7 +58,7 @@ def _bars(ax: plt.Axes, groups: list[str], series: list[tuple[str, list[RunRow |
             if r.progress:  # a partial run: faded, and saying how many folds it has
                 bar.set_alpha(0.45)
                 ax.annotate(
-                    r.progress.replace("incomplete: ", "").replace(" of ", "/"),
+                    f"{len(r.folds)}/{r.n_planned} folds",
                     (p, bar.get_height()),
                     xytext=(0, 2),
                     textcoords="offset points",

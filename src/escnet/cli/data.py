@@ -133,9 +133,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     print(f"{'model':<18} {'params':>9}  {'input (C, mels, frames)':<24} weights")
     for r in rows:
         shape = "x".join(str(v) for v in r["input"])
-        where = (
-            " [not on this machine: downloaded on first use]" if r["weights_here"] is False else ""
-        )
+        where = " [weights not on this machine yet]" if r["weights_here"] is False else ""
         print(f"{r['name']:<18} {r['params'] / 1e6:>8.2f}M  {shape:<24} {r['weights']}{where}")
         print(f"{'':<18} {'':>9}  front end: {r['front_end']}")
     return 0
