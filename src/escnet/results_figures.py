@@ -47,12 +47,11 @@ def _bars(ax: plt.Axes, groups: list[str], series: list[tuple[str, list[RunRow |
         means = [100 * r.accuracy[0] if r else math.nan for r in rows]
         stds = [100 * r.accuracy[1] if r and not math.isnan(r.accuracy[1]) else 0.0 for r in rows]
         bars = ax.bar(pos, means, width * 0.9, yerr=stds, capsize=3, label=label)
-        for p, r in zip(pos, rows, strict=True):
+        for p, r, bar in zip(pos, rows, bars.patches, strict=True):
             if r is None:
                 continue
             folds = [100 * a for a in r.fold_accuracies if not math.isnan(a)]
             ax.plot([p] * len(folds), folds, "k.", markersize=3, alpha=0.6)
-            bar = bars.patches[rows.index(r)]
             if r.leaky:
                 bar.set_hatch("//")
             if r.progress:  # a partial run: faded, and saying how many folds it has
