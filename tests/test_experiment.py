@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from escnet import experiment
 from escnet.cli import main
 from escnet.experiment import cell_name, format_plan, load_grid, plan_grid, run_grid
 from escnet.results import aggregate
@@ -359,3 +360,16 @@ protocols = ["augment-then-split"]
     assert split["train_images"]["count"] == len(split["train"])
     table = aggregate([tmp_path / "runs"], tmp_path / "res").out / "results.md"
     assert "augment-then-split (leaky)" in table.read_text()
+
+
+def test_code_commit_outside_git_reads_escnet_commit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tree copied without .git (to a GPU machine, say) records the commit its copier named."""
+
+    def no_git(*args: object, **kwargs: object) -> None:
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(experiment.subprocess, "run", no_git)
+    monkeypatch.delenv("ESCNET_COMMIT", raising=False)
+    assert experiment.code_commit() == "unknown"
+    monkeypatch.setenv("ESCNET_COMMIT", "abc1234")
+    assert experiment.code_commit() == "abc1234"

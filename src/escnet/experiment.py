@@ -346,8 +346,9 @@ def load_grid(path: str | os.PathLike[str], *, out: str | os.PathLike[str] | Non
 
 
 def code_commit() -> str:
-    """The git commit of the escnet source that runs (``-dirty`` when tracked files differ),
-    or ``"unknown"`` outside a git checkout."""
+    """The git commit of the escnet source that runs (``-dirty`` when tracked files differ);
+    outside a git checkout (a tree copied to another machine), ``$ESCNET_COMMIT`` as the copier
+    recorded it, else ``"unknown"``."""
     src = Path(__file__).resolve().parent
 
     def git(*args: str) -> str:
@@ -359,7 +360,7 @@ def code_commit() -> str:
         commit = git("rev-parse", "HEAD")
         dirty = git("status", "--porcelain", "--untracked-files=no", "--", str(src))
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return os.environ.get("ESCNET_COMMIT") or "unknown"
     return f"{commit}-dirty" if dirty else commit
 
 
