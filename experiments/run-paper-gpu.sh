@@ -16,6 +16,8 @@
 # and is marked incomplete by `escnet results`. What comes back in $OUT: machine.txt, one log
 # per stream, and runs.tgz (the run directories without checkpoints or saved models), refreshed
 # every minute so that a kill from outside still returns the folds finished by then.
+# STREAM_A and STREAM_B (cell-name patterns, space-separated) choose other cells per stream.
+# Completed cells and folds are skipped, so carrying a run root back resumes it.
 set -u
 CARRY=${CARRY:-.gpu}
 OUT=${OUT:-runs/gpu-out}
@@ -62,9 +64,12 @@ stream() {  # one stream: its cells in grid order, stopped at the budget
   timeout "$left" python3 -m escnet -q experiment "$grid" --data-dir "$CARRY/data" \
     --cache-dir /tmp/escnet-cache --device "$DEVICE" --workers 7 --keep-going --only "$@"
 }
-stream 'esc10-resnet152-*' 'esc10-vgg16-*' >"$OUT/streamA.log" 2>&1 &
+set -f  # the patterns below are split into words, never matched against files here
+# shellcheck disable=SC2086
+stream ${STREAM_A:-'esc10-resnet152-*' 'esc10-vgg16-*'} >"$OUT/streamA.log" 2>&1 &
 a=$!
-stream 'esc10-densenet161-*' 'esc10-alexnet-*' >"$OUT/streamB.log" 2>&1 &
+# shellcheck disable=SC2086
+stream ${STREAM_B:-'esc10-densenet161-*' 'esc10-alexnet-*'} >"$OUT/streamB.log" 2>&1 &
 b=$!
 wait $a; echo "stream A rc $?" >>"$OUT/machine.txt"
 wait $b; echo "stream B rc $?" >>"$OUT/machine.txt"

@@ -446,3 +446,21 @@ def test_early_stopping_on_validation(data_base: Path, tmp_path: Path) -> None:
     assert fold["epochs_run"] == len(history) == fold["best_epoch"] + 2 < 8
     best = max(history, key=lambda r: (r["val_acc"], -r["val_loss"]))
     assert int(best["epoch"]) == fold["best_epoch"]
+
+
+def test_checkpoint_interval_keeps_the_best_epoch_and_the_same_results(
+    naa_run: dict[str, Any], data_base: Path, tmp_path: Path
+) -> None:
+    """With checkpoints written only after the last epoch, the run trains and selects exactly
+    as the every-epoch run does: best.pt holds the best epoch's weights, not the last ones."""
+    base = naa_run["results"]
+    config = make_config(data_base, folds=[1], checkpoint_interval_s=3600.0)
+    results = cross_validate(config, tmp_path / "run", progress=False)
+    fold, before = results["folds"][0], base["folds"][0]
+    assert fold["best_epoch"] == before["best_epoch"]
+    assert fold["accuracy"] == pytest.approx(before["accuracy"])
+    best = torch.load(tmp_path / "run" / "fold1" / "best.pt", weights_only=False)
+    last = torch.load(tmp_path / "run" / "fold1" / "last.pt", weights_only=False)
+    assert best["epoch"] == fold["best_epoch"] and last["epoch"] == config.epochs
+    if best["epoch"] < last["epoch"]:
+        assert any(not torch.equal(best["model"][k], v) for k, v in last["model"].items())

@@ -1,12 +1,13 @@
 """Checkpoints of one fold: ``best.pt`` (the selected weights), ``last.pt`` (everything needed to
 resume), and the progress they carry (:class:`FitState`). Every file is written atomically, best
-first, so that ``last.pt`` never points past a missing ``best.pt``.
+first, so that ``last.pt`` never points past a missing ``best.pt`` (:class:`Checkpointer`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from escnet.models import SpectralClassifier
 from escnet.training.config import TrainConfig, check_resumable, nan_if_none
 from escnet.training.loop import Optimisation
 
-__all__ = ["FitState", "load_resume", "save_atomic", "save_checkpoints"]
+__all__ = ["Checkpointer", "FitState", "load_resume", "save_atomic"]
 
 log = logging.getLogger(__name__)
 
@@ -90,44 +91,66 @@ def load_resume(
     )
 
 
-def save_checkpoints(
-    fold_dir: Path,
-    model: SpectralClassifier,
-    optim: Optimisation,
-    state: FitState,
-    config: TrainConfig,
-    classes: list[str],
-    fold: int,
-    *,
-    improved: bool,
-) -> None:
-    """``best.pt`` when the epoch improved, then ``last.pt``."""
-    row = state.history[-1]
-    if improved:
+def _cpu_copy(model: SpectralClassifier) -> dict[str, torch.Tensor]:
+    # A copy, not a view: training goes on changing the parameters before the copy is written.
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+@dataclass
+class Checkpointer:
+    """Writes one fold's checkpoints after its epochs: ``best.pt`` when an epoch improved, then
+    ``last.pt``; with ``interval_s > 0`` at most that often (and always after the last epoch).
+    Between writes the best epoch's weights wait in memory, so ``best.pt`` is never newer than
+    ``last.pt`` and a run resumed from ``last.pt`` retrains exactly the epochs it lost."""
+
+    fold_dir: Path
+    config: TrainConfig
+    classes: list[str]
+    fold: int
+    interval_s: float = 0.0
+    _pending_best: dict[str, Any] | None = None
+    _written: float = field(default_factory=time.monotonic)
+
+    def after_epoch(
+        self,
+        model: SpectralClassifier,
+        optim: Optimisation,
+        state: FitState,
+        *,
+        improved: bool,
+        final: bool,
+    ) -> bool:
+        """Record the epoch just finished; whether the checkpoints were written now."""
+        if improved:
+            row = state.history[-1]
+            self._pending_best = {
+                "model": _cpu_copy(model),
+                "model_name": self.config.model,
+                "classes": self.classes,
+                "config": self.config.to_dict(),
+                "epoch": state.epoch,
+                "test_fold": self.fold,
+                "val_acc": nan_if_none(row["val_acc"]),
+                "val_loss": nan_if_none(row["val_loss"]),
+            }
+        if not final and time.monotonic() - self._written < self.interval_s:
+            return False
+        if self._pending_best is not None:
+            save_atomic(self._pending_best, self.fold_dir / "best.pt")
+            self._pending_best = None
         save_atomic(
             {
                 "model": model.state_dict(),
-                "model_name": config.model,
-                "classes": classes,
-                "config": config.to_dict(),
+                **optim.state_dict(),
                 "epoch": state.epoch,
-                "test_fold": fold,
-                "val_acc": nan_if_none(row["val_acc"]),
-                "val_loss": nan_if_none(row["val_loss"]),
+                "best": state.best,
+                "since_best": state.since_best,
+                "stopped_early": state.stopped_early,
+                "history": state.history,
+                "rng": state.rng,
+                "config": self.config.to_dict(),
             },
-            fold_dir / "best.pt",
+            self.fold_dir / "last.pt",
         )
-    save_atomic(
-        {
-            "model": model.state_dict(),
-            **optim.state_dict(),
-            "epoch": state.epoch,
-            "best": state.best,
-            "since_best": state.since_best,
-            "stopped_early": state.stopped_early,
-            "history": state.history,
-            "rng": state.rng,
-            "config": config.to_dict(),
-        },
-        fold_dir / "last.pt",
-    )
+        self._written = time.monotonic()
+        return True

@@ -38,7 +38,9 @@ METRIC_COLUMNS = (
 )
 
 #: Config fields that may differ when a run is resumed (they do not change the numbers).
-_RESUME_FREE_FIELDS = frozenset({"device", "workers", "data_dir", "cache_dir", "root"})
+_RESUME_FREE_FIELDS = frozenset(
+    {"device", "workers", "data_dir", "cache_dir", "root", "checkpoint_interval_s"}
+)
 
 
 @dataclass
@@ -91,6 +93,13 @@ class TrainConfig:
             (``benchmarks/bench_train_throughput.py``), and it is the fast layout on GPUs too.
         max_train_batches: stop each epoch after this many batches (smoke tests); ``None``:
             the whole training set.
+        checkpoint_interval_s: write ``last.pt`` (and a newer ``best.pt``) at most this often,
+            in seconds; 0 writes them after every epoch. The last epoch is always written, and
+            the best epoch's weights are kept in memory until then, so ``best.pt`` never runs
+            ahead of ``last.pt``. An interrupted run loses at most this much training. Worth
+            setting where epochs are short and the model large: on an H100, an ESC-10 epoch of
+            resnet152 takes about a second and its checkpoint with AdamW's state (0.7 GB) took
+            longer than that.
         method: ``"finetune"`` trains the network (everything above); ``"partial"`` trains
             only its blocks above ``partial_from`` (below); ``"probe"`` fits only a
             head on the frozen, pretrained ``mn04_as``'s pooled multi-level features
@@ -148,6 +157,7 @@ class TrainConfig:
     amp: bool = True
     channels_last: bool = True
     max_train_batches: int | None = None
+    checkpoint_interval_s: float = 0.0
     method: str = "finetune"
     probe_blocks: list[int] = dataclasses.field(default_factory=lambda: [12, 16])
     probe_embedding: bool = True
@@ -192,6 +202,10 @@ class TrainConfig:
             positive_int("workers", self.workers, minimum=0)
         if self.max_train_batches is not None:
             positive_int("max_train_batches", self.max_train_batches)
+        if not self.checkpoint_interval_s >= 0:
+            raise ValueError(
+                f"TrainConfig.checkpoint_interval_s must be >= 0, got {self.checkpoint_interval_s}"
+            )
         if self.clip_seconds is not None and not self.clip_seconds > 0:
             raise ValueError(
                 f"TrainConfig.clip_seconds must be > 0 or None, got {self.clip_seconds}"

@@ -32,7 +32,7 @@ from escnet.folds import ImageSplit, Split
 from escnet.metrics import classification_metrics
 from escnet.model_io import save_model
 from escnet.models import SpectralClassifier, create_model
-from escnet.training.checkpoint import FitState, load_resume, save_checkpoints
+from escnet.training.checkpoint import Checkpointer, FitState, load_resume
 from escnet.training.config import FoldResult, TrainConfig
 from escnet.training.data import FoldData, WaveformDataset, load_fold_data
 from escnet.training.distributed import (
@@ -133,6 +133,9 @@ def train_fold(
 
         # ---- epochs
         has_val = len(data.val_labels) > 0
+        checkpoints = Checkpointer(
+            fold_dir, config, list(dataset.classes), fold, config.checkpoint_interval_s
+        )
         while state.epoch < config.epochs and not state.stopped_early:
             sampler.set_epoch(state.epoch)
             loader_gen.manual_seed(derive_seed(config.seed, fold, state.epoch, 0))
@@ -144,10 +147,8 @@ def train_fold(
             _log_epoch(fold, config.epochs, row, improved)
             state.rng = ddp.gather(rng_state(device))
             if ddp.is_main:
-                save_checkpoints(
-                    fold_dir, model, optim, state, config, list(dataset.classes), fold,
-                    improved=improved,
-                )  # fmt: skip
+                final = state.epoch >= config.epochs or state.stopped_early
+                checkpoints.after_epoch(model, optim, state, improved=improved, final=final)
                 write_metrics_csv(fold_dir / "metrics.csv", state.history)
                 _log_tensorboard(writer, row)
             ddp.barrier()  # nobody reads a checkpoint before it is written
