@@ -362,14 +362,16 @@ protocols = ["augment-then-split"]
     assert "augment-then-split (leaky)" in table.read_text()
 
 
-def test_code_commit_outside_git_reads_escnet_commit(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A tree copied without .git (to a GPU machine, say) records the commit its copier named."""
+def test_code_commit_escnet_commit_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tree copied to another machine records the commit its copier named, with or without a
+    .git there (the GPU machine's copy had a stale one)."""
+    monkeypatch.setenv("ESCNET_COMMIT", "abc1234")
+    assert experiment.code_commit() == "abc1234"
+    monkeypatch.delenv("ESCNET_COMMIT")
+    assert experiment.code_commit() not in ("abc1234", "")
 
     def no_git(*args: object, **kwargs: object) -> None:
         raise FileNotFoundError("git")
 
     monkeypatch.setattr(experiment.subprocess, "run", no_git)
-    monkeypatch.delenv("ESCNET_COMMIT", raising=False)
     assert experiment.code_commit() == "unknown"
-    monkeypatch.setenv("ESCNET_COMMIT", "abc1234")
-    assert experiment.code_commit() == "abc1234"

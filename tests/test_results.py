@@ -35,10 +35,12 @@ def write_run(
     accuracies: tuple[float, ...] = (0.8, 0.85, 0.9),
     seconds: float | None = None,
     epochs: int = 4,
+    **config_fields: Any,
 ) -> Path:
     run = root / name
     run.mkdir(parents=True)
     config = {"dataset": dataset, "model": model, "augment": augment, "val_fraction": 0.1}
+    config |= config_fields
     if protocol:
         config["protocol"] = protocol
     folds = []
@@ -260,3 +262,32 @@ def test_complete_only_leaves_partial_runs_out(
     assert "1 cell(s) aggregated" in capsys.readouterr().out
     assert main(["results", str(root / "b"), "--out", str(tmp_path / "r3"), "--complete-only"]) == 2
     assert "none of the 1 run(s) has finished" in capsys.readouterr().err
+
+
+def test_random_init_runs_are_labelled_and_kept_from_the_paper_claim(tmp_path: Path) -> None:
+    """resnet152 trained from random weights is not the paper's ImageNet-fine-tuned resnet152:
+    its own row, labelled, with no claim beside it; the machine it ran on is in the table."""
+    root = tmp_path / "runs"
+    gpu = {"device_type": "cuda", "device_name": "NVIDIA H100 80GB HBM3"}
+    write_run(root, "scratch", model="resnet152", pretrained=False, environment=gpu)
+    write_run(root, "tuned", model="resnet152", pretrained=True, accuracies=(0.9, 0.9, 0.9))
+    write_run(root, "cnn", model="cnn7", pretrained=False, environment={"device_type": "cpu"})
+    scratch, tuned, cnn = (read_run(root / n) for n in ("scratch", "tuned", "cnn"))
+    assert scratch.random_init and scratch.name == "resnet152 (random init)"
+    assert scratch.paper_accuracy is None and tuned.paper_accuracy == pytest.approx(0.9904)
+    assert scratch.machine == "NVIDIA H100 80GB HBM3" and cnn.machine == "CPU"
+    # A real run's results.json carries the settings; the machine is in config.json alone.
+    results = json.loads((root / "cnn" / "results.json").read_text())
+    results["config"].pop("environment")
+    (root / "cnn" / "results.json").write_text(json.dumps(results))
+    (root / "cnn" / "config.json").write_text(json.dumps({"environment": {"device_type": "cpu"}}))
+    assert read_run(root / "cnn").machine == "CPU"
+    assert not cnn.random_init and cnn.name == "cnn7"  # no pretrained weights to skip
+    result = aggregate([root], tmp_path / "out")
+    md = (result.out / "results.md").read_text()
+    assert "| resnet152 (random init) | 85.00 ± 5.00 |" in md  # its own row, no claim
+    assert "| resnet152 | 90.00 ± 0.00 | 99.04 |" in md
+    assert "NVIDIA H100 80GB HBM3" in md and "**(random init)**" in md
+    by_model = {r["run_dir"]: r for r in _csv(result.out / "results.csv")}
+    assert by_model[str(root / "scratch")]["random_init"] == "True"
+    assert by_model[str(root / "scratch")]["paper_accuracy"] == ""

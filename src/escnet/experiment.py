@@ -346,9 +346,13 @@ def load_grid(path: str | os.PathLike[str], *, out: str | os.PathLike[str] | Non
 
 
 def code_commit() -> str:
-    """The git commit of the escnet source that runs (``-dirty`` when tracked files differ);
-    outside a git checkout (a tree copied to another machine), ``$ESCNET_COMMIT`` as the copier
-    recorded it, else ``"unknown"``."""
+    """The git commit of the escnet source that runs (``-dirty`` when tracked files differ), or
+    ``"unknown"`` outside a git checkout. ``$ESCNET_COMMIT``, when set, wins: a tree copied to
+    another machine may carry no ``.git``, or an older one (the lent GPU machine's copy said
+    7e15a5b-dirty for a tree at 373cd90), so whoever copies it names its commit."""
+    override = os.environ.get("ESCNET_COMMIT")
+    if override:
+        return override
     src = Path(__file__).resolve().parent
 
     def git(*args: str) -> str:
@@ -360,7 +364,7 @@ def code_commit() -> str:
         commit = git("rev-parse", "HEAD")
         dirty = git("status", "--porcelain", "--untracked-files=no", "--", str(src))
     except (OSError, subprocess.SubprocessError):
-        return os.environ.get("ESCNET_COMMIT") or "unknown"
+        return "unknown"
     return f"{commit}-dirty" if dirty else commit
 
 

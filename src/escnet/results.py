@@ -75,6 +75,8 @@ CSV_COLUMNS = (
     "seconds_source",
     "commit",
     "paper_accuracy",
+    "random_init",
+    "machine",
     "run_dir",
 )
 
@@ -99,6 +101,15 @@ class RunRow:
     run_dir: Path
     curves: dict[int, list[dict[str, float]]] = field(default_factory=dict)
     planned_folds: list[int] = field(default_factory=list)  # empty: the folds it has
+    random_init: bool = False  # a model with pretrained weights, trained from random ones
+    machine: str = ""  # where it trained: "CPU" or the GPU's name ("": not recorded)
+
+    @property
+    def name(self) -> str:
+        """The model as tables and figures show and group it: ``"resnet152 (random init)"``
+        for a model trained from random weights that escnet could have started pretrained, so
+        that such a row never sits under the paper's figure for the pretrained model."""
+        return f"{self.model} (random init)" if self.random_init else self.model
 
     @property
     def leaky(self) -> bool:
@@ -120,7 +131,7 @@ class RunRow:
 
     @property
     def paper_accuracy(self) -> float | None:
-        claim = PAPER_CLAIMS.get((self.dataset, self.model))
+        claim = None if self.random_init else PAPER_CLAIMS.get((self.dataset, self.model))
         if claim is None or claim["augment"] not in (None, self.augment):
             return None
         return float(claim["accuracy"])
@@ -145,6 +156,8 @@ class RunRow:
             "seconds_source": self.seconds_source,
             "commit": self.commit,
             "paper_accuracy": _num(self.paper_accuracy),
+            "random_init": self.random_init,
+            "machine": self.machine,
             "run_dir": str(self.run_dir),
         }
 
@@ -208,14 +221,17 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunRow:
         times = [r.get("seconds", math.nan) for rows in curves.values() for r in rows]
         seconds = float(sum(times)) if times and not any(math.isnan(t) for t in times) else None
         source = "epochs" if seconds is not None else ""
+    # results.json's config is the run's settings; the machine is in config.json's alone.
+    env = config.get("environment") or (_read_json(run / "config.json") or {}).get("environment")
+    env = env if isinstance(env, dict) else {}
     if cell is not None:
         commit = str(cell.get("commit", "unknown"))
     else:
-        env = config.get("environment") or {}
         commit = f"escnet {env.get('escnet', 'unknown')}"
+    model = str(results.get("model") or config.get("model"))
     return RunRow(
         dataset=str(results.get("dataset") or config.get("dataset")),
-        model=str(results.get("model") or config.get("model")),
+        model=model,
         augment=str(results.get("augment") or config.get("augment")),
         protocol=protocol,
         folds=[int(f["test_fold"]) for f in folds],
@@ -230,7 +246,26 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunRow:
         run_dir=run,
         curves={k: v for k, v in curves.items() if v},
         planned_folds=[int(f) for f in results.get("planned_folds") or []],
+        # ``pretrained`` false, not absent: a config that does not say is not labelled.
+        random_init=config.get("pretrained") is False and _has_pretrained_weights(model),
+        machine=_machine(env),
     )
+
+
+def _has_pretrained_weights(model: str) -> bool:
+    """Whether escnet knows pretrained weights for ``model`` (an unknown name: no)."""
+    from escnet.models import get_model_info
+
+    try:
+        return get_model_info(model).weights is not None
+    except (KeyError, ValueError):
+        return False
+
+
+def _machine(env: Mapping[str, Any]) -> str:
+    if env.get("device_name"):
+        return str(env["device_name"])
+    return "CPU" if env.get("device_type") == "cpu" else ""
 
 
 def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -261,7 +296,7 @@ def policy_rank(augment: str) -> int:
 
 
 def _order(row: RunRow) -> tuple[Any, ...]:
-    return (row.dataset, row.leaky, row.protocol, row.model, policy_rank(row.augment), row.augment)
+    return (row.dataset, row.leaky, row.protocol, row.name, policy_rank(row.augment), row.augment)
 
 
 def _pct(mean: float, std: float) -> str:
@@ -311,6 +346,11 @@ def markdown_tables(
                 + (f" (lowest loss {claim['loss']})" if claim["loss"] else "")
                 + ".\n"
             )
+        if any(r.random_init for r in mine):
+            out.write(
+                "Rows marked **(random init)** trained from random weights a model the paper "
+                "fine-tunes from ImageNet: no claim of the paper is beside them.\n"
+            )
         _paper_table(out, mine)
         _detail_table(out, mine)
         _leakage_table(out, mine)
@@ -325,8 +365,8 @@ def _paper_table(out: io.StringIO, rows: Sequence[RunRow]) -> None:
     # Columns in the policies' order whichever model ran which (not the first model's order).
     by_column = sorted(rows, key=lambda r: (r.leaky, r.protocol, *_order(r)[4:]))
     columns = list(dict.fromkeys(_label(r) for r in by_column))
-    models = list(dict.fromkeys(r.model for r in rows))
-    by_key = {(r.model, _label(r)): r for r in rows}
+    models = list(dict.fromkeys(r.name for r in rows))
+    by_key = {(r.name, _label(r)): r for r in rows}
     for what in ("accuracy (%)", "loss"):
         claim_head = " paper's claim (%) |" if what != "loss" else ""
         out.write(f"\n| test {what} | " + " | ".join(columns) + f" |{claim_head}\n")
@@ -338,7 +378,7 @@ def _paper_table(out: io.StringIO, rows: Sequence[RunRow]) -> None:
                 out.write(f"| {model} | " + " | ".join(values) + " |\n")
                 continue
             values = [_accuracy(r) if r else "" for r in cells]
-            claim = PAPER_CLAIMS.get((rows[0].dataset, model))
+            claim = PAPER_CLAIMS.get((rows[0].dataset, model))  # none for "(random init)"
             paper = f"{100 * claim['accuracy']:.2f}" if claim else "–"
             out.write(f"| {model} | " + " | ".join(values) + f" | {paper} |\n")
 
@@ -346,7 +386,7 @@ def _paper_table(out: io.StringIO, rows: Sequence[RunRow]) -> None:
 def _detail_table(out: io.StringIO, rows: Sequence[RunRow]) -> None:
     out.write(
         "\n| model | policy | protocol | folds | accuracy (%) | per fold (%) | loss | seconds "
-        "| commit |\n|---|---|---|---|---:|---|---:|---:|---|\n"
+        "| machine | commit |\n|---|---|---|---|---:|---|---:|---:|---|---|\n"
     )
     for r in rows:
         folds = ",".join(str(f) for f in r.folds) + (f" ({r.progress})" if r.progress else "")
@@ -356,8 +396,9 @@ def _detail_table(out: io.StringIO, rows: Sequence[RunRow]) -> None:
             secs += " (epochs only)"
         protocol = f"**{r.protocol}**" if r.leaky else r.protocol
         out.write(
-            f"| {r.model} | {r.augment} | {protocol} | {folds} | {_pct(*r.accuracy)} "
-            f"| {per_fold} | {_loss(*r.loss)} | {secs} | {_commit(r.commit)} |\n"
+            f"| {r.name} | {r.augment} | {protocol} | {folds} | {_pct(*r.accuracy)} "
+            f"| {per_fold} | {_loss(*r.loss)} | {secs} | {r.machine or '–'} "
+            f"| {_commit(r.commit)} |\n"
         )
 
 
@@ -370,8 +411,8 @@ def _commit(commit: str) -> str:
 
 
 def _leakage_table(out: io.StringIO, rows: Sequence[RunRow]) -> None:
-    honest = {(r.model, r.augment): r for r in rows if not r.leaky}
-    pairs = [(r, honest.get((r.model, r.augment))) for r in rows if r.leaky]
+    honest = {(r.name, r.augment): r for r in rows if not r.leaky}
+    pairs = [(r, honest.get((r.name, r.augment))) for r in rows if r.leaky]
     if not pairs:
         return
     out.write(
@@ -386,7 +427,7 @@ def _leakage_table(out: io.StringIO, rows: Sequence[RunRow]) -> None:
             base_cell = _accuracy(base)
             delta = f"{100 * (leaky.accuracy[0] - base.accuracy[0]):+.2f}"
         out.write(
-            f"| {leaky.model} | {leaky.augment} | {leaky.protocol} | {base_cell} "
+            f"| {leaky.name} | {leaky.augment} | {leaky.protocol} | {base_cell} "
             f"| {_accuracy(leaky)} | {delta} |\n"
         )
 

@@ -67,17 +67,22 @@ def _bars(ax: plt.Axes, groups: list[str], series: list[tuple[str, list[RunRow |
                 )
     ax.set_xticks(x)
     ax.set_xlim(-0.5, len(groups) - 0.5)  # a group's width, however few bars it has
-    rotate = len(groups) > 4  # long rows of names slant; few stay centred under their bars
-    ax.set_xticklabels(groups, rotation=20 if rotate else 0, ha="right" if rotate else "center")
+    # A qualifier goes on its own line ("resnet152\n(random init)"); long rows of names slant.
+    labels = [g.replace(" (", "\n(") for g in groups]
+    rotate = len(groups) > 4 and not any("\n" in g for g in labels)
+    ax.set_xticklabels(labels, rotation=20 if rotate else 0, ha="right" if rotate else "center")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 105)
     ax.grid(axis="y", alpha=0.3)
 
 
 def _legend_below(ax: plt.Axes, title: str, n: int) -> None:
-    """The legend under the axes, so that it never hides a bar."""
+    """The legend under the axes and their tick labels, so that it never hides a bar or a
+    name (lower for tick labels of three lines or more)."""
+    lines = max((t.get_text().count("\n") + 1 for t in ax.get_xticklabels()), default=1)
+    below = -0.14 - 0.07 * max(0, lines - 2)
     ax.legend(
-        title=title, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(n, 5)
+        title=title, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, below), ncol=min(n, 5)
     )
 
 
@@ -89,10 +94,10 @@ def bar_charts(rows: Sequence[RunRow], out: Path, dataset: str, title: str) -> l
     figures: list[Figure] = []
     honest = [r for r in rows if not r.leaky]
     if honest:
-        models = list(dict.fromkeys(r.model for r in honest))
+        models = list(dict.fromkeys(r.name for r in honest))
         # The policies' order whichever model ran which, as in the tables.
         policies = sorted(dict.fromkeys(r.augment for r in honest), key=policy_rank)
-        by_key = {(r.model, r.augment): r for r in honest}
+        by_key = {(r.name, r.augment): r for r in honest}
         series = [(p, [by_key.get((m, p)) for m in models]) for p in policies]
         fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(models) + 2), 4.5))
         _bars(ax, models, series)
@@ -115,9 +120,9 @@ def bar_charts(rows: Sequence[RunRow], out: Path, dataset: str, title: str) -> l
         figures.append(Figure(save_figure(fig, out / f"accuracy-{dataset}.png"), alt))
     leaky = [r for r in rows if r.leaky]
     if leaky:
-        pairs = list(dict.fromkeys((r.model, r.augment) for r in leaky))
+        pairs = list(dict.fromkeys((r.name, r.augment) for r in leaky))
         protocols = ["official-folds", *dict.fromkeys(r.protocol for r in leaky)]
-        by_run = {(r.model, r.augment, r.protocol): r for r in rows}
+        by_run = {(r.name, r.augment, r.protocol): r for r in rows}
         series = [(p, [by_run.get((m, a, p)) for m, a in pairs]) for p in protocols]
         fig, ax = plt.subplots(figsize=(max(6.0, 1.8 * len(pairs) + 2), 4.5))
         _bars(ax, [f"{m}\n{a}" for m, a in pairs], series)
@@ -152,7 +157,7 @@ def _curve_panel(ax: plt.Axes, row: RunRow) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     leaky = " (leaky)" if row.leaky else ""
-    ax.set_title(f"{row.model}, {row.augment}{leaky}: test {100 * row.accuracy[0]:.2f} %")
+    ax.set_title(f"{row.name}, {row.augment}{leaky}: test {100 * row.accuracy[0]:.2f} %")
 
 
 def curve_figures(rows: Sequence[RunRow], out: Path, dataset: str, title: str) -> list[Figure]:
