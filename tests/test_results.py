@@ -291,3 +291,20 @@ def test_random_init_runs_are_labelled_and_kept_from_the_paper_claim(tmp_path: P
     by_model = {r["run_dir"]: r for r in _csv(result.out / "results.csv")}
     assert by_model[str(root / "scratch")]["random_init"] == "True"
     assert by_model[str(root / "scratch")]["paper_accuracy"] == ""
+
+
+def test_policies_against_taa_pair_up_fold_by_fold(runs: Path, tmp_path: Path) -> None:
+    """cnn7: TAA 70/74/78, NAA 80/86/83 on folds 1-3: +10, +12, +5 points, NAA wins all three;
+    cnn9 has no TAA run and the leaky run is no pair, so neither appears."""
+    md = (aggregate([runs], tmp_path / "out").out / "results.md").read_text()
+    table = md.split("### Against TAA")[1].split("###")[0]
+    assert (
+        "| cnn7 | naa | 74.00 ± 4.00 | 83.00 ± 3.00 | +9.00 | 3 of 3 | +10.00 +12.00 +5.00 |"
+        in (table)
+    )
+    assert "cnn9" not in table and "leaky" not in table
+    tie = tmp_path / "tie"
+    write_run(tie, "t", augment="taa", accuracies=(0.7, 0.8, 0.9))
+    write_run(tie, "n", augment="none", accuracies=(0.7, 0.9, 0.8))
+    md = (aggregate([tie], tmp_path / "tie-out").out / "results.md").read_text()
+    assert "| +0.00 | 1 of 3 (1 tied) | +0.00 +10.00 -10.00 |" in md

@@ -5,10 +5,12 @@ through it (the protocol), ``cell.json`` when a grid ran it (wall time, commit) 
 ``metrics.csv`` (curves), and writes to one output directory:
 
 * ``results.csv`` -- one row per run: data set, model, policy, protocol, folds, accuracy / loss /
-  macro F1 mean and std over folds, per-fold accuracies, seconds, commit, the paper's claim;
+  macro F1 mean and std over folds, per-fold accuracies, seconds, commit, the paper's claim,
+  whether a pretrained model was trained from random weights, the machine;
 * ``results.md`` -- per data set, the paper-shaped table (models x policies, accuracy and loss
-  mean ± std over folds) with the paper's claimed figures beside, every run in detail, and the
-  leakage study (leaky minus honest accuracy of the same model, policy and data);
+  mean ± std over folds) with the paper's claimed figures beside, every run in detail, each
+  policy against TAA fold by fold (same model, data and test folds), and the leakage study
+  (leaky minus honest accuracy of the same model, policy and data);
 * ``accuracy-<dataset>.png`` -- bars of model x policy with fold error bars (official folds);
 * ``accuracy-<dataset>-leakage-leaky.png`` -- honest and leaky bars side by side;
 * ``curves-<dataset>-<policy>.png`` -- training vs validation accuracy of cnn7 and cnn9 per
@@ -325,9 +327,10 @@ def _label(row: RunRow) -> str:
 def markdown_tables(
     rows: Sequence[RunRow], figures: Mapping[str, Sequence[tuple[str, str]]]
 ) -> str:
-    """``results.md``: per data set the paper-shaped table, every run in detail, the leakage
-    study and the figures (``figures``: data set -> ``(PNG file name in the same directory,
-    what it shows)``, the second the image's alt text)."""
+    """``results.md``: per data set the paper-shaped table, every run in detail, each policy
+    against TAA fold by fold, the leakage study and the figures (``figures``: data set ->
+    ``(PNG file name in the same directory, what it shows)``, the second the image's alt
+    text)."""
     out = io.StringIO()
     out.write(
         "# Results\n\nTest accuracy (%) and loss, mean ± sample std over the test folds. "
@@ -353,6 +356,7 @@ def markdown_tables(
             )
         _paper_table(out, mine)
         _detail_table(out, mine)
+        _against_taa_table(out, mine)
         _leakage_table(out, mine)
         for name, alt in figures.get(dataset, ()):
             out.write(f"\n![{alt}]({name})\n")
@@ -408,6 +412,38 @@ def _commit(commit: str) -> str:
     if len(head) == 40 and all(c in "0123456789abcdef" for c in head):
         return f"`{head[:12]}{'-' + rest if rest else ''}`"
     return commit
+
+
+def _against_taa_table(out: io.StringIO, rows: Sequence[RunRow]) -> None:
+    """Each policy against TAA, the paper's baseline, for the same model and data: complete runs
+    on the official folds with the same test folds, so the differences pair up fold by fold
+    (the same test clips), which says more than two means and their spreads."""
+    honest = [r for r in rows if not r.leaky and r.complete]
+    taa = {r.name: r for r in honest if r.augment == "taa"}
+    pairs = [
+        (r, taa[r.name])
+        for r in honest
+        if r.augment != "taa" and r.name in taa and r.folds == taa[r.name].folds
+    ]
+    if not pairs:
+        return
+    out.write(
+        "\n### Against TAA: same model, data and test folds\n\n"
+        "| model | policy | TAA (%) | policy (%) | difference (points) | folds won "
+        "| per fold (points) |\n|---|---|---:|---:|---:|---|---|\n"
+    )
+    for r, base in pairs:
+        diffs = [
+            100 * (a - b) for a, b in zip(r.fold_accuracies, base.fold_accuracies, strict=True)
+        ]
+        # Accuracies are clip counts over the same fold: equal ones differ by rounding at most.
+        won, tied = sum(d > 1e-9 for d in diffs), sum(abs(d) <= 1e-9 for d in diffs)
+        wins = f"{won} of {len(diffs)}" + (f" ({tied} tied)" if tied else "")
+        out.write(
+            f"| {r.name} | {r.augment} | {_accuracy(base)} | {_accuracy(r)} "
+            f"| {100 * (r.accuracy[0] - base.accuracy[0]):+.2f} | {wins} "
+            f"| {' '.join(f'{d:+.2f}' for d in diffs)} |\n"
+        )
 
 
 def _leakage_table(out: io.StringIO, rows: Sequence[RunRow]) -> None:
