@@ -260,7 +260,7 @@ def _has_pretrained_weights(model: str) -> bool:
 
     try:
         return get_model_info(model).weights is not None
-    except (KeyError, ValueError):
+    except ValueError:  # not registered (a run of a model from a plug-in not imported here)
         return False
 
 
