@@ -35,12 +35,13 @@ from tqdm.auto import tqdm
 
 from escnet.audio import AudioConfig
 from escnet.augment.audio import NAA_VARIANTS
-from escnet.augment.offline import expand_clips, variants_params_digest
-from escnet.cache import ArrayCache, DigestMemo, params_digest
+from escnet.augment.offline import variants_params_digest
+from escnet.cache import ArrayCache, params_digest
 from escnet.datasets import Dataset
 from escnet.models.mobilenet_audioset import AudioSetMelConfig
-from escnet.prepare import feature_key_params, prepare_features
+from escnet.prepare import feature_key_params
 from escnet.settings import cache_dir as default_cache_dir
+from escnet.view_cache import missing_views, read_rows, view_images, view_keys
 from escnet.weights import MN04_AS
 
 __all__ = ["ACTIVATIONS_VERSION", "ActivationTable", "clip_activations", "lower_blocks"]
@@ -126,37 +127,6 @@ def _forward(lower: nn.Module, images: np.ndarray, batch: int) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def _images(
-    dataset: Dataset,
-    part: Sequence[int],
-    missing: dict[int, list[str]],
-    front_end: AudioSetMelConfig,
-    seed: int,
-    root: Path,
-    workers: int | None,
-) -> tuple[dict[tuple[int, str], np.ndarray], list[tuple[Path, str]]]:
-    """Spectral images of the missing views of the clips ``part``: NAA ones from
-    :func:`expand_clips` (its cache), originals from :func:`prepare_features` (its cache)."""
-    images: dict[tuple[int, str], np.ndarray] = {}
-    skipped: list[tuple[Path, str]] = []
-    needs_naa = [i for i in part if any(v != "original" for v in missing[i])]
-    if needs_naa:
-        expanded = expand_clips(
-            dataset, needs_naa, front_end, seed=seed, cache_dir=root, workers=workers,
-            progress=False,
-        )  # fmt: skip
-        skipped += expanded.skipped
-        for row, (i, name) in enumerate(zip(expanded.source, expanded.variant, strict=True)):
-            images[(int(i), str(name))] = expanded.features[row]
-    plain = [i for i in part if i not in needs_naa]
-    if plain:
-        fs = prepare_features(dataset.subset(plain), front_end, cache_dir=root, progress=False)
-        skipped += fs.skipped
-        for row, j in enumerate(fs.indices):
-            images[(plain[int(j)], "original")] = fs.features[row]
-    return images, skipped
-
-
 def clip_activations(
     dataset: Dataset,
     indices: Sequence[int],
@@ -204,15 +174,9 @@ def clip_activations(
     audio = AudioConfig(sample_rate=fe.sample_rate, duration=dataset.duration)
     root = default_cache_dir(cache_dir)
     cache = ArrayCache(root, "activations")
-    memo = DigestMemo(root / "digests.json")
     idx = [int(i) for i in indices]
-    digests = {i: memo.digest(dataset[i].path) for i in idx}
-    memo.save()
-    keys = {(i, v): _key(digests[i], v, block, fe, audio, seed) for i in idx for v in views}
-    missing: dict[int, list[str]] = {}
-    for (i, v), key in keys.items():
-        if key not in cache:
-            missing.setdefault(i, []).append(v)
+    keys = view_keys(dataset, idx, views, root, lambda d, v: _key(d, v, block, fe, audio, seed))
+    missing = missing_views(keys, cache)
     skipped: list[tuple[Path, str]] = []
     if missing:
         lower = lower_blocks(block, weights_path)
@@ -221,7 +185,9 @@ def clip_activations(
                    disable=not progress)  # fmt: skip
         for start in range(0, len(clips), chunk):
             part = clips[start : start + chunk]
-            images, lost = _images(dataset, part, missing, fe, seed, root, workers)
+            images, lost = view_images(
+                dataset, {i: missing[i] for i in part}, fe, seed=seed, root=root, workers=workers
+            )
             skipped += lost
             todo = [(i, v) for i in part for v in missing[i] if (i, v) in images]
             if todo:
@@ -230,29 +196,5 @@ def clip_activations(
                     cache.put(keys[t], act)
             bar.update(len(part))
         bar.close()
-    return _read_table(dataset, idx, views, keys, cache, skipped)
-
-
-def _read_table(
-    dataset: Dataset,
-    idx: list[int],
-    views: Sequence[str],
-    keys: dict[tuple[int, str], str],
-    cache: ArrayCache,
-    skipped: list[tuple[Path, str]],
-) -> ActivationTable:
-    bad = {str(p) for p, _ in skipped}
-    kept = [i for i in idx if str(dataset[i].path) not in bad]
-    order = [(i, v) for i in kept for v in views]
-    first = cache.get(keys[order[0]]) if order else None
-    shape = first.shape if first is not None else (0, 0, 0)
-    acts = np.empty((len(order), *shape), dtype=np.float16)
-    for r, t in enumerate(order):
-        if not cache.read_into(keys[t], acts[r]):
-            raise RuntimeError(f"{cache.path(keys[t])}: activation cache entry unreadable")
-    source = np.repeat(np.asarray(kept, dtype=np.int64), len(views))
-    labels = np.asarray([dataset[int(i)].label for i in source], dtype=np.int64)
-    view = np.tile(np.asarray(list(views)), len(kept))
-    if skipped:
-        log.warning("skipped %d of %d clips that could not be loaded", len(skipped), len(idx))
-    return ActivationTable(acts, labels, source, view, skipped)
+    rows = read_rows(dataset, idx, views, keys, cache, skipped, dtype=np.float16, what="activation")
+    return ActivationTable(rows.values, rows.labels, rows.source, rows.view, skipped)

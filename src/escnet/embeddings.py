@@ -40,13 +40,14 @@ from tqdm.auto import tqdm
 
 from escnet.audio import AudioConfig
 from escnet.augment.audio import NAA_VARIANTS
-from escnet.augment.offline import expand_clips, variants_params_digest
-from escnet.cache import ArrayCache, DigestMemo, params_digest
+from escnet.augment.offline import variants_params_digest
+from escnet.cache import ArrayCache, params_digest
 from escnet.datasets import Dataset
 from escnet.models.mobilenet_audioset import AudioSetMelConfig
 from escnet.models.probe import ALL_BLOCKS, EMBEDDING_DIM, MultiLevelPool, block_channels
-from escnet.prepare import feature_key_params, prepare_features
+from escnet.prepare import feature_key_params
 from escnet.settings import cache_dir as default_cache_dir
+from escnet.view_cache import missing_views, read_rows, view_images, view_keys
 from escnet.weights import MN04_AS
 
 __all__ = [
@@ -112,6 +113,13 @@ def parse_view(view: str) -> tuple[str, int | str]:
         f"unknown view {view!r}: use 'original', 'roll<frames>' or an NAA variant "
         f"({', '.join(NAA_VARIANTS)})"
     )
+
+
+def _image_of(view: str) -> tuple[str, int]:
+    """The spectral image a view is made from (``"original"`` or an NAA variant's name) and
+    the frames it is rolled by."""
+    kind, value = parse_view(view)
+    return ("original", int(value)) if kind == "roll" else (str(value), 0)
 
 
 def full_extractor(weights_path: str | os.PathLike[str] | None = None) -> MultiLevelPool:
@@ -180,34 +188,15 @@ def _compute_missing(
     bar = tqdm(total=len(clips), desc="mn04_as features", unit="clip", disable=not progress)
     for start in range(0, len(clips), chunk):
         part = clips[start : start + chunk]
-        needs_naa = [i for i in part if any(parse_view(v)[0] == "naa" for v in missing[i])]
-        images: dict[tuple[int, str], np.ndarray] = {}
-        if needs_naa:
-            expanded = expand_clips(
-                dataset, needs_naa, front_end, seed=seed, cache_dir=root, workers=workers,
-                progress=False,
-            )  # fmt: skip
-            skipped += expanded.skipped
-            for row, (i, name) in enumerate(zip(expanded.source, expanded.variant, strict=True)):
-                images[(int(i), str(name))] = expanded.features[row]
-        plain = [i for i in part if i not in needs_naa]
-        if plain:
-            fs = prepare_features(dataset.subset(plain), front_end, cache_dir=root, progress=False)
-            skipped += fs.skipped
-            for row, j in enumerate(fs.indices):
-                images[(plain[int(j)], "original")] = fs.features[row]
-        todo = [
-            (i, v)
-            for i in part
-            for v in missing[i]
-            if (i, v if parse_view(v)[0] == "naa" else "original") in images
-        ]
+        wanted = {i: {_image_of(v)[0] for v in missing[i]} for i in part}
+        images, lost = view_images(
+            dataset, wanted, front_end, seed=seed, root=root, workers=workers
+        )
+        skipped += lost
+        todo = [(i, v) for i in part for v in missing[i] if (i, _image_of(v)[0]) in images]
         if todo:
-            stack = np.stack(
-                [images[(i, v if parse_view(v)[0] == "naa" else "original")] for i, v in todo]
-            )
-            shifts = [int(parse_view(v)[1]) if parse_view(v)[0] == "roll" else 0 for _, v in todo]
-            vectors = _pool(extractor, stack, shifts, batch)
+            stack = np.stack([images[(i, _image_of(v)[0])] for i, v in todo])
+            vectors = _pool(extractor, stack, [_image_of(v)[1] for _, v in todo], batch)
             for (i, v), vec in zip(todo, vectors, strict=True):
                 cache.put(keys[(i, v)], vec)
         bar.update(len(part))
@@ -254,15 +243,9 @@ def clip_features(
     audio = AudioConfig(sample_rate=fe.sample_rate, duration=dataset.duration)
     root = default_cache_dir(cache_dir)
     cache = ArrayCache(root, "probe")
-    memo = DigestMemo(root / "digests.json")
     idx = [int(i) for i in indices]
-    digests = {i: memo.digest(dataset[i].path) for i in idx}
-    memo.save()
-    keys = {(i, v): _view_key(digests[i], v, fe, audio, seed) for i in idx for v in views}
-    missing: dict[int, list[str]] = {}
-    for (i, v), key in keys.items():
-        if key not in cache:
-            missing.setdefault(i, []).append(v)
+    keys = view_keys(dataset, idx, views, root, lambda d, v: _view_key(d, v, fe, audio, seed))
+    missing = missing_views(keys, cache)
     skipped: list[tuple[Path, str]] = []
     if missing:
         extractor = full_extractor(weights_path)
@@ -270,16 +253,8 @@ def clip_features(
             dataset, missing, keys, cache, extractor, front_end=fe, seed=seed, root=root,
             workers=workers, chunk=chunk, batch=batch_size, progress=progress,
         )  # fmt: skip
-    bad = {str(p) for p, _ in skipped}
-    kept = [i for i in idx if str(dataset[i].path) not in bad]
-    n = len(kept) * len(views)
-    features = np.empty((n, FULL_DIM), dtype=np.float32)
-    for r, (i, v) in enumerate((i, v) for i in kept for v in views):
-        if not cache.read_into(keys[(i, v)], features[r]):
-            raise RuntimeError(f"{cache.path(keys[(i, v)])}: feature cache entry unreadable")
-    source = np.repeat(np.asarray(kept, dtype=np.int64), len(views))
-    labels = np.asarray([dataset[int(i)].label for i in source], dtype=np.int64)
-    view = np.tile(np.asarray(list(views)), len(kept))
-    if skipped:
-        log.warning("skipped %d of %d clips that could not be loaded", len(skipped), len(idx))
-    return FeatureTable(features, labels, source, view, skipped)
+    rows = read_rows(
+        dataset, idx, views, keys, cache, skipped, dtype=np.float32, shape=(FULL_DIM,),
+        what="feature",
+    )  # fmt: skip
+    return FeatureTable(rows.values, rows.labels, rows.source, rows.view, skipped)
