@@ -53,6 +53,6 @@ def test_read_rows_names_the_bad_entry(tmp_path: Path) -> None:
     cache = ArrayCache(tmp_path / "cache", "test")
     keys = view_keys(ds, [0], ["original"], tmp_path / "cache", lambda d, v: f"{d}-{v}")
     cache.put(keys[(0, "original")], np.zeros(3, dtype=np.float64))  # the wrong dtype
-    with pytest.raises(RuntimeError, match=r"\.npy: feature entry unreadable"):
+    with pytest.raises(RuntimeError, match=r"\.npy: feature cache entry unreadable"):
         read_rows(ds, [0], ["original"], keys, cache, [], dtype=np.float32, shape=(3,),
                   what="feature")  # fmt: skip

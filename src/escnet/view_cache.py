@@ -75,6 +75,7 @@ def view_images(
     images: dict[tuple[int, str], np.ndarray] = {}
     skipped: list[tuple[Path, str]] = []
     needs_naa = [i for i, names in wanted.items() if any(n != "original" for n in names)]
+    set_naa = set(needs_naa)
     if needs_naa:
         expanded = expand_clips(
             dataset, needs_naa, front_end, seed=seed, cache_dir=root, workers=workers,
@@ -83,7 +84,7 @@ def view_images(
         skipped += expanded.skipped
         for row, (i, name) in enumerate(zip(expanded.source, expanded.variant, strict=True)):
             images[(int(i), str(name))] = expanded.features[row]
-    plain = [i for i in wanted if i not in set(needs_naa)]
+    plain = [i for i in wanted if i not in set_naa]
     if plain:
         fs = prepare_features(dataset.subset(plain), front_end, cache_dir=root, progress=False)
         skipped += fs.skipped
@@ -126,7 +127,7 @@ def read_rows(
     Args:
         shape: each entry's shape; None takes it from the first entry (empty tables then have
             shape (0,)).
-        what: the entries' name in the error message.
+        what: the entries' name in the error message ("<what> cache entry unreadable").
 
     Raises:
         RuntimeError: an entry is missing or does not have the shape and dtype (the message
@@ -141,7 +142,7 @@ def read_rows(
     values = np.empty((len(order), *shape), dtype=dtype)
     for r, t in enumerate(order):
         if not cache.read_into(keys[t], values[r]):
-            raise RuntimeError(f"{cache.path(keys[t])}: {what} entry unreadable")
+            raise RuntimeError(f"{cache.path(keys[t])}: {what} cache entry unreadable")
     source = np.repeat(np.asarray(kept, dtype=np.int64), len(views))
     labels = np.asarray([dataset[int(i)].label for i in source], dtype=np.int64)
     view = np.tile(np.asarray(list(views)), len(kept))
