@@ -22,7 +22,6 @@ the caller passes training clips, and :mod:`escnet.training.partial` checks the 
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,7 +45,6 @@ from escnet.weights import MN04_AS
 
 __all__ = ["ACTIVATIONS_VERSION", "ActivationTable", "clip_activations", "lower_blocks"]
 
-log = logging.getLogger(__name__)
 
 #: Version of this module's computation, part of every cache key.
 ACTIVATIONS_VERSION = 1

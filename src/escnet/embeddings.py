@@ -28,7 +28,6 @@ Examples:
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -60,7 +59,6 @@ __all__ = [
     "roll_view",
 ]
 
-log = logging.getLogger(__name__)
 
 #: Version of this module's computation, part of every cache key: bump it when the vectors
 #: change in a way the parameters do not show.
