@@ -125,8 +125,8 @@ def read_rows(
     """Every view of every clip of ``indices`` but the ``skipped`` ones, read from ``cache``.
 
     Args:
-        shape: each entry's shape; None takes it from the first entry (empty tables then have
-            shape (0,)).
+        shape: each entry's shape; None takes it from the first entry (an empty table then
+            treats entries as shape (0,)).
         what: the entries' name in the error message ("<what> cache entry unreadable").
 
     Raises:
