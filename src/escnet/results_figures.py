@@ -109,7 +109,9 @@ def bar_charts(rows: Sequence[RunRow], out: Path, dataset: str, title: str) -> l
                 color="crimson",
                 linestyle="--",
                 linewidth=1,
-                label=f"paper's claim ({model}): {100 * claim['accuracy']:.2f} %",
+                # The paper fine-tunes its transfer models from ImageNet; say so, since a bar
+                # of the same name may be a random-init run.
+                label=f"paper's claim ({model}, ImageNet): {100 * claim['accuracy']:.2f} %",
             )
         n_folds = max(len(r.folds) for r in honest)
         folds = f"{n_folds} test fold{'s' if n_folds > 1 else ''}"
