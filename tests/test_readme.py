@@ -1,8 +1,14 @@
-"""The README's generated tables are the generated files' current content."""
+"""The README's generated tables are the generated files' current content, and its Python
+examples name only what escnet has."""
 
 from __future__ import annotations
 
+import ast
+import importlib
 import importlib.util
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +61,36 @@ def test_a_missing_source_is_named(tmp_path: Path) -> None:
 
 def test_the_readme_is_in_sync_with_its_generated_files() -> None:
     assert sync_readme.main(["--check", "--readme", str(REPO / "README.md")]) == 0
+
+
+def _python_blocks() -> list[str]:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    return re.findall(r"^```python\n(.*?)^```$", text, flags=re.S | re.M)
+
+
+def test_the_readme_python_examples_parse_and_import_only_what_exists() -> None:
+    # Running them needs the data sets and minutes of CPU; the names drift first, so check those.
+    blocks = _python_blocks()
+    assert len(blocks) >= 3
+    for block in blocks:
+        tree = ast.parse(block)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("escnet"):
+                assert node.module is not None
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    assert hasattr(module, alias.name), f"{node.module} has no {alias.name}"
+
+
+def test_the_readme_python_examples_are_formatted_as_the_code_is() -> None:
+    pytest.importorskip("ruff")
+    ruff = [sys.executable, "-m", "ruff", "format", "--diff", "--stdin-filename", "readme.py"]
+    for block in _python_blocks():
+        done = subprocess.run(
+            [*ruff, "-"],
+            input=block,
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
