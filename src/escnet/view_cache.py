@@ -75,7 +75,7 @@ def view_images(
     images: dict[tuple[int, str], np.ndarray] = {}
     skipped: list[tuple[Path, str]] = []
     needs_naa = [i for i, names in wanted.items() if any(n != "original" for n in names)]
-    set_naa = set(needs_naa)
+    expanded_ids = set(needs_naa)  # a set: membership below is per clip
     if needs_naa:
         expanded = expand_clips(
             dataset, needs_naa, front_end, seed=seed, cache_dir=root, workers=workers,
@@ -84,7 +84,7 @@ def view_images(
         skipped += expanded.skipped
         for row, (i, name) in enumerate(zip(expanded.source, expanded.variant, strict=True)):
             images[(int(i), str(name))] = expanded.features[row]
-    plain = [i for i in wanted if i not in set_naa]
+    plain = [i for i in wanted if i not in expanded_ids]
     if plain:
         fs = prepare_features(dataset.subset(plain), front_end, cache_dir=root, progress=False)
         skipped += fs.skipped
