@@ -308,3 +308,53 @@ def test_policies_against_taa_pair_up_fold_by_fold(runs: Path, tmp_path: Path) -
     write_run(tie, "n", augment="none", accuracies=(0.7, 0.9, 0.8))
     md = (aggregate([tie], tmp_path / "tie-out").out / "results.md").read_text()
     assert "| +0.00 | 1 of 3 (1 tied) | +0.00 +10.00 -10.00 |" in md
+
+
+def test_an_earlier_results_csv_is_carried_forward(runs: Path, tmp_path: Path) -> None:
+    """The committed results/ outlives the run directories: aggregating its results.csv alone
+    gives the same tables and data, and the curves come back from curves.csv."""
+    first = aggregate([runs], tmp_path / "first").out
+    again = aggregate([first / "results.csv"], tmp_path / "again").out
+    for name in ("results.csv", "curves.csv", "results.md"):
+        assert (again / name).read_text() == (first / name).read_text(), name
+    curves = _csv(first / "curves.csv")
+    assert {(r["run_dir"], r["test_fold"]) for r in curves} == {
+        (str(runs / n), str(k)) for n in "abcd" for k in (1, 2, 3)
+    } | {(str(runs / "e"), "1"), (str(runs / "e"), "2")}
+    assert (again / "curves-esc10-naa.png").is_file()
+
+
+def test_a_run_directory_replaces_the_carried_row_of_its_cell(runs: Path, tmp_path: Path) -> None:
+    first = aggregate([runs], tmp_path / "first").out
+    rerun = write_run(tmp_path / "new", "b2", augment="naa", accuracies=(0.5, 0.6, 0.7))
+    rows = aggregate([first / "results.csv", rerun], tmp_path / "second").rows
+    naa = [r for r in rows if (r.model, r.augment, r.protocol) == ("cnn7", "naa", "official-folds")]
+    assert len(rows) == 5 and len(naa) == 1
+    assert naa[0].run_dir == rerun and naa[0].accuracy[0] == pytest.approx(0.6)
+
+
+def test_a_figure_whose_curves_were_not_carried_is_kept(runs: Path, tmp_path: Path) -> None:
+    out = aggregate([runs], tmp_path / "res").out
+    (out / "curves.csv").unlink()  # an aggregation from before curves.csv existed
+    png = out / "curves-esc10-naa.png"
+    png.write_bytes(b"drawn from the lost run directories")
+    aggregate([out / "results.csv"], out)
+    assert png.read_bytes() == b"drawn from the lost run directories"
+    assert "(curves-esc10-naa.png)" in (out / "results.md").read_text()
+    fresh = aggregate([out / "results.csv"], tmp_path / "fresh").out
+    assert not list(fresh.glob("curves-*.png"))
+    assert "curves-" not in (fresh / "results.md").read_text()
+
+
+def test_a_csv_that_is_not_an_aggregation_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "meta.csv"
+    bad.write_text("filename,fold,target\na.wav,1,0\n")
+    with pytest.raises(EscnetError, match="not a results.csv written by escnet results"):
+        aggregate([bad], tmp_path / "out")
+    assert main(["results", str(bad), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "meta.csv" in err and len(err.strip().splitlines()) == 1
+    assert main(["results", str(tmp_path / "absent.csv")]) == 2
+    assert "absent.csv" in capsys.readouterr().err

@@ -7,6 +7,9 @@ through it (the protocol), ``cell.json`` when a grid ran it (wall time, commit) 
 * ``results.csv`` -- one row per run: data set, model, policy, protocol, folds, accuracy / loss /
   macro F1 mean and std over folds, per-fold accuracies, seconds, commit, the paper's claim,
   whether a pretrained model was trained from random weights, the machine;
+* ``curves.csv`` -- every epoch of every fold (the curves' data), keyed by run and test fold:
+  with ``results.csv``, what a later aggregation needs to carry these rows forward without their
+  run directories (:mod:`escnet.results_files`);
 * ``results.md`` -- per data set, the paper-shaped table (models x policies, accuracy and loss
   mean ± std over folds) with the paper's claimed figures beside, every run in detail, each
   policy against TAA fold by fold (same model, data and test folds), and the leakage study
@@ -22,7 +25,6 @@ Every figure of a leaky protocol carries ``(leaky)`` in its table row and plot l
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -65,6 +67,7 @@ CSV_COLUMNS = (
     "protocol",
     "leaky",
     "folds",
+    "planned_folds",
     "complete",
     "accuracy_mean",
     "accuracy_std",
@@ -114,6 +117,12 @@ class RunRow:
         return f"{self.model} (random init)" if self.random_init else self.model
 
     @property
+    def cell(self) -> tuple[str, str, str, str]:
+        """What makes two rows the same experiment: data set, model as shown, policy and
+        protocol (a rerun of a cell replaces the carried row of its earlier run)."""
+        return (self.dataset, self.name, self.augment, self.protocol)
+
+    @property
     def leaky(self) -> bool:
         return is_leaky(self.protocol)
 
@@ -146,6 +155,7 @@ class RunRow:
             "protocol": self.protocol,
             "leaky": self.leaky,
             "folds": " ".join(str(f) for f in self.folds),
+            "planned_folds": " ".join(str(f) for f in self.planned_folds),
             "complete": self.complete,
             "accuracy_mean": _num(self.accuracy[0]),
             "accuracy_std": _num(self.accuracy[1]),
@@ -468,17 +478,6 @@ def _leakage_table(out: io.StringIO, rows: Sequence[RunRow]) -> None:
         )
 
 
-def write_csv(rows: Sequence[RunRow], path: Path) -> Path:
-    """``results.csv``: :data:`CSV_COLUMNS`, one row per run, fractions (not percent)."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow(r.csv_row())
-    atomic_write_text(path, buf.getvalue())
-    return path
-
-
 @dataclass
 class Aggregate:
     """What :func:`aggregate` wrote: the rows and the files, under ``out``."""
@@ -495,27 +494,38 @@ def aggregate(
     *,
     complete_only: bool = False,
 ) -> Aggregate:
-    """Aggregate runs (or grid run roots) into ``out``: ``results.csv``, ``results.md`` and the
-    PNG figures (see the module docstring). Existing files of the same names are replaced.
-    A run that has not finished its planned folds is shown marked as such
+    """Aggregate runs (or grid run roots) into ``out``: ``results.csv``, ``curves.csv``,
+    ``results.md`` and the PNG figures (see the module docstring). Existing files of the same
+    names are replaced. A run that has not finished its planned folds is shown marked as such
     (:attr:`RunRow.progress`), or left out with ``complete_only``.
+
+    An input may also be an earlier aggregation's ``results.csv``: its rows are carried (with
+    their curves from the ``curves.csv`` beside it), except where a run directory among the
+    inputs is of the same cell (:attr:`RunRow.cell`), which replaces the carried row.
 
     Raises:
         EscnetError: a path is missing or holds no run, or ``complete_only`` leaves none.
     """
     from escnet.results_figures import bar_charts, curve_figures
+    from escnet.results_files import is_results_csv, read_results_csv, write_csv, write_curves
 
     target = Path(out)
-    target.mkdir(parents=True, exist_ok=True)
-    found = [read_run(r) for r in find_runs(run_dirs)]
+    paths = list(run_dirs)
+    earlier = [Path(p) for p in paths if is_results_csv(p)]
+    dirs = [p for p in paths if not is_results_csv(p)]
+    # Read everything before writing: ``out`` may be where the earlier results.csv lives.
+    found = [read_run(r) for r in find_runs(dirs)]
+    fresh = {r.cell for r in found}
+    found += [r for p in earlier for r in read_results_csv(p) if r.cell not in fresh]
     rows = sorted((r for r in found if r.complete or not complete_only), key=_order)
     if not rows:
         raise EscnetError(
             f"none of the {len(found)} run(s) has finished its planned folds; leave out "
             "--complete-only (complete_only) to see them marked as incomplete"
         )
+    target.mkdir(parents=True, exist_ok=True)
     figures: dict[str, list[tuple[str, str]]] = {}
-    files = [write_csv(rows, target / "results.csv")]
+    files = [write_csv(rows, target / "results.csv"), write_curves(rows, target / "curves.csv")]
     for dataset in sorted({r.dataset for r in rows}):
         mine = [r for r in rows if r.dataset == dataset]
         title = _DATASET_TITLES.get(dataset, dataset)

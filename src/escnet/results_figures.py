@@ -164,20 +164,30 @@ def _curve_panel(ax: plt.Axes, row: RunRow) -> None:
 
 def curve_figures(rows: Sequence[RunRow], out: Path, dataset: str, title: str) -> list[Figure]:
     """``curves-<dataset>-<policy>[-<protocol>-leaky].png``: training vs validation accuracy
-    of cnn7 and cnn9 side by side, one figure per policy and protocol they ran with."""
+    of cnn7 and cnn9 side by side, one figure per policy and protocol they ran with.
+
+    A row carried from an earlier ``results.csv`` without its curves cannot be drawn again: where
+    one of a figure's rows lacks them and ``out`` already holds that figure (drawn when the curves
+    were there), the figure is kept as it is rather than redrawn with a panel missing.
+    """
     figures: list[Figure] = []
-    mine = [r for r in rows if r.model in CURVE_MODELS and r.curves]
+    mine = [r for r in rows if r.model in CURVE_MODELS]
     for augment, protocol in dict.fromkeys((r.augment, r.protocol) for r in mine):
-        panels = [r for r in mine if r.augment == augment and r.protocol == protocol]
-        panels.sort(key=lambda r: CURVE_MODELS.index(r.model))
+        group = [r for r in mine if r.augment == augment and r.protocol == protocol]
+        leaky = f"-{_file_part(protocol)}-leaky" if group[0].leaky else ""
+        path = out / f"curves-{dataset}-{_file_part(augment)}{leaky}.png"
+        what = f"{augment}, {protocol}" if group[0].leaky else augment
+        alt = f"{title}, {what}: training and validation accuracy per epoch"
+        panels = sorted((r for r in group if r.curves), key=lambda r: CURVE_MODELS.index(r.model))
+        if len(panels) < len(group) and path.is_file():
+            figures.append(Figure(path, alt))
+            continue
+        if not panels:
+            continue
         fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
         for ax, row in zip(axes[0], panels, strict=True):
             _curve_panel(ax, row)
         fig.suptitle(f"{title}, {protocol}: training vs validation accuracy")
         fig.tight_layout()
-        leaky = f"-{_file_part(protocol)}-leaky" if panels[0].leaky else ""
-        name = f"curves-{dataset}-{_file_part(augment)}{leaky}.png"
-        what = f"{augment}, {protocol}" if panels[0].leaky else augment
-        alt = f"{title}, {what}: training and validation accuracy per epoch"
-        figures.append(Figure(save_figure(fig, out / name), alt))
+        figures.append(Figure(save_figure(fig, path), alt))
     return figures

@@ -87,7 +87,12 @@ def register(sub: Any) -> None:
         "error bars and training-vs-validation curves of cnn7 / cnn9.",
     )
     p.add_argument(
-        "run_dirs", nargs="+", type=Path, help="run directories, or directories holding them"
+        "run_dirs",
+        nargs="+",
+        type=Path,
+        help="run directories, directories holding them (a grid's run root), or an earlier "
+        "aggregation's results.csv, whose rows are carried (with the curves.csv beside it) "
+        "unless a run directory given is of the same cell",
     )
     p.add_argument("--out", type=Path, default=Path("results"), help="output directory")
     p.add_argument(
