@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import platform
 from importlib import metadata
 
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from escnet.machine import cpu_model, usable_cores
 
 
 def describe(packages: tuple[str, ...] = ("numpy", "torch", "librosa", "soxr", "soundfile")) -> str:
     """One line: CPU, cores usable, Python and library versions."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 0
+    cores = usable_cores()
     versions = []
     for name in packages:
         try:

@@ -281,13 +281,17 @@ def test_random_init_runs_are_labelled_and_kept_from_the_paper_claim(tmp_path: P
     results["config"].pop("environment")
     (root / "cnn" / "results.json").write_text(json.dumps(results))
     (root / "cnn" / "config.json").write_text(json.dumps({"environment": {"device_type": "cpu"}}))
-    assert read_run(root / "cnn").machine == "CPU"
+    assert read_run(root / "cnn").machine == "CPU"  # recorded before runs named their CPU
+    xeon = {"device_type": "cpu", "cpu": "Intel Xeon Processor, 2 cores"}
+    (root / "cnn" / "config.json").write_text(json.dumps({"environment": xeon}))
+    assert read_run(root / "cnn").machine == "CPU (Intel Xeon Processor, 2 cores)"
     assert not cnn.random_init and cnn.name == "cnn7"  # no pretrained weights to skip
     result = aggregate([root], tmp_path / "out")
     md = (result.out / "results.md").read_text()
     assert "| resnet152 (random init) | 85.00 ± 5.00 |" in md  # its own row, no claim
     assert "| resnet152 | 90.00 ± 0.00 | 99.04 |" in md
     assert "NVIDIA H100 80GB HBM3" in md and "**(random init)**" in md
+    assert "| CPU (Intel Xeon Processor, 2 cores) |" in md
     by_model = {r["run_dir"]: r for r in _csv(result.out / "results.csv")}
     assert by_model[str(root / "scratch")]["random_init"] == "True"
     assert by_model[str(root / "scratch")]["paper_accuracy"] == ""
@@ -358,3 +362,21 @@ def test_a_csv_that_is_not_an_aggregation_is_refused(
     assert "meta.csv" in err and len(err.strip().splitlines()) == 1
     assert main(["results", str(tmp_path / "absent.csv")]) == 2
     assert "absent.csv" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("reported", "short"),
+    [
+        ("Intel(R) Xeon(R) Processor", "Intel Xeon Processor"),
+        ("Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz", "Intel Core i7-8700"),
+        ("AMD EPYC 7B13 64-Core Processor", "AMD EPYC 7B13 64-Core Processor"),
+    ],
+)
+def test_a_run_names_its_cpu_briefly(
+    reported: str, short: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from escnet import machine
+
+    monkeypatch.setattr(machine, "cpu_model", lambda: reported)
+    monkeypatch.setattr(machine, "usable_cores", lambda: 2)
+    assert machine.describe_cpu() == f"{short}, 2 cores"

@@ -277,7 +277,10 @@ def _has_pretrained_weights(model: str) -> bool:
 def _machine(env: Mapping[str, Any]) -> str:
     if env.get("device_name"):
         return str(env["device_name"])
-    return "CPU" if env.get("device_type") == "cpu" else ""
+    if env.get("device_type") != "cpu":
+        return ""
+    # The CPU's model where the run recorded it (from 2026-11-28): seconds compare only on one.
+    return f"CPU ({env['cpu']})" if env.get("cpu") else "CPU"
 
 
 def find_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:

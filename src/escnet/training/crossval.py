@@ -28,6 +28,7 @@ from escnet.cache import atomic_write_json
 from escnet.datasets import Dataset
 from escnet.errors import EscnetError
 from escnet.folds import ImageSplit, Split, protocol_split
+from escnet.machine import describe_cpu
 from escnet.metrics import classification_metrics
 from escnet.model_io import load_model, save_model
 from escnet.models import create_model, get_model_info
@@ -56,6 +57,7 @@ def _environment(device: torch.device, world_size: int) -> dict[str, Any]:
         "device_type": device.type,
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "world_size": world_size,
+        "cpu": describe_cpu(),
         "torch": torch.__version__,
         "escnet": escnet_version,
         "python": sys.version.split()[0],
