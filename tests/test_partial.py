@@ -169,7 +169,9 @@ def test_partial_beats_chance_keeps_lower_blocks_and_its_model_predicts_as_teste
     audio = AudioConfig(sample_rate=loaded.sample_rate, duration=CLIP_SECONDS)
     waves = np.stack([load_audio(by_id[str(c)].path, audio) for c in logits_file["test_ids"]])
     logits = loaded.logits(torch.from_numpy(waves)).numpy()
-    np.testing.assert_allclose(logits, logits_file["test_logits"], atol=1e-4)
+    # float32 convolutions differ in the last bits between batch shapes and CPUs (oneDNN picks
+    # kernels per shape and instruction set): 1.3e-4 on a logit of -4.8 on an Intel Xeon.
+    np.testing.assert_allclose(logits, logits_file["test_logits"], rtol=1e-4, atol=1e-4)
     lines = (run / "fold1" / "test_predictions.csv").read_text().splitlines()[1:]
     predicted = {line.split(",")[0]: int(line.split(",")[2]) for line in lines}
     ids = [str(c) for c in logits_file["test_ids"]]

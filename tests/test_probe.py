@@ -198,7 +198,9 @@ def test_probe_beats_chance_and_its_model_directory_predicts_as_in_evaluation(
     audio = AudioConfig(sample_rate=loaded.sample_rate, duration=CLIP_SECONDS)
     waves = np.stack([load_audio(by_id[str(c)].path, audio) for c in saved["test_ids"]])
     logits = loaded.logits(torch.from_numpy(waves)).numpy()
-    np.testing.assert_allclose(logits, saved["test_logits"], atol=1e-4)
+    # float32 convolutions differ in the last bits between batch shapes and CPUs (oneDNN picks
+    # kernels per shape and instruction set): 1.3e-4 on a logit of -4.8 on an Intel Xeon.
+    np.testing.assert_allclose(logits, saved["test_logits"], rtol=1e-4, atol=1e-4)
     assert (logits.argmax(1) == saved["test_logits"].argmax(1)).all()
     assert evaluate_run(run)["matches_results"] is True
 
