@@ -18,7 +18,8 @@ import pytest
 
 from escnet import experiment
 from escnet.cli import main
-from escnet.experiment import cell_name, format_plan, load_grid, plan_grid, run_grid
+from escnet.experiment import cell_name, load_grid, run_grid
+from escnet.experiment_plan import format_plan, plan_grid
 from escnet.results import aggregate
 from escnet.throughput import RUN_SAMPLES_PER_S, estimate_cell_seconds
 
@@ -131,7 +132,7 @@ def test_dry_run_estimate_from_the_throughput_table(
 ) -> None:
     path = write_grid(tmp_path / "g.toml", PAPERISH, budget="equal-images")
     plan = plan_grid(path)
-    (taa, e1, _, _), (naa, e2, _, _), (_, e3, _, _), (vgg, e4, _, _) = plan
+    (taa, e1, *_), (naa, e2, *_), (_, e3, *_), (vgg, e4, *_) = plan
     assert e1 is not None and e2 is not None and e3 is not None and e4 is not None
     # ESC-10: 400 clips, 5 folds; 4/5 train, 10 % of it validation -> 288 training clips.
     assert (e1.train_images, e2.train_images) == (288, 2016)
@@ -161,7 +162,7 @@ def test_dry_run_prefers_the_rate_of_the_grids_completed_cells(tmp_path: Path) -
     (done / "fold1" / "metrics.csv").write_text("epoch,train_samples\n" + rows)
     (done / "cell.json").write_text(json.dumps({"seconds": 100.0, "resumed": False}))
     plan = plan_grid(path)
-    (_, _, taa_done, _), (_, naa, _, _), _, (_, vgg, _, _) = plan
+    (_, _, taa_done, *_), (_, naa, *_), _, (_, vgg, *_) = plan
     assert taa_done and naa is not None and vgg is not None
     assert naa.rate == pytest.approx(50.0) and naa.source == "this grid's completed cells"
     assert vgg.source == "benchmark rate"  # no completed vgg16 cell: the table's figure
@@ -375,3 +376,60 @@ def test_code_commit_escnet_commit_wins(monkeypatch: pytest.MonkeyPatch) -> None
 
     monkeypatch.setattr(experiment.subprocess, "run", no_git)
     assert experiment.code_commit() == "unknown"
+
+
+def _recorded_csv(path: Path, cells: dict[str, str]) -> Path:
+    """A results.csv as escnet results writes it, one complete row per (augment, folds)."""
+    from escnet.results import RunRow
+    from escnet.results_files import write_csv
+
+    rows = [
+        RunRow(
+            dataset="esc50",
+            model="tiny_test_cnn",
+            augment=augment,
+            protocol="official-folds",
+            folds=[int(f) for f in folds.split()],
+            complete=True,
+            accuracy=(0.75, 0.05),
+            loss=(0.5, 0.1),
+            macro_f1=(0.7, 0.05),
+            fold_accuracies=[0.75] * len(folds.split()),
+            seconds=12.0,
+            seconds_source="wall",
+            commit="abc",
+            run_dir=Path("runs/gone") / augment,
+        )
+        for augment, folds in cells.items()
+    ]
+    return write_csv(rows, path)
+
+
+def test_cells_recorded_in_an_earlier_results_csv_are_not_run_again(
+    tiny_grid: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a fresh machine the committed results/results.csv says which cells are done."""
+    both = _recorded_csv(tmp_path / "both.csv", {"none": "1 2", "taa": "1 2"})
+    lines: list[str] = []
+    out = tmp_path / "fresh"
+    outcomes = run_grid(tiny_grid, out=out, progress=False, report=lines.append, recorded=both)
+    assert [o.status for o in outcomes] == ["recorded", "recorded"]
+    assert "in the results given already, skipped (accuracy 75.00 % +- 5.00)" in lines[0]
+    assert not out.exists()  # nothing trained, no run directory made
+
+    # A row with other folds than the grid asks for is not the same cell: it would run.
+    fewer = _recorded_csv(tmp_path / "fewer.csv", {"none": "1 2", "taa": "1"})
+    plan = plan_grid(tiny_grid, out=out, recorded=fewer)
+    assert [(p.done, p.recorded) for p in plan] == [(True, True), (False, False)]
+    text = format_plan(plan)
+    assert "in the results given already: skipped" in text[0]
+    assert any("; 1 complete already" in line for line in text)
+
+    args = ["experiment", str(tiny_grid), "--out", str(out), "--recorded", str(both)]
+    assert main(["-q", *args]) == 0
+    assert "2 in the results given" in capsys.readouterr().out
+    meta = tmp_path / "meta.csv"
+    meta.write_text("filename,fold\n")
+    assert main([*args[:-1], str(meta)]) == 2
+    err = capsys.readouterr().err
+    assert "meta.csv: not a results.csv" in err and len(err.strip().splitlines()) == 1

@@ -45,7 +45,6 @@ Examples:
 
 from __future__ import annotations
 
-import csv
 import fnmatch
 import json
 import math
@@ -56,7 +55,7 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from escnet.augment.policy import get_policy
 from escnet.cache import atomic_write_json
@@ -64,20 +63,18 @@ from escnet.datasets import DATASETS
 from escnet.errors import EscnetError
 from escnet.folds import NAA_IMAGES_PER_CLIP, check_protocol, is_leaky, protocol_label
 from escnet.models import get_model_info
-from escnet.throughput import MACHINE, Estimate, estimate_cell_seconds
+from escnet.results import is_random_init, shown_model
+from escnet.results_files import read_results_csv
 
 __all__ = [
     "BUDGETS",
     "Cell",
     "CellOutcome",
     "Grid",
-    "PlannedCell",
     "cell_name",
     "code_commit",
-    "format_plan",
     "load_grid",
-    "measured_rates",
-    "plan_grid",
+    "recorded_cells",
     "run_grid",
 ]
 
@@ -145,6 +142,16 @@ class Cell:
         config_cls = _training().TrainConfig
         return config_cls.from_dict(self.config, source=f"cell {self.name}")
 
+    @property
+    def table_key(self) -> tuple[str, str, str, str]:
+        """The :attr:`escnet.results.RunRow.cell` of this cell's row in ``escnet results``."""
+        model = shown_model(self.model, random_init=is_random_init(self.config, self.model))
+        return (self.dataset, model, self.augment, self.label)
+
+    def record(self) -> dict[str, Any] | None:
+        """The cell's ``cell.json`` (wall time, commit), ``None`` before it finished."""
+        return _read_json(self.run_dir / "cell.json")
+
     def is_complete(self) -> bool:
         """Whether the cell's ``results.json`` covers every planned fold -- the folds the grid
         asks for now (a grid edited to more folds makes the cell incomplete again)."""
@@ -183,7 +190,7 @@ class CellOutcome:
     """What running (or skipping) one cell gave."""
 
     cell: Cell
-    status: str  # "done" (ran now), "skipped" (complete before), "failed"
+    status: str  # "done" (ran now), "skipped" (complete before), "recorded", "failed"
     seconds: float = 0.0
     accuracy: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
@@ -199,7 +206,31 @@ class CellOutcome:
             acc += f" +- {100 * std:.2f}"
         if self.status == "skipped":
             return f"{head}: complete already, skipped ({acc})"
+        if self.status == "recorded":
+            return f"{head}: in the results given already, skipped ({acc})"
         return f"{head}: {acc} ({self.cell.label}) in {self.seconds:.0f} s"
+
+
+def recorded_cells(
+    results_csv: str | os.PathLike[str] | None, cells: Sequence[Cell]
+) -> dict[str, dict[str, float]]:
+    """The cells among ``cells`` that an earlier ``escnet results`` recorded complete in
+    ``results_csv`` with the folds the grid asks for, by name, with their accuracy (mean, std):
+    on a machine without their run directories they count as done (none for ``None``).
+
+    Raises:
+        EscnetError: ``results_csv`` is not a readable results.csv of escnet.
+    """
+    if results_csv is None:
+        return {}
+    rows = {r.cell: r for r in read_results_csv(results_csv) if r.complete}
+    done = {}
+    for cell in cells:
+        row = rows.get(cell.table_key)
+        wanted = cell.config.get("folds")
+        if row is not None and (wanted is None or sorted(row.folds) == sorted(wanted)):
+            done[cell.name] = {"mean": row.accuracy[0], "std": row.accuracy[1]}
+    return done
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -410,6 +441,7 @@ def run_grid(
     keep_going: bool = False,
     report: Callable[[str], None] = print,
     overrides: Mapping[str, Any] | None = None,
+    recorded: str | os.PathLike[str] | None = None,
 ) -> list[CellOutcome]:
     """Run every cell of the grid at ``path`` that is not complete yet, in file order.
 
@@ -422,18 +454,24 @@ def run_grid(
         report: called with one line per cell (default: print).
         overrides: TrainConfig fields for every cell that do not change its results
             (``data_dir``, ``cache_dir``, ``device``, ``workers``); ``None`` values are ignored.
+        recorded: an earlier aggregation's ``results.csv``: cells it holds complete are not
+            run again (:func:`recorded_cells`), e.g. the committed ``results/results.csv`` on a
+            machine without their run directories.
 
     Returns:
         One :class:`CellOutcome` per selected cell.
     """
     grid = load_grid(path, out=out)
     cells = grid.select(only)
+    elsewhere = recorded_cells(recorded, cells)
     outcomes: list[CellOutcome] = []
     for k, cell in enumerate(cells, start=1):
         if cell.is_complete():
             results = _read_json(cell.run_dir / "results.json") or {}
             acc = dict(results.get("summary", {}).get("accuracy", {}))
             outcome = CellOutcome(cell, "skipped", 0.0, acc)
+        elif cell.name in elsewhere:
+            outcome = CellOutcome(cell, "recorded", 0.0, elsewhere[cell.name])
         else:
             start = time.perf_counter()
             try:
@@ -445,139 +483,3 @@ def run_grid(
         report(outcome.line(k, len(cells)))
         outcomes.append(outcome)
     return outcomes
-
-
-def measured_rates(cells: Sequence[Cell]) -> dict[str, float]:
-    """Training images per second of whole runs, by model, from the completed cells among
-    ``cells``: the images their epochs trained on (``metrics.csv``) over their wall time
-    (``cell.json``; evaluation included, as in a cell yet to run). Resumed cells are left
-    out: their wall time covers the last attempt only."""
-    images: dict[str, float] = {}
-    seconds: dict[str, float] = {}
-    for cell in cells:
-        record = _read_json(cell.run_dir / "cell.json")
-        if not record or record.get("resumed") or not cell.is_complete():
-            continue
-        seen = 0.0
-        for metrics in cell.run_dir.glob("fold*/metrics.csv"):
-            with open(metrics, newline="", encoding="utf-8") as f:
-                seen += sum(float(row.get("train_samples") or 0) for row in csv.DictReader(f))
-        if seen > 0 and float(record.get("seconds", 0)) > 0:
-            images[cell.model] = images.get(cell.model, 0.0) + seen
-            seconds[cell.model] = seconds.get(cell.model, 0.0) + float(record["seconds"])
-    return {model: images[model] / seconds[model] for model in images}
-
-
-class PlannedCell(NamedTuple):
-    """One cell of a plan.
-
-    Attributes:
-        cell: the cell.
-        estimate: its time, or ``None`` when its model has no measured rate.
-        done: complete already (then it costs nothing).
-        missing_weights: for a cell yet to run that starts from pretrained weights not on this
-            machine, the line of :meth:`escnet.models.ModelInfo.missing_weights` (the run
-            downloads them first, and stops when offline); else ``None``.
-    """
-
-    cell: Cell
-    estimate: Estimate | None
-    done: bool
-    missing_weights: str | None = None
-
-
-def plan_grid(
-    path: str | os.PathLike[str],
-    *,
-    out: str | os.PathLike[str] | None = None,
-    only: Sequence[str] | None = None,
-) -> list[PlannedCell]:
-    """The cells a :func:`run_grid` would run, each a :class:`PlannedCell`: its time estimate,
-    whether it is complete already, and the pretrained weights it would have to download. The
-    cold-cache NAA expansion of a data set at a front end is counted once, for the first cell
-    that needs it. A model with completed cells in the grid is estimated from their rate on
-    this machine (:func:`measured_rates`), others from :mod:`escnet.throughput`."""
-    grid = load_grid(path, out=out)
-    measured = measured_rates(grid.cells)
-    expanded: set[tuple[str, str, Any]] = set()
-    plan = []
-    for cell in grid.select(only):
-        done = cell.is_complete()
-        key = (cell.dataset, repr(get_model_info(cell.model).front_end), cell.config.get("seed"))
-        cold = cell.expansion > 1 and not done and key not in expanded
-        if cold:
-            expanded.add(key)
-        estimate = estimate_cell_seconds(
-            cell.config,
-            expansion=cell.expansion,
-            protocol=cell.protocol,
-            naa_cold=cold,
-            measured=measured,
-        )
-        missing = None
-        if not done and cell.config.get("pretrained"):
-            missing = get_model_info(cell.model).missing_weights()
-        plan.append(PlannedCell(cell, estimate, done, missing))
-    return plan
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def format_plan(plan: Sequence[PlannedCell]) -> list[str]:
-    """The dry-run's lines: one per cell (folds, epochs, images, estimated time; under it, the
-    pretrained weights it would download), then totals."""
-    lines = []
-    total, unknown, complete = 0.0, [], 0
-    width = max((len(p.cell.name) for p in plan), default=0)
-    for k, (cell, est, done, missing) in enumerate(plan, start=1):
-        head = f"[{k:>{len(str(len(plan)))}}/{len(plan)}] {cell.name:<{width}}"
-        folds = cell.config.get("folds")
-        n_folds = f"{len(folds)} fold{'s' if len(folds) > 1 else ''}" if folds else "all folds"
-        if done:
-            lines.append(f"{head}  complete already: skipped")
-            complete += 1
-        elif est is None:
-            lines.append(
-                f"{head}  no measured rate for {cell.model} on this machine: not estimated"
-            )
-            unknown.append(cell.name)
-        else:
-            total += est.seconds
-            naa = f", incl. NAA expansion {_duration(est.naa_seconds)}" if est.naa_seconds else ""
-            lines.append(
-                f"{head}  {n_folds} x {est.epochs} epochs x {est.train_images} images  "
-                f"~{_duration(est.seconds)}{naa}"
-            )
-        if missing:
-            lines.append(f"{' ' * len(head)}  needs weights: {missing}; offline it stops")
-    to_run = len(plan) - complete - len(unknown)
-    lines.append(
-        f"estimated total: {_duration(total)} for {to_run} cell(s)"
-        + (f"; {complete} complete already" if complete else "")
-        + (f"; {len(unknown)} without a measured rate (not estimated)" if unknown else "")
-    )
-    downloads = sum(1 for p in plan if p.missing_weights)
-    if downloads:
-        lines.append(
-            f"{downloads} cell(s) need pretrained weights that are not on this machine "
-            "(named above): they download them first, and stop with one line when offline"
-        )
-    grid_rates = {
-        f"{c.model} {e.rate:.1f}"
-        for c, e, done, _ in plan
-        if e is not None and not done and e.source == "this grid's completed cells"
-    }
-    source = f"on {MACHINE}, escnet.throughput"
-    if grid_rates:
-        source = (
-            f"this machine's completed cells of the grid ({', '.join(sorted(grid_rates))} "
-            f"images/s), else {source}"
-        )
-    lines.append(f"(an ESTIMATE from measured training rates: {source}; not a measurement)")
-    return lines

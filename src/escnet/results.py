@@ -45,8 +45,10 @@ __all__ = [
     "RunRow",
     "aggregate",
     "find_runs",
+    "is_random_init",
     "markdown_tables",
     "read_run",
+    "shown_model",
 ]
 
 #: The paper's claimed test accuracies (docs/paper.md), keyed by (data set, model); ``augment``
@@ -114,7 +116,7 @@ class RunRow:
         """The model as tables and figures show and group it: ``"resnet152 (random init)"``
         for a model trained from random weights that escnet could have started pretrained, so
         that such a row never sits under the paper's figure for the pretrained model."""
-        return f"{self.model} (random init)" if self.random_init else self.model
+        return shown_model(self.model, random_init=self.random_init)
 
     @property
     def cell(self) -> tuple[str, str, str, str]:
@@ -258,16 +260,24 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunRow:
         run_dir=run,
         curves={k: v for k, v in curves.items() if v},
         planned_folds=[int(f) for f in results.get("planned_folds") or []],
-        # ``pretrained`` false, not absent: a config that does not say is not labelled.
-        random_init=config.get("pretrained") is False and _has_pretrained_weights(model),
+        random_init=is_random_init(config, model),
         machine=_machine(env),
     )
 
 
-def _has_pretrained_weights(model: str) -> bool:
-    """Whether escnet knows pretrained weights for ``model`` (an unknown name: no)."""
+def shown_model(model: str, *, random_init: bool) -> str:
+    """A model's name as tables show it: ``"resnet152 (random init)"`` for one trained from
+    random weights that escnet could have started pretrained (:attr:`RunRow.name`)."""
+    return f"{model} (random init)" if random_init else model
+
+
+def is_random_init(config: Mapping[str, Any], model: str) -> bool:
+    """Whether a run of ``config`` trains ``model`` from random weights where escnet knows
+    pretrained ones. ``pretrained`` false, not absent: a config that does not say is not."""
     from escnet.models import get_model_info
 
+    if config.get("pretrained") is not False:
+        return False
     try:
         return get_model_info(model).weights is not None
     except ValueError:  # not registered (a run of a model from a plug-in not imported here)

@@ -105,7 +105,7 @@ def estimate_cell_seconds(
         protocol: ``augment-then-split`` expands every clip, the others the training clips.
         naa_cold: add the expansion of every clip of the data set (a cold NAA cache).
         measured: training images per second of whole runs on *this* machine, by model (see
-            :func:`escnet.experiment.measured_rates`); preferred to the tables above, which
+            :func:`escnet.experiment_plan.measured_rates`); preferred to the tables above, which
             were measured once, on :data:`MACHINE`.
     """
     model, dataset = str(config["model"]), str(config["dataset"])

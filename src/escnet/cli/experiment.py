@@ -8,11 +8,12 @@ from typing import Any
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    from escnet.experiment import format_plan, load_grid, plan_grid, run_grid
+    from escnet.experiment import load_grid, run_grid
+    from escnet.experiment_plan import format_plan, plan_grid
 
     if args.dry_run:
         grid = load_grid(args.grid, out=args.out)
-        plan = plan_grid(args.grid, out=args.out, only=args.only)
+        plan = plan_grid(args.grid, out=args.out, only=args.only, recorded=args.recorded)
         print(
             f"grid {grid.name} ({grid.path}): {len(plan)} cell(s), budget {grid.budget}, "
             f"run directories under {grid.out}"
@@ -33,12 +34,16 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         keep_going=args.keep_going,
         overrides=overrides,
+        recorded=args.recorded,
     )
     failed = [o.cell.name for o in outcomes if o.status == "failed"]
     ran = sum(o.status == "done" for o in outcomes)
+    recorded = sum(o.status == "recorded" for o in outcomes)
     print(
         f"{len(outcomes)} cell(s): {ran} run now, "
-        f"{sum(o.status == 'skipped' for o in outcomes)} complete already, {len(failed)} failed"
+        f"{sum(o.status == 'skipped' for o in outcomes)} complete already, "
+        + (f"{recorded} in the results given, " if recorded else "")
+        + f"{len(failed)} failed"
     )
     return 1 if failed else 0
 
@@ -74,6 +79,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--keep-going", action="store_true", help="go on with the next cell after one fails"
+    )
+    p.add_argument(
+        "--recorded",
+        metavar="RESULTS_CSV",
+        help="an earlier escnet results' results.csv: cells it holds complete are skipped, "
+        "e.g. results/results.csv on a machine without their run directories",
     )
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1, mps (default: the grid's or auto)")
     p.add_argument("--workers", type=int, help="data workers per cell (default: cores, <= 8)")
