@@ -148,7 +148,7 @@ class Cell:
         model = shown_model(self.model, random_init=is_random_init(self.config, self.model))
         return (self.dataset, model, self.augment, self.label)
 
-    def record(self) -> dict[str, Any] | None:
+    def cell_json(self) -> dict[str, Any] | None:
         """The cell's ``cell.json`` (wall time, commit), ``None`` before it finished."""
         return _read_json(self.run_dir / "cell.json")
 

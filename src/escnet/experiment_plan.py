@@ -28,7 +28,7 @@ def measured_rates(cells: Sequence[Cell]) -> dict[str, float]:
     images: dict[str, float] = {}
     seconds: dict[str, float] = {}
     for cell in cells:
-        record = cell.record()
+        record = cell.cell_json()
         if not record or record.get("resumed") or not cell.is_complete():
             continue
         seen = 0.0
@@ -82,8 +82,9 @@ def plan_grid(
     expanded: set[tuple[str, str, Any]] = set()
     plan = []
     for cell in cells:
-        on_record = not cell.is_complete() and cell.name in elsewhere
-        done = on_record or cell.is_complete()
+        complete = cell.is_complete()
+        on_record = not complete and cell.name in elsewhere
+        done = complete or on_record
         key = (cell.dataset, repr(get_model_info(cell.model).front_end), cell.config.get("seed"))
         cold = cell.expansion > 1 and not done and key not in expanded
         if cold:
