@@ -16,8 +16,10 @@
 # and is marked incomplete by `escnet results`. What comes back in $OUT: machine.txt, one log
 # per stream, and runs.tgz (the run directories without checkpoints or saved models), refreshed
 # every minute so that a kill from outside still returns the folds finished by then.
-# STREAM_A and STREAM_B (cell-name patterns, space-separated) choose other cells per stream.
-# Completed cells and folds are skipped, so carrying a run root back resumes it.
+# STREAMS chooses other cells and streams: cell-name patterns, space-separated within a stream,
+# streams separated by ';' (WORKERS data-loader processes each, by default the cores shared out).
+# Completed cells and folds are skipped, so carrying a run root back resumes it; so are the cells
+# that results/results.csv (travelling with the tree) holds complete, through --recorded.
 set -u
 CARRY=${CARRY:-.gpu}
 OUT=${OUT:-runs/gpu-out}
@@ -59,20 +61,27 @@ pack() {
 (while sleep 60; do pack; done) &
 packer=$!
 
+STREAMS=${STREAMS:-'esc10-resnet152-* esc10-vgg16-*; esc10-densenet161-* esc10-alexnet-*'}
+IFS=';' read -r -a streams <<<"$STREAMS"
+WORKERS=${WORKERS:-$(( ($(nproc) - ${#streams[@]}) / ${#streams[@]} ))}
+recorded=()
+[ -f results/results.csv ] && recorded=(--recorded results/results.csv)
 left=$((BUDGET_S - ($(date +%s) - started)))
 stream() {  # one stream: its cells in grid order, stopped at the budget
   timeout "$left" python3 -m escnet -q experiment "$grid" --data-dir "$CARRY/data" \
-    --cache-dir /tmp/escnet-cache --device "$DEVICE" --workers 7 --keep-going --only "$@"
+    --cache-dir /tmp/escnet-cache --device "$DEVICE" --workers "$WORKERS" --keep-going \
+    "${recorded[@]}" --only "$@"
 }
 set -f  # the patterns below are split into words, never matched against files here
-# shellcheck disable=SC2086
-stream ${STREAM_A:-'esc10-resnet152-*' 'esc10-vgg16-*'} >"$OUT/streamA.log" 2>&1 &
-a=$!
-# shellcheck disable=SC2086
-stream ${STREAM_B:-'esc10-densenet161-*' 'esc10-alexnet-*'} >"$OUT/streamB.log" 2>&1 &
-b=$!
-wait $a; echo "stream A rc $?" >>"$OUT/machine.txt"
-wait $b; echo "stream B rc $?" >>"$OUT/machine.txt"
+pids=()
+for i in "${!streams[@]}"; do
+  # shellcheck disable=SC2086
+  stream ${streams[$i]} >"$OUT/stream$i.log" 2>&1 &
+  pids+=($!)
+done
+for i in "${!pids[@]}"; do
+  wait "${pids[$i]}"; echo "stream $i (${streams[$i]}) rc $?" >>"$OUT/machine.txt"
+done
 kill $packer 2>/dev/null
 pack
 echo "done in $(($(date +%s) - started)) s" >>"$OUT/machine.txt"
