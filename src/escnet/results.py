@@ -11,9 +11,10 @@ through it (the protocol), ``cell.json`` when a grid ran it (wall time, commit) 
   with ``results.csv``, what a later aggregation needs to carry these rows forward without their
   run directories (:mod:`escnet.results_files`);
 * ``results.md`` -- per data set, the paper-shaped table (models x policies, accuracy and loss
-  mean ± std over folds) with the paper's claimed figures beside, every run in detail, each
-  policy against TAA fold by fold (same model, data and test folds), and the leakage study
-  (leaky minus honest accuracy of the same model, policy and data);
+  mean ± std over folds) with the paper's claimed figures beside, every run in detail, where
+  each run's training stopped (:mod:`escnet.results_convergence`), each policy against TAA
+  fold by fold (same model, data and test folds), and the leakage study (leaky minus honest
+  accuracy of the same model, policy and data);
 * ``accuracy-<dataset>.png`` -- bars of model x policy with fold error bars (official folds);
 * ``accuracy-<dataset>-leakage-leaky.png`` -- honest and leaky bars side by side;
 * ``curves-<dataset>-<policy>.png`` -- training vs validation accuracy of cnn7 and cnn9 per
@@ -354,6 +355,8 @@ def markdown_tables(
     against TAA fold by fold, the leakage study and the figures (``figures``: data set ->
     ``(PNG file name in the same directory, what it shows)``, the second the image's alt
     text)."""
+    from escnet.results_convergence import convergence_table
+
     out = io.StringIO()
     out.write(
         "# Results\n\nTest accuracy (%) and loss, mean ± sample std over the test folds. "
@@ -379,6 +382,7 @@ def markdown_tables(
             )
         _paper_table(out, mine)
         _detail_table(out, mine)
+        convergence_table(out, mine)
         _against_taa_table(out, mine)
         _leakage_table(out, mine)
         for name, alt in figures.get(dataset, ()):
