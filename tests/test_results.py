@@ -342,8 +342,9 @@ def test_a_figure_whose_curves_were_not_carried_is_kept(runs: Path, tmp_path: Pa
     (out / "curves.csv").unlink()  # an aggregation from before curves.csv existed
     png = out / "curves-esc10-naa.png"
     png.write_bytes(b"drawn from the lost run directories")
-    aggregate([out / "results.csv"], out)
+    again = aggregate([out / "results.csv"], out)
     assert png.read_bytes() == b"drawn from the lost run directories"
+    assert png in again.kept and png not in again.files  # reported as kept, not as written
     assert "(curves-esc10-naa.png)" in (out / "results.md").read_text()
     fresh = aggregate([out / "results.csv"], tmp_path / "fresh").out
     assert not list(fresh.glob("curves-*.png"))

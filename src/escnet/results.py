@@ -503,6 +503,7 @@ class Aggregate:
     rows: list[RunRow]
     files: list[Path]
     left_out: int = 0  # incomplete runs left out (``complete_only``)
+    kept: list[Path] = field(default_factory=list)  # figures kept as drawn, not rewritten
 
 
 def aggregate(
@@ -542,6 +543,7 @@ def aggregate(
         )
     target.mkdir(parents=True, exist_ok=True)
     figures: dict[str, list[tuple[str, str]]] = {}
+    kept: list[Path] = []
     files = [write_csv(rows, target / "results.csv"), write_curves(rows, target / "curves.csv")]
     for dataset in sorted({r.dataset for r in rows}):
         mine = [r for r in rows if r.dataset == dataset]
@@ -549,8 +551,9 @@ def aggregate(
         written = bar_charts(mine, target, dataset, title)
         written += curve_figures(mine, target, dataset, title)
         figures[dataset] = [(f.path.name, f.alt) for f in written]
-        files += [f.path for f in written]
+        files += [f.path for f in written if not f.kept]
+        kept += [f.path for f in written if f.kept]
     md = target / "results.md"
     atomic_write_text(md, markdown_tables(rows, figures))
     files.insert(1, md)
-    return Aggregate(target, rows, files, left_out=len(found) - len(rows))
+    return Aggregate(target, rows, files, left_out=len(found) - len(rows), kept=kept)

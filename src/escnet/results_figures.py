@@ -26,10 +26,12 @@ CURVE_MODELS = ("cnn7", "cnn9")
 
 
 class Figure(NamedTuple):
-    """A PNG written here and what it shows, in words (the Markdown's alt text)."""
+    """A PNG written here (or kept as an earlier aggregation drew it, ``kept``) and what it
+    shows, in words (the Markdown's alt text)."""
 
     path: Path
     alt: str
+    kept: bool = False
 
 
 def _file_part(text: str) -> str:
@@ -180,7 +182,7 @@ def curve_figures(rows: Sequence[RunRow], out: Path, dataset: str, title: str) -
         alt = f"{title}, {what}: training and validation accuracy per epoch"
         panels = sorted((r for r in group if r.curves), key=lambda r: CURVE_MODELS.index(r.model))
         if len(panels) < len(group) and path.is_file():
-            figures.append(Figure(path, alt))
+            figures.append(Figure(path, alt, kept=True))
             continue
         if not panels:
             continue

@@ -56,6 +56,10 @@ def cmd_results(args: argparse.Namespace) -> int:
     print(f"{len(written.rows)} cell(s) aggregated into {written.out}{left}:")
     for path in written.files:
         print(f"  {path}")
+    if written.kept:
+        print(f"kept as drawn ({len(written.kept)} figure(s) whose curves were not carried):")
+        for path in written.kept:
+            print(f"  {path}")
     return 0
 
 
