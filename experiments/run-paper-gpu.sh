@@ -4,7 +4,8 @@
 #
 #   CARRY=.gpu OUT=/some/dir BUDGET_S=530 bash experiments/run-paper-gpu.sh
 #
-# CARRY holds what travels with the working tree (git-ignored):
+# CARRY holds what travels with the working tree (git-ignored; experiments/prepare-gpu-carry.sh
+# fills it):
 #   $CARRY/whl/*.whl       wheels of the packages the machine lacks (soundfile, soxr, librosa,
 #                          audioread, pooch, platformdirs, cffi, pycparser, decorator)
 #   $CARRY/data/esc50/     meta/esc50.csv and the 400 ESC-10 clips of audio/ (about 35 MB)
