@@ -13,8 +13,8 @@
 # It runs experiments/paper-gpu.toml (ImageNet fine-tuning, the paper's experiment) when torch's
 # hub cache holds all four ImageNet weight files, else experiments/paper-gpu-random-init.toml.
 # By default the cells run in two streams at once on the one GPU (their batches of 32 leave it
-# idle between kernels; four streams ran on an H200 too), each stopped after BUDGET_S seconds; a cell stopped mid-way keeps its finished folds
-# and is marked incomplete by `escnet results`. What comes back in $OUT: machine.txt, one log
+# idle between kernels; four streams ran on an H200 too), each stopped after BUDGET_S seconds;
+# a cell stopped mid-way keeps its finished folds and is marked incomplete by `escnet results`. What comes back in $OUT: machine.txt, one log
 # per stream, and runs.tgz (the run directories without checkpoints or saved models), refreshed
 # every minute so that a kill from outside still returns the folds finished by then.
 # STREAMS chooses other cells and streams: cell-name patterns, space-separated within a stream,
