@@ -314,6 +314,24 @@ def test_policies_against_taa_pair_up_fold_by_fold(runs: Path, tmp_path: Path) -
     assert "| +0.00 | 1 of 3 (1 tied) | +0.00 +10.00 -10.00 |" in md
 
 
+def test_policies_against_no_augmentation_pair_up_too(tmp_path: Path) -> None:
+    """The same pairing with ``none`` as the baseline: TAA and NAA each against it, and none
+    against itself never."""
+    root = tmp_path / "runs"
+    write_run(root, "n", augment="none", accuracies=(0.8, 0.9, 0.85))
+    write_run(root, "t", augment="taa", accuracies=(0.7, 0.8, 0.9))
+    write_run(root, "a", augment="naa", accuracies=(0.8, 0.85, 0.9))
+    md = (aggregate([root], tmp_path / "out").out / "results.md").read_text()
+    table = md.split("### Against no augmentation")[1].split("###")[0]
+    rows = [line for line in table.splitlines() if line.startswith("| cnn7")]
+    assert rows == [
+        "| cnn7 | taa | 85.00 ± 5.00 | 80.00 ± 10.00 | -5.00 | 1 of 3 | -10.00 -10.00 +5.00 |",
+        "| cnn7 | naa | 85.00 ± 5.00 | 85.00 ± 5.00 | +0.00 | 1 of 3 (1 tied) "
+        "| +0.00 -5.00 +5.00 |",
+    ]
+    assert "| none (%) |" in table
+
+
 def test_an_earlier_results_csv_is_carried_forward(runs: Path, tmp_path: Path) -> None:
     """The committed results/ outlives the run directories: aggregating its results.csv alone
     gives the same tables and data, and the curves come back from curves.csv."""

@@ -12,9 +12,9 @@ through it (the protocol), ``cell.json`` when a grid ran it (wall time, commit) 
   run directories (:mod:`escnet.results_files`);
 * ``results.md`` -- per data set, the paper-shaped table (models x policies, accuracy and loss
   mean ± std over folds) with the paper's claimed figures beside, every run in detail, where
-  each run's training stopped (:mod:`escnet.results_convergence`), each policy against TAA
-  fold by fold (same model, data and test folds), and the leakage study (leaky minus honest
-  accuracy of the same model, policy and data);
+  each run's training stopped (:mod:`escnet.results_convergence`), each policy against TAA and
+  against no augmentation fold by fold (same model, data and test folds), and the leakage study
+  (leaky minus honest accuracy of the same model, policy and data);
 * ``accuracy-<dataset>.png`` -- bars of model x policy with fold error bars (official folds);
 * ``accuracy-<dataset>-leakage-leaky.png`` -- honest and leaky bars side by side;
 * ``curves-<dataset>-<policy>.png`` -- training vs validation accuracy of cnn7 and cnn9 per
@@ -351,8 +351,9 @@ def _label(row: RunRow) -> str:
 def markdown_tables(
     rows: Sequence[RunRow], figures: Mapping[str, Sequence[tuple[str, str]]]
 ) -> str:
-    """``results.md``: per data set the paper-shaped table, every run in detail, each policy
-    against TAA fold by fold, the leakage study and the figures (``figures``: data set ->
+    """``results.md``: per data set the paper-shaped table, every run in detail, where each
+    run's training stopped, each policy against TAA and against no augmentation fold by fold,
+    the leakage study and the figures (``figures``: data set ->
     ``(PNG file name in the same directory, what it shows)``, the second the image's alt
     text)."""
     from escnet.results_convergence import convergence_table
@@ -383,7 +384,8 @@ def markdown_tables(
         _paper_table(out, mine)
         _detail_table(out, mine)
         convergence_table(out, mine)
-        _against_taa_table(out, mine)
+        for baseline in _BASELINES:
+            _against_table(out, mine, baseline)
         _leakage_table(out, mine)
         for name, alt in figures.get(dataset, ()):
             out.write(f"\n![{alt}]({name})\n")
@@ -433,6 +435,12 @@ def _detail_table(out: io.StringIO, rows: Sequence[RunRow]) -> None:
         )
 
 
+def _points(difference: float) -> str:
+    """A difference of two accuracies (fractions) in signed points, with a mean of equal
+    accuracies shown as +0.00, not the -0.00 that its rounding error would print."""
+    return f"{round(100 * difference, 6) + 0.0:+.2f}"
+
+
 def _commit(commit: str) -> str:
     """A git commit shortened to 12 digits (``-dirty`` kept); anything else as it is."""
     head, _, rest = commit.partition("-")
@@ -441,35 +449,39 @@ def _commit(commit: str) -> str:
     return commit
 
 
-def _against_taa_table(out: io.StringIO, rows: Sequence[RunRow]) -> None:
-    """Each policy against TAA, the paper's baseline, for the same model and data: complete runs
-    on the official folds with the same test folds, so the differences pair up fold by fold
-    (the same test clips), which says more than two means and their spreads."""
+#: The baselines every other policy is paired with, fold by fold: TAA (the paper's) and none.
+_BASELINES = {"taa": "TAA", "none": "no augmentation"}
+
+
+def _against_table(out: io.StringIO, rows: Sequence[RunRow], baseline: str) -> None:
+    """Each policy against ``baseline`` for the same model and data: complete runs on the
+    official folds with the same test folds, so the differences pair up fold by fold (the same
+    test clips), which says more than two means and their spreads."""
     honest = [r for r in rows if not r.leaky and r.complete]
-    taa = {r.name: r for r in honest if r.augment == "taa"}
+    base_of = {r.name: r for r in honest if r.augment == baseline}
     pairs = [
-        (r, taa[r.name])
+        (r, base_of[r.name])
         for r in honest
-        if r.augment != "taa" and r.name in taa and r.folds == taa[r.name].folds
+        if r.augment != baseline and r.name in base_of and r.folds == base_of[r.name].folds
     ]
     if not pairs:
         return
+    title = _BASELINES[baseline]
+    head = "TAA" if baseline == "taa" else baseline  # the column of the baseline's accuracy
     out.write(
-        "\n### Against TAA: same model, data and test folds\n\n"
-        "| model | policy | TAA (%) | policy (%) | difference (points) | folds won "
+        f"\n### Against {title}: same model, data and test folds\n\n"
+        f"| model | policy | {head} (%) | policy (%) | difference (points) | folds won "
         "| per fold (points) |\n|---|---|---:|---:|---:|---|---|\n"
     )
     for r, base in pairs:
-        diffs = [
-            100 * (a - b) for a, b in zip(r.fold_accuracies, base.fold_accuracies, strict=True)
-        ]
+        diffs = [a - b for a, b in zip(r.fold_accuracies, base.fold_accuracies, strict=True)]
         # Accuracies are clip counts over the same fold: equal ones differ by rounding at most.
-        won, tied = sum(d > 1e-9 for d in diffs), sum(abs(d) <= 1e-9 for d in diffs)
+        won, tied = sum(d > 1e-11 for d in diffs), sum(abs(d) <= 1e-11 for d in diffs)
         wins = f"{won} of {len(diffs)}" + (f" ({tied} tied)" if tied else "")
         out.write(
             f"| {r.name} | {r.augment} | {_accuracy(base)} | {_accuracy(r)} "
-            f"| {100 * (r.accuracy[0] - base.accuracy[0]):+.2f} | {wins} "
-            f"| {' '.join(f'{d:+.2f}' for d in diffs)} |\n"
+            f"| {_points(r.accuracy[0] - base.accuracy[0])} | {wins} "
+            f"| {' '.join(_points(d) for d in diffs)} |\n"
         )
 
 
@@ -488,7 +500,7 @@ def _leakage_table(out: io.StringIO, rows: Sequence[RunRow]) -> None:
             base_cell, delta = "not run", "–"
         else:
             base_cell = _accuracy(base)
-            delta = f"{100 * (leaky.accuracy[0] - base.accuracy[0]):+.2f}"
+            delta = _points(leaky.accuracy[0] - base.accuracy[0])
         out.write(
             f"| {leaky.name} | {leaky.augment} | {leaky.protocol} | {base_cell} "
             f"| {_accuracy(leaky)} | {delta} |\n"
