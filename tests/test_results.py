@@ -216,6 +216,30 @@ def test_policy_columns_follow_the_policies_order_not_the_first_model(
     assert seen[0][-3:] == ["none", "taa", "naa"] and "paper's claim" in seen[0][0]
 
 
+def test_the_leakage_chart_keeps_a_models_groups_together_in_policy_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "runs"
+    # Rows sort by protocol first, so by first appearance the groups would read
+    # cnn7/naa, mn04_as/naa, cnn7/taa: one model split around another.
+    write_run(root, "a", model="cnn7", augment="naa", protocol="augment-then-split")
+    write_run(root, "b", model="mn04_as", augment="naa", protocol="augment-then-split")
+    write_run(root, "c", model="cnn7", augment="taa", protocol="random-split")
+    import escnet.results_figures as figures
+
+    ticks: list[list[str]] = []
+    real_save = figures.save_figure
+
+    def spy(fig: Any, path: Path) -> Path:
+        if "leakage" in path.name:
+            ticks.append([t.get_text() for t in fig.axes[0].get_xticklabels()])
+        return real_save(fig, path)
+
+    monkeypatch.setattr(figures, "save_figure", spy)
+    aggregate([root], tmp_path / "results")
+    assert ticks == [["cnn7\ntaa", "cnn7\nnaa", "mn04_as\nnaa"]]
+
+
 def test_a_partial_run_says_so_in_every_table_and_on_its_bar(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

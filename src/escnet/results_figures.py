@@ -88,6 +88,16 @@ def _legend_below(ax: plt.Axes, title: str, n: int) -> None:
     )
 
 
+def leaky_pairs(leaky: Sequence[RunRow]) -> list[tuple[str, str]]:
+    """The (model, policy) groups of the leakage chart: models in the rows' order, each model's
+    policies in the tables' order, so that a model's groups stand together."""
+    from escnet.results import policy_rank
+
+    models = list(dict.fromkeys(r.name for r in leaky))
+    pairs = dict.fromkeys((r.name, r.augment) for r in leaky)
+    return sorted(pairs, key=lambda p: (models.index(p[0]), policy_rank(p[1])))
+
+
 def bar_charts(rows: Sequence[RunRow], out: Path, dataset: str, title: str) -> list[Figure]:
     """``accuracy-<dataset>.png`` (official folds, model x policy) and, when leaky runs exist,
     ``accuracy-<dataset>-leakage-leaky.png`` (each leaky run beside its honest twin)."""
@@ -124,7 +134,7 @@ def bar_charts(rows: Sequence[RunRow], out: Path, dataset: str, title: str) -> l
         figures.append(Figure(save_figure(fig, out / f"accuracy-{dataset}.png"), alt))
     leaky = [r for r in rows if r.leaky]
     if leaky:
-        pairs = list(dict.fromkeys((r.name, r.augment) for r in leaky))
+        pairs = leaky_pairs(leaky)
         protocols = ["official-folds", *dict.fromkeys(r.protocol for r in leaky)]
         by_run = {(r.name, r.augment, r.protocol): r for r in rows}
         series = [(p, [by_run.get((m, a, p)) for m, a in pairs]) for p in protocols]
