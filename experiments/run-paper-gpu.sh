@@ -14,9 +14,10 @@
 # hub cache holds all four ImageNet weight files, else experiments/paper-gpu-random-init.toml.
 # By default the cells run in two streams at once on the one GPU (their batches of 32 leave it
 # idle between kernels; four streams ran on an H200 too), each stopped after BUDGET_S seconds;
-# a cell stopped mid-way keeps its finished folds and is marked incomplete by `escnet results`. What comes back in $OUT: machine.txt, one log
-# per stream, and runs.tgz (the run directories without checkpoints or saved models), refreshed
-# every minute so that a kill from outside still returns the folds finished by then.
+# a cell stopped mid-way keeps its finished folds and is marked incomplete by `escnet results`.
+# What comes back in $OUT: machine.txt, one log per stream, and runs.tgz (the run directories
+# without checkpoints or saved models), refreshed every minute so that a kill from outside still
+# returns the folds finished by then.
 # STREAMS chooses other cells and streams: cell-name patterns, space-separated within a stream,
 # streams separated by ';' (WORKERS data-loader processes each, by default the cores shared out).
 # Completed cells and folds are skipped, so carrying a run root back resumes it; so are the cells

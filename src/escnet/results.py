@@ -449,8 +449,9 @@ def _commit(commit: str) -> str:
     return commit
 
 
-#: The baselines every other policy is paired with, fold by fold: TAA (the paper's) and none.
-_BASELINES = {"taa": "TAA", "none": "no augmentation"}
+#: The baselines every other policy is paired with, fold by fold: TAA (the paper's) and none,
+#: each with its table's title and the heading of its accuracy column.
+_BASELINES = {"taa": ("TAA", "TAA"), "none": ("no augmentation", "none")}
 
 
 def _against_table(out: io.StringIO, rows: Sequence[RunRow], baseline: str) -> None:
@@ -466,8 +467,7 @@ def _against_table(out: io.StringIO, rows: Sequence[RunRow], baseline: str) -> N
     ]
     if not pairs:
         return
-    title = _BASELINES[baseline]
-    head = "TAA" if baseline == "taa" else baseline  # the column of the baseline's accuracy
+    title, head = _BASELINES[baseline]
     out.write(
         f"\n### Against {title}: same model, data and test folds\n\n"
         f"| model | policy | {head} (%) | policy (%) | difference (points) | folds won "
