@@ -49,7 +49,7 @@ class Row:
     args: tuple[str, ...] = ()
     members: tuple[str, ...] = ()
     #: Whether the row may become the recipe: the main command must run it on all five folds
-    #: within issue #13's 20 minutes from a cold cache (a fine-tuned member does not).
+    #: within the main job's 20 minutes from a cold cache (a fine-tuned member does not).
     eligible: bool = True
 
 
@@ -142,7 +142,7 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         "ens-3-ft",
-        "ens-3 + mn04_as fine-tuned with NAA (issue #10's grid cell: 15 min on ESC-10)",
+        "ens-3 + mn04_as fine-tuned with NAA (the paper grid's cell: 15 min on ESC-10)",
         members=(
             "b12-16-shift-tta",
             "b10-16-shift-tta",

@@ -21,9 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import describe  # noqa: E402
-from escnet.datasets import get_dataset  # noqa: E402
-from escnet.prepare import prepare_features  # noqa: E402
-from escnet.spectrogram import LogMelConfig  # noqa: E402
+from escnet.data.datasets import get_dataset  # noqa: E402
+from escnet.features.prepare import prepare_features  # noqa: E402
+from escnet.features.spectrogram import LogMelConfig  # noqa: E402
 
 
 def librosa_way(paths: list[Path], cfg: LogMelConfig, duration: float) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""ONNX front end benchmark: this tree's ``escnet.export_front_end`` against an earlier revision's.
+"""ONNX front end benchmark: this tree's ``escnet.export.front_end`` against an earlier revision's.
 
 For ``mn04_as`` (32 kHz, 5-s clips) it exports, with each revision's front-end twin, (1) the front
 end alone (waveform -> normalised log-mel) and (2) the whole model (waveform -> probabilities;
@@ -38,7 +38,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import describe  # noqa: E402
-from escnet import export_front_end as current  # noqa: E402
+from escnet.export import front_end as current  # noqa: E402
 from escnet.models import create_model  # noqa: E402
 from escnet.models.mobilenet_audioset import AudioSetMelConfig  # noqa: E402
 
@@ -50,7 +50,7 @@ DEFAULT_BASELINE = "64b5af7"
 
 
 def load_revision(rev: str) -> types.ModuleType:
-    """``escnet.export_front_end`` as it was at git revision ``rev``, as a separate module."""
+    """``escnet.export.front_end`` as it was at git revision ``rev``, as a separate module."""
     source = subprocess.run(
         ["git", "-C", str(REPO), "show", f"{rev}:src/escnet/export_front_end.py"],
         check=True,
@@ -66,7 +66,7 @@ def load_revision(rev: str) -> types.ModuleType:
 
 
 class WholeModel(nn.Module):
-    """Waveforms -> probabilities, as :class:`escnet.export.OnnxGraph` builds it."""
+    """Waveforms -> probabilities, as :class:`escnet.export.onnx.OnnxGraph` builds it."""
 
     def __init__(self, front_end: nn.Module, model: nn.Module) -> None:
         super().__init__()

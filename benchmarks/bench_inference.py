@@ -32,8 +32,8 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import escnet  # noqa: E402
 from _machine import describe  # noqa: E402
-from escnet.export import export_model  # noqa: E402
-from escnet.model_io import save_model  # noqa: E402
+from escnet.export.onnx import export_model  # noqa: E402
+from escnet.model_dir.io import save_model  # noqa: E402
 from escnet.models import create_model  # noqa: E402
 
 CLASSES = [f"class{i}" for i in range(50)]

@@ -42,7 +42,6 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.signal import hilbert  # noqa: E402
 
-from escnet.audio import AudioConfig, load_audio  # noqa: E402
 from escnet.augment.audio import (  # noqa: E402
     DSP_BACKENDS,
     active_duration,
@@ -50,6 +49,7 @@ from escnet.augment.audio import (  # noqa: E402
     pitch_shift,
     time_stretch,
 )
+from escnet.data.audio import AudioConfig, load_audio  # noqa: E402
 
 DEFAULT_AUDIO_DIR = Path(__file__).resolve().parents[1] / ".." / "shared/datasets/esc50/audio"
 SAMPLE_RATE = 22050

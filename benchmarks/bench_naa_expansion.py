@@ -24,9 +24,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import describe  # noqa: E402
-from escnet.augment.offline import expand_clips  # noqa: E402
-from escnet.datasets import get_dataset  # noqa: E402
-from escnet.folds import fold_split  # noqa: E402
+from escnet.data.datasets import get_dataset  # noqa: E402
+from escnet.data.folds import fold_split  # noqa: E402
+from escnet.features.offline_naa import expand_clips  # noqa: E402
 
 SR, N = 22050, 110250
 

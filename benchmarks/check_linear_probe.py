@@ -22,12 +22,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import describe  # noqa: E402
-from escnet.datasets import Dataset, get_dataset  # noqa: E402
-from escnet.folds import fold_split, parse_folds  # noqa: E402
-from escnet.linear_probe import head_inputs, linear_probe_head  # noqa: E402
+from escnet.data.datasets import Dataset, get_dataset  # noqa: E402
+from escnet.data.folds import fold_split, parse_folds  # noqa: E402
+from escnet.features.prepare import prepare_features  # noqa: E402
+from escnet.features.spectrogram import FrontEndConfig  # noqa: E402
 from escnet.models import create_model  # noqa: E402
-from escnet.prepare import prepare_features  # noqa: E402
-from escnet.spectrogram import FrontEndConfig  # noqa: E402
+from escnet.training.linear_probe import head_inputs, linear_probe_head  # noqa: E402
 
 
 def images(

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from escnet.audio import AudioConfig, find_audio_file, load_audio
+from escnet.data.audio import AudioConfig, find_audio_file, load_audio
 from escnet.models.mobilenet_audioset import (
     MN04_AS_FILENAME,
     AudioSetMelConfig,

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The paper's large models on ESC-10 (issue #10, item 4), in one go on a lent GPU machine that
+# The paper's large models on ESC-10, in one go on a lent GPU machine that
 # has PyTorch but no network and none of escnet's audio packages.
 #
 #   CARRY=.gpu OUT=/some/dir BUDGET_S=530 bash experiments/run-paper-gpu.sh

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up from scratch (if needed) and run escnet's main job: the recipe of issue #13 on all five
+# Set up from scratch (if needed) and run escnet's main job: the probe recipe on all five
 # official ESC-50 folds, chosen on validation splits by benchmarks/ablation_probe.py (see the
 # README's "Accuracy on a CPU"). Four probes of the frozen AudioSet mn04_as, each fitted with its
 # regularisation chosen on validation, then their temperature-calibrated ensemble with weights

@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from conftest import write_esc50_layout
+from escnet.features.spectrogram import LogMelConfig
 from escnet.models.registry import list_models, register_model
-from escnet.spectrogram import LogMelConfig
 
 SOUND_CLASSES = ("tone", "noise_band", "clicks")
 TINY_FRONT_END = LogMelConfig(sample_rate=8000, n_fft=256, hop_length=128, n_mels=32)

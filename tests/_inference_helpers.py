@@ -75,7 +75,7 @@ def train_tiny_model(out_dir: Path, seed: int = 0, epochs: int = 30) -> Path:
 def _train(out_dir: Path, seed: int, epochs: int) -> Path:
     import torch
 
-    from escnet.model_io import save_model
+    from escnet.model_dir.io import save_model
     from escnet.models import create_model
 
     torch.manual_seed(seed)

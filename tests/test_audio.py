@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 
 from conftest import tone
-from escnet.audio import READ_MARGIN_S, AudioConfig, fix_length, load_audio, resample
+from escnet.data.audio import READ_MARGIN_S, AudioConfig, fix_length, load_audio, resample
 from escnet.errors import AudioError
 
 

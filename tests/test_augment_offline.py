@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from escnet.augment import NAA_VARIANTS, POLICIES, get_policy
-from escnet.augment.offline import expand_clips, expand_training_set
 from escnet.cache import ArrayCache
 from escnet.cli import main
-from escnet.datasets import get_dataset
-from escnet.folds import fold_split
+from escnet.data.datasets import get_dataset
+from escnet.data.folds import fold_split
+from escnet.features.offline_naa import expand_clips, expand_training_set
 
 
 def test_expansion_is_7x_the_training_folds_only(tiny_esc50: Path, tmp_path: Path) -> None:

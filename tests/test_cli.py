@@ -141,7 +141,7 @@ def test_global_options_are_accepted_after_the_command(
 def test_long_file_spectrogram_is_refused_unless_a_duration_picks_its_start(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("escnet.plotting.MAX_SPECTROGRAM_S", 1.0)
+    monkeypatch.setattr("escnet.features.plotting.MAX_SPECTROGRAM_S", 1.0)
     long = tmp_path / "long.wav"
     sf.write(long, np.full(3 * 8000, 0.1, np.float32), 8000)
     rc, _, err = _run(["spectrogram", str(long), str(tmp_path / "o.png")], capsys)

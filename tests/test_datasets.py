@@ -7,9 +7,9 @@ import pytest
 import soundfile as sf
 
 from conftest import tone, write_esc50
-from escnet.datasets import ESC10_CLASSES, get_dataset, load_folder, load_us8k
+from escnet.data.datasets import ESC10_CLASSES, get_dataset, load_folder, load_us8k
+from escnet.data.folds import fold_split, parse_folds, random_split
 from escnet.errors import DatasetError
-from escnet.folds import fold_split, parse_folds, random_split
 
 
 def test_esc50_and_esc10_from_a_tiny_copy(tiny_esc50: Path) -> None:

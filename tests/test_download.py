@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from escnet.download import (
+from escnet.data.download import (
     DATASETS,
     ChecksumMismatchError,
     download_dataset,

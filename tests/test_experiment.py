@@ -1,4 +1,4 @@
-"""Experiment grids (escnet.experiment): parsing, budget, dry-run estimate, kill and resume.
+"""Experiment grids (escnet.experiment.grid): parsing, budget, dry-run estimate, kill and resume.
 
 The runs use ``tiny_test_cnn`` (tests/_ddp_worker.py) on the three-sound synthetic data set, so
 a cell (two folds, a few epochs) takes seconds on a CPU.
@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from escnet import experiment
+import escnet.experiment.grid as experiment
 from escnet.cli import main
-from escnet.experiment import cell_name, load_grid, run_grid
-from escnet.experiment_plan import format_plan, plan_grid
-from escnet.results import aggregate
-from escnet.throughput import RUN_SAMPLES_PER_S, estimate_cell_seconds
+from escnet.experiment.grid import cell_name, load_grid, run_grid
+from escnet.experiment.plan import format_plan, plan_grid
+from escnet.experiment.throughput import RUN_SAMPLES_PER_S, estimate_cell_seconds
+from escnet.results.aggregate import aggregate
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _ddp_worker import write_sound_classes  # noqa: E402  (also registers tiny_test_cnn)
@@ -237,7 +237,7 @@ KILLER = """
 import os, signal, sys
 sys.path.insert(0, {tests!r})
 import _ddp_worker  # registers tiny_test_cnn
-from escnet.experiment import run_grid
+from escnet.experiment.grid import run_grid
 
 def report(line):
     print(line, flush=True)
@@ -290,18 +290,15 @@ def test_a_cell_records_the_commit_that_started_it(
 ) -> None:
     # A long cell may end on another checkout than it started on (commits made meanwhile): the
     # code that ran is the one it started with.
-    import escnet.experiment as experiment
-    import escnet.training as training
-
     trained = {"yet": False}
-    real = training.cross_validate
+    real = experiment.cross_validate
 
     def cross_validate(*args: Any, **kwargs: Any) -> Any:
         out = real(*args, **kwargs)
         trained["yet"] = True
         return out
 
-    monkeypatch.setattr(training, "cross_validate", cross_validate)
+    monkeypatch.setattr(experiment, "cross_validate", cross_validate)
     monkeypatch.setattr(experiment, "code_commit", lambda: "end" if trained["yet"] else "start")
     run_grid(tiny_grid, out=tmp_path, only=["*-none-*"], progress=False, report=lambda _: None)
     cell_json = tmp_path / "esc50-tiny_test_cnn-none-official-folds" / "cell.json"
@@ -380,8 +377,8 @@ def test_code_commit_escnet_commit_wins(monkeypatch: pytest.MonkeyPatch) -> None
 
 def _recorded_csv(path: Path, cells: dict[str, str]) -> Path:
     """A results.csv as escnet results writes it, one complete row per (augment, folds)."""
-    from escnet.results import RunRow
-    from escnet.results_files import write_csv
+    from escnet.results.files import write_csv
+    from escnet.results.rows import RunRow
 
     rows = [
         RunRow(

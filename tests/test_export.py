@@ -18,11 +18,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 import escnet  # noqa: E402
 from _inference_helpers import CLASSES, synth, train_tiny_model  # noqa: E402
 from escnet.cli import main  # noqa: E402
-from escnet.export import export_front_end, export_model  # noqa: E402
-from escnet.export_front_end import MatmulMelSpectrogram  # noqa: E402
-from escnet.model_io import load_model, save_model  # noqa: E402
+from escnet.export.front_end import MatmulMelSpectrogram  # noqa: E402
+from escnet.export.onnx import export_front_end, export_model  # noqa: E402
+from escnet.features.spectrogram import LogMelConfig  # noqa: E402
+from escnet.model_dir.io import load_model, save_model  # noqa: E402
 from escnet.models.mobilenet_audioset import AudioSetMelConfig  # noqa: E402
-from escnet.spectrogram import LogMelConfig  # noqa: E402
 
 ort = pytest.importorskip("onnxruntime")
 REPO = Path(__file__).resolve().parents[1]
@@ -203,7 +203,7 @@ def test_mn04_as_onnx_parity_on_100_esc50_clips(
     shared_datasets: Path, shared_weights: Path, tmp_path: Path
 ) -> None:
     """The pretrained mn04_as (its 527 AudioSet outputs) through PyTorch and onnxruntime."""
-    from escnet.audio import AudioConfig, load_audio
+    from escnet.data.audio import AudioConfig, load_audio
     from escnet.models import create_model
     from escnet.models.mobilenet_audioset import MN04_AS_FILENAME, read_audioset_labels
 

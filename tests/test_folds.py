@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from conftest import write_esc50
-from escnet.datasets import Dataset, get_dataset
-from escnet.folds import Split, fold_split, validation_split
+from escnet.data.datasets import Dataset, get_dataset
+from escnet.data.folds import Split, fold_split, validation_split
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +102,9 @@ def test_a_clip_level_split_would_cut_recordings_here(grouped: Dataset) -> None:
 def test_the_training_leak_guard_raises_on_a_leaky_split(
     grouped_esc50: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from escnet.augment.offline import ExpandedSet
     from escnet.augment.policy import get_policy
-    from escnet.spectrogram import LogMelConfig
+    from escnet.features.offline_naa import ExpandedSet
+    from escnet.features.spectrogram import LogMelConfig
     from escnet.training import TrainConfig
     from escnet.training.data import load_fold_data
 

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import tone, write_esc50
-from escnet.audio import AudioConfig, load_audio
-from escnet.datasets import load_esc50, load_folder, load_us8k
+from escnet.data.audio import AudioConfig, load_audio
+from escnet.data.datasets import load_esc50, load_folder, load_us8k
 from escnet.errors import AudioError, DatasetError
 
 FUZZ = settings(
@@ -140,7 +140,7 @@ def metadata_tables(draw: st.DrawFn, columns: list[str], names: list[str]) -> by
 
 
 def _check_dataset(ds: object) -> None:
-    from escnet.datasets import Dataset
+    from escnet.data.datasets import Dataset
 
     assert isinstance(ds, Dataset)
     assert len({c.clip_id for c in ds.clips}) == len(ds.clips)  # no clip twice

@@ -11,9 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from escnet.linear_probe import fit_logistic_regression, head_inputs, linear_probe_head
 from escnet.models import create_model
 from escnet.training import TrainConfig, cross_validate
+from escnet.training.linear_probe import fit_logistic_regression, head_inputs, linear_probe_head
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _ddp_worker  # noqa: E402, F401  (registers tiny_test_cnn)

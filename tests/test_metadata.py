@@ -10,9 +10,9 @@ import pytest
 import soundfile as sf
 
 from conftest import tone
-from escnet.datasets import get_dataset, load_folder, load_us8k
+from escnet.data.datasets import get_dataset, load_folder, load_us8k
+from escnet.data.metadata import read_rows
 from escnet.errors import DatasetError, MetadataError
-from escnet.metadata import read_rows
 
 
 def _rows(meta: Path) -> list[dict[str, str]]:

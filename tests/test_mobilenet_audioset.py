@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from escnet.audio import AudioConfig, find_audio_file, load_audio
+from escnet.data.audio import AudioConfig, find_audio_file, load_audio
 from escnet.errors import WeightsError
 from escnet.models.mobilenet_audioset import (
     MN04_AS_FILENAME,

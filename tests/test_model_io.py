@@ -1,4 +1,4 @@
-"""The model directory: a trained model saved and loaded as a value (escnet.model_io)."""
+"""The model directory: a trained model saved and loaded as a value (escnet.model_dir.io)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from escnet.errors import EscnetError
-from escnet.model_io import ModelDirError, load_model, resolve_model_dir, save_model
+from escnet.errors import EscnetError, ModelDirError
+from escnet.model_dir.io import load_model, save_model
+from escnet.model_dir.layout import resolve_model_dir
 from escnet.models import create_model
 
 CLASSES = ["dog", "rain", "siren"]
@@ -63,7 +64,7 @@ def test_loads_with_nothing_but_escnet(tmp_path: Path) -> None:
     """No data set, run directory or ../shared: a fresh interpreter with those unset."""
     path, _ = _saved(tmp_path)
     code = (
-        "import sys, torch; from escnet.model_io import load_model; "
+        "import sys, torch; from escnet.model_dir.io import load_model; "
         f"m = load_model({str(path)!r}); "
         "print(m.probabilities(torch.zeros(1, m.num_samples)).shape)"
     )

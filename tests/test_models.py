@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from escnet.errors import WeightsError
+from escnet.features.spectrogram import LogMelConfig
 from escnet.models import (
     SpectralClassifier,
     count_parameters,
@@ -24,7 +25,6 @@ from escnet.models import (
 )
 from escnet.models.cnn import CNN7_CHANNELS, CNN9_CHANNELS
 from escnet.models.registry import load_state_dict_checked, register_model
-from escnet.spectrogram import LogMelConfig
 
 TORCHVISION = ["resnet18", "resnet50", "resnet152", "densenet161", "alexnet", "squeezenet1_1"]
 TORCHVISION += ["vgg16"]

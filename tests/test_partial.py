@@ -14,15 +14,16 @@ import numpy as np
 import pytest
 import torch
 
-from escnet.activations import clip_activations
-from escnet.audio import AudioConfig, load_audio
 from escnet.cli import main
-from escnet.datasets import get_dataset
-from escnet.folds import fold_split
-from escnet.model_io import load_model
+from escnet.data.audio import AudioConfig, load_audio
+from escnet.data.datasets import get_dataset
+from escnet.data.folds import fold_split
+from escnet.model_dir.io import load_model
 from escnet.models.mobilenet_audioset import AudioSetMelConfig, MobileNetAudioSet
-from escnet.training import TrainConfig, cross_validate, evaluate_run, partial
-from escnet.training.partial import load_partial_data, partial_model_state
+from escnet.training import TrainConfig, cross_validate, evaluate_run
+from escnet.training.probe import partial
+from escnet.training.probe.activations import clip_activations
+from escnet.training.probe.partial import load_partial_data, partial_model_state
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import write_esc50  # noqa: E402
@@ -48,7 +49,7 @@ def stand_in_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         body.train()(AudioSetMelConfig().build()(waves))
     path = tmp_path / "mn04_stand_in.pt"
     torch.save(body.state_dict(), path)
-    monkeypatch.setattr("escnet.weights.fetch_weights", lambda *a, **k: path)
+    monkeypatch.setattr("escnet.models.weights.fetch_weights", lambda *a, **k: path)
     monkeypatch.setattr("escnet.models.transfer.fetch_weights", lambda *a, **k: path)
     return path
 
@@ -115,7 +116,9 @@ def test_activations_are_cached_and_equal_the_lower_blocks(
     ds = dataclasses.replace(get_dataset("esc50"), duration=CLIP_SECONDS)
     first = clip_activations(ds, [0, 1], block=12, progress=False)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("escnet.activations.lower_blocks", lambda *a: pytest.fail("recomputed"))
+        mp.setattr(
+            "escnet.training.probe.activations.lower_blocks", lambda *a: pytest.fail("recomputed")
+        )
         again = clip_activations(ds, [0, 1], block=12, progress=False)
     np.testing.assert_array_equal(first.activations, again.activations)
     # what is cached is the pretrained network's blocks 0..12 of the clip's image

@@ -24,8 +24,8 @@ from _inference_helpers import (  # noqa: E402
     three_segment_signal,
     train_tiny_model,
 )
-from escnet.audio import AudioConfig, load_audio  # noqa: E402
 from escnet.cli import main  # noqa: E402
+from escnet.data.audio import AudioConfig, load_audio  # noqa: E402
 from escnet.inference import Predictor  # noqa: E402
 from escnet.inference.stream import Windower, iter_blocks, window_starts  # noqa: E402
 
@@ -118,7 +118,7 @@ def test_short_clip_is_padded_as_training_padded(
 ) -> None:
     import torch
 
-    from escnet.model_io import load_model
+    from escnet.model_dir.io import load_model
 
     path = tmp_path / "short.wav"
     sf.write(path, synth("high_tone", 0.4, 16000, np.random.default_rng(3)), 16000)

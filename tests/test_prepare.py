@@ -10,11 +10,11 @@ import pytest
 import soundfile as sf
 
 from conftest import tone
-from escnet.audio import AudioConfig, load_audio
 from escnet.cache import CODE_VERSIONS, ArrayCache, DigestMemo, file_digest
-from escnet.datasets import get_dataset
-from escnet.prepare import prepare_features
-from escnet.spectrogram import LogMelConfig, log_mel
+from escnet.data.audio import AudioConfig, load_audio
+from escnet.data.datasets import get_dataset
+from escnet.features.prepare import prepare_features
+from escnet.features.spectrogram import LogMelConfig, log_mel
 
 
 def test_prepare_computes_then_reuses_the_cache(tiny_esc50: Path, tmp_path: Path) -> None:
@@ -127,7 +127,7 @@ def test_directory_and_truncated_clips_are_skipped_with_their_reason(
 @pytest.mark.parametrize("stage", ["naa", "features"])
 def test_code_versions_are_part_of_the_naa_key(stage: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from escnet.augment.audio import NAA_VARIANTS
-    from escnet.augment.offline import variants_params_digest
+    from escnet.features.offline_naa import variants_params_digest
 
     args = (NAA_VARIANTS, 0, LogMelConfig(), AudioConfig())
     before = variants_params_digest(*args)

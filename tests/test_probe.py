@@ -13,25 +13,26 @@ import pytest
 import torch
 
 import escnet
-from escnet.audio import AudioConfig, load_audio
 from escnet.cli import main
-from escnet.datasets import get_dataset
-from escnet.embeddings import FULL_DIM, clip_features, parse_view
-from escnet.ensemble import (
+from escnet.data.audio import AudioConfig, load_audio
+from escnet.data.datasets import get_dataset
+from escnet.data.folds import fold_split
+from escnet.errors import EscnetError
+from escnet.model_dir.io import load_model
+from escnet.model_dir.layout import resolve_model_dir
+from escnet.models import create_model
+from escnet.models.mobilenet_audioset import MobileNetAudioSet
+from escnet.models.probe import feature_columns, feature_dim, mean_probability_logits
+from escnet.training import TrainConfig, cross_validate, evaluate_run
+from escnet.training.ensemble import (
     average_probabilities,
     choose_weights,
     ensemble_runs,
     fit_temperature,
     run_fold_logits,
 )
-from escnet.errors import EscnetError
-from escnet.folds import fold_split
-from escnet.model_io import load_model, resolve_model_dir
-from escnet.models import create_model
-from escnet.models.mobilenet_audioset import MobileNetAudioSet
-from escnet.models.probe import feature_columns, feature_dim, mean_probability_logits
-from escnet.training import TrainConfig, cross_validate, evaluate_run
-from escnet.training.probe import load_probe_data
+from escnet.training.probe.embeddings import FULL_DIM, clip_features, parse_view
+from escnet.training.probe.head import load_probe_data
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import write_esc50  # noqa: E402
@@ -48,7 +49,7 @@ def stand_in_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     torch.manual_seed(0)
     path = tmp_path / "mn04_stand_in.pt"
     torch.save(MobileNetAudioSet().state_dict(), path)
-    monkeypatch.setattr("escnet.weights.fetch_weights", lambda *a, **k: path)
+    monkeypatch.setattr("escnet.models.weights.fetch_weights", lambda *a, **k: path)
     monkeypatch.setattr("escnet.models.probe.fetch_weights", lambda *a, **k: path)
     return path
 
@@ -249,7 +250,9 @@ def test_features_are_cached_by_content(
     assert not np.allclose(first.features[0], first.features[1])  # a roll is another view
     # a second call reads the cache: the network is not even built
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("escnet.embeddings.full_extractor", lambda *a: pytest.fail("recomputed"))
+        mp.setattr(
+            "escnet.training.probe.embeddings.full_extractor", lambda *a: pytest.fail("recomputed")
+        )
         second = clip_features(ds, [0, 1], views=("original", "roll8"), progress=False)
     np.testing.assert_array_equal(first.features, second.features)
 

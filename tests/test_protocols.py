@@ -15,9 +15,8 @@ import pytest
 
 from conftest import write_esc50_layout
 from escnet.augment.audio import naa_transform, variant_rng
-from escnet.augment.offline import expand_clips
-from escnet.datasets import Clip, Dataset, get_dataset
-from escnet.folds import (
+from escnet.data.datasets import Clip, Dataset, get_dataset
+from escnet.data.folds import (
     PROTOCOLS,
     ImageSplit,
     Split,
@@ -29,6 +28,7 @@ from escnet.folds import (
     random_fold_split,
     random_folds,
 )
+from escnet.features.offline_naa import expand_clips
 
 FOLDS = (1, 2, 3, 4, 5)
 
@@ -141,7 +141,7 @@ def test_protocol_lookup_and_labels(grouped: Dataset) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Offline NAA: every clip gets its own time shift, reproducible from the seed (issue #10, 6)
+# Offline NAA: every clip gets its own time shift, reproducible from the seed
 
 
 def _shift_draws(seed: int, clips: list[str | None]) -> list[int]:

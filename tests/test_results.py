@@ -1,7 +1,7 @@
-"""Aggregation (escnet.results): tables equal the runs' results.json, leaky runs are labelled.
+"""Aggregation (escnet.results.rows): tables equal the runs' results.json, leaky runs are labelled.
 
 Run directories are written here as cross_validate writes them (results.json through
-escnet.report.build_results, fold{k}/metrics.csv), with made-up fold accuracies.
+escnet.training.report.build_results, fold{k}/metrics.csv), with made-up fold accuracies.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import pytest
 
 from escnet.cli import main
 from escnet.errors import EscnetError
-from escnet.report import build_results
-from escnet.results import CSV_COLUMNS, aggregate, find_runs, read_run
+from escnet.results.aggregate import aggregate
+from escnet.results.rows import CSV_COLUMNS, find_runs, read_run
+from escnet.training.report import build_results
 
 CLASSES = ["dog", "rain"]
 
@@ -202,7 +203,7 @@ def test_policy_columns_follow_the_policies_order_not_the_first_model(
     header = next(line for line in md.splitlines() if line.startswith("| test accuracy"))
     assert [c.strip() for c in header.split("|")[2:5]] == ["none", "taa", "naa"]
     # The bar chart's series too, and the paper's claim is a legend entry, not text on the bars.
-    import escnet.results_figures as figures
+    import escnet.results.figures as figures
 
     seen: list[list[str]] = []
     real_save = figures.save_figure
@@ -225,7 +226,7 @@ def test_the_leakage_chart_keeps_a_models_groups_together_in_policy_order(
     write_run(root, "a", model="cnn7", augment="naa", protocol="augment-then-split")
     write_run(root, "b", model="mn04_as", augment="naa", protocol="augment-then-split")
     write_run(root, "c", model="cnn7", augment="taa", protocol="random-split")
-    import escnet.results_figures as figures
+    import escnet.results.figures as figures
 
     ticks: list[list[str]] = []
     real_save = figures.save_figure
@@ -247,7 +248,7 @@ def test_a_partial_run_says_so_in_every_table_and_on_its_bar(
     write_run(root, "a", augment="naa", accuracies=(0.80, 0.86, 0.83))  # 3 of its 3 folds
     write_run(root, "b", augment="taa", accuracies=(0.70, 0.74))  # 2 of 3: still running
     write_run(root, "c", augment="taa", protocol="random-split", accuracies=(0.9,))
-    import escnet.results_figures as figures
+    import escnet.results.figures as figures
 
     notes: list[str] = []
     real_save = figures.save_figure

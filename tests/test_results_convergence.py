@@ -1,4 +1,4 @@
-"""The ``results.md`` table of where each run's training stopped (escnet.results_convergence)."""
+"""The ``results.md`` table of where each run's training stopped (escnet.results.convergence)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from escnet.results import RunRow, markdown_tables
-from escnet.results_convergence import convergence
+from escnet.results.convergence import convergence
+from escnet.results.rows import RunRow
+from escnet.results.tables import markdown_tables
 
 
 def _epochs(val_acc: list[float], val_loss: list[float] | None = None) -> list[dict[str, float]]:

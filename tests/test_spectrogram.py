@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import tone
-from escnet.spectrogram import LogMel, LogMelConfig, log_mel
+from escnet.features.spectrogram import LogMel, LogMelConfig, log_mel
 
 
 def _librosa_db(y: np.ndarray, cfg: LogMelConfig) -> np.ndarray:

@@ -19,24 +19,16 @@ import numpy as np
 import pytest
 import torch
 
-from escnet.audio import AudioConfig, load_audio
 from escnet.augment.audio import NAA_VARIANTS
-from escnet.augment.offline import variants_key
 from escnet.cache import file_digest
-from escnet.datasets import get_dataset
+from escnet.data.audio import AudioConfig, load_audio
+from escnet.data.datasets import get_dataset
+from escnet.data.folds import fold_split
 from escnet.errors import EscnetError
-from escnet.folds import fold_split
-from escnet.metrics import (
-    accuracy,
-    classification_metrics,
-    confusion_matrix,
-    macro_f1,
-    mean_std,
-    per_class_accuracy,
-)
-from escnet.model_io import load_model, resolve_model_dir
+from escnet.features.offline_naa import variants_key
+from escnet.model_dir.io import load_model
+from escnet.model_dir.layout import resolve_model_dir
 from escnet.models import create_model
-from escnet.report import PROTOCOL, read_metrics_csv
 from escnet.training import (
     METRIC_COLUMNS,
     TrainConfig,
@@ -45,6 +37,15 @@ from escnet.training import (
     load_dataset,
     warmup_cosine,
 )
+from escnet.training.metrics import (
+    accuracy,
+    classification_metrics,
+    confusion_matrix,
+    macro_f1,
+    mean_std,
+    per_class_accuracy,
+)
+from escnet.training.report import PROTOCOL, read_metrics_csv
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _ddp_worker import SOUND_CLASSES, TINY_FRONT_END, write_sound_classes  # noqa: E402

@@ -1,4 +1,5 @@
-"""The shared steps of the per-(clip, view) caches (escnet.view_cache), on a stand-in data set."""
+"""The shared steps of the per-(clip, view) caches (escnet.training.probe.views), on a stand-in
+data set."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from escnet.cache import ArrayCache
-from escnet.view_cache import missing_views, read_rows, view_keys
+from escnet.training.probe.views import missing_views, read_rows, view_keys
 
 
 @dataclass

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from escnet.errors import WeightsError
-from escnet.weights import MN04_AS, WeightSpec, fetch_weights, locate_weights
+from escnet.models.weights import MN04_AS, WeightSpec, fetch_weights, locate_weights
 
 SHARED_WEIGHTS = Path(__file__).parents[1] / ".." / "shared" / "weights"
 

@@ -31,9 +31,10 @@ _UMASK = _read_umask()
 #: Version of the code behind each cached stage, part of every cache key of that stage. Bump a
 #: stage's number when its output changes in a way its parameters do not show (a fixed bug, a
 #: different decoder or transform), so that entries computed by older code are never returned:
-#: ``"features"`` covers audio loading and the spectral front end (:mod:`escnet.prepare`; NAA
+#: ``"features"`` covers audio loading and the spectral front end (:mod:`escnet.features.prepare`;
+#: NAA
 #: entries carry it too), ``"naa"`` the NAA transforms and their random draws
-#: (:mod:`escnet.augment.offline`).
+#: (:mod:`escnet.features.offline_naa`).
 CODE_VERSIONS: dict[str, int] = {
     "features": 2,  # 2: truncated WAV files are refused instead of padded with silence
     "naa": 1,
@@ -293,3 +294,12 @@ class DigestMemo:
         if self._dirty:
             atomic_write_text(self.path, json.dumps(self._entries))
             self._dirty = False
+
+
+def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes (the digest publishers print next to their downloads)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_size):
+            h.update(chunk)
+    return h.hexdigest()

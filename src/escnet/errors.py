@@ -10,6 +10,12 @@ class EscnetError(Exception):
     """Base class of every error escnet raises on purpose."""
 
 
+class ParameterError(EscnetError, ValueError):
+    """An argument has a value escnet cannot use; the message names the argument and the range
+    it takes. A :class:`ValueError` too, so code that catches that keeps working (as librosa's
+    ``ParameterError`` is)."""
+
+
 class AudioError(EscnetError):
     """An audio file cannot be used: unreadable, empty, silent-by-NaN, zero length, ..."""
 
@@ -25,6 +31,30 @@ class DatasetError(EscnetError):
 
 class DownloadError(EscnetError):
     """A download failed, was truncated or did not match its checksum."""
+
+
+class ChecksumMismatchError(DownloadError):
+    """A downloaded file has the wrong size or sha256; its partial download has been deleted.
+
+    Attributes:
+        url: where the file came from.
+        quantity: ``"size"`` or ``"sha256"``.
+        expected, actual: the two values compared.
+    """
+
+    def __init__(self, url: str, quantity: str, expected: str, actual: str) -> None:
+        self.url = url
+        self.quantity = quantity
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"{url}: {quantity} mismatch, expected {expected}, got {actual}; the partial download "
+            "was deleted. Run again to retry; if it fails again the file on the server has changed"
+        )
+
+
+class ModelDirError(EscnetError):
+    """A model directory that cannot be loaded; the message names the file and the fix."""
 
 
 class WeightsError(EscnetError):

@@ -1,5 +1,5 @@
 """Augmentation: audio level (NAA, :mod:`escnet.augment.audio`), image level (TAA, SpecAugment,
-mixup, :mod:`escnet.augment.image`), offline NAA expansion (:mod:`escnet.augment.offline`) and
+mixup, :mod:`escnet.augment.image`), offline NAA expansion (:mod:`escnet.features.offline_naa`) and
 policies by name (:mod:`escnet.augment.policy`)."""
 
 from escnet.augment.audio import (

@@ -47,8 +47,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from escnet.augment._audio_common import Range, _check_choice, _check_probability, _check_seed
 from escnet.augment.audio_chains import Compose, OneOf
+from escnet.augment.audio_checks import Range, check_choice, check_probability, check_seed
 from escnet.augment.audio_dsp import (
     DEFAULT_PITCH_BACKEND,
     DEFAULT_STRETCH_BACKEND,
@@ -66,6 +66,7 @@ from escnet.augment.audio_transforms import (
     TimeStretch,
     TrimSilence,
 )
+from escnet.errors import ParameterError
 
 __all__ = [
     "DSP_BACKENDS",
@@ -104,7 +105,7 @@ def naa_transform(name: str) -> BaseTransform:
     Raises:
         ValueError: ``name`` is not one of :data:`NAA_VARIANTS`.
     """
-    _check_choice(name, "name", NAA_VARIANTS)
+    check_choice(name, "name", NAA_VARIANTS)
     if name == "shift":
         return TimeShift(max_seconds=0.5, direction="both")
     if name == "pps":
@@ -128,7 +129,7 @@ def variant_rng(seed: int, name: str, clip: str | None = None) -> np.random.Gene
     ``naa_transform(name).params()``, seed): a valid cache key when ``clip`` is the content
     digest.
     """
-    entropy = [_check_seed(seed) or 0, zlib.crc32(name.encode("utf-8"))]
+    entropy = [check_seed(seed) or 0, zlib.crc32(name.encode("utf-8"))]
     if clip is not None:
         entropy.append(zlib.crc32(clip.encode("utf-8")))
     return np.random.default_rng(entropy)
@@ -162,10 +163,10 @@ def naa_variants(
         >>> [a.shape for a in v.values()]
         [(22050,), (22050,)]
     """
-    if _check_seed(seed) is None:
-        raise ValueError("seed must be a non-negative integer, got None")
+    if check_seed(seed) is None:
+        raise ParameterError("seed must be a non-negative integer, got None")
     for name in names:
-        _check_choice(name, "names", NAA_VARIANTS)
+        check_choice(name, "names", NAA_VARIANTS)
     return {
         name: naa_transform(name)(samples, sample_rate, rng=variant_rng(seed, name, clip))
         for name in names
@@ -214,7 +215,7 @@ def random_naa_chain(
         ("p_shift", p_shift),
         ("p_noise", p_noise),
     ):
-        _check_probability(value, name)
+        check_probability(value, name)
     return Compose(
         [
             TrimSilence(top_db=30.0, keep_seconds=0.2, p=p_trim),

@@ -12,14 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from escnet.augment._audio_common import (
-    _as_mono_float32,
-    _check_number,
-    _check_probability,
-    _check_sample_rate,
-    _check_seed,
+from escnet.augment.audio_checks import (
+    as_mono_float32,
+    check_number,
+    check_probability,
+    check_sample_rate,
+    check_seed,
 )
 from escnet.augment.audio_transforms import BaseTransform
+from escnet.errors import ParameterError
 
 __all__ = ["Compose", "OneOf"]
 
@@ -29,15 +30,15 @@ class _Chain:
 
     def __init__(self, transforms: Sequence[Any], *, p: float, seed: int | None) -> None:
         if isinstance(transforms, BaseTransform | _Chain) or not isinstance(transforms, Sequence):
-            raise ValueError(f"transforms must be a list of transforms, got {transforms!r}")
+            raise ParameterError(f"transforms must be a list of transforms, got {transforms!r}")
         if len(transforms) == 0:
-            raise ValueError("transforms must not be empty")
+            raise ParameterError("transforms must not be empty")
         for t in transforms:
             if not isinstance(t, BaseTransform | _Chain):
-                raise ValueError(f"transforms must hold transforms, got {t!r}")
+                raise ParameterError(f"transforms must hold transforms, got {t!r}")
         self.transforms = list(transforms)
-        self.p = _check_probability(p)
-        self.seed = _check_seed(seed)
+        self.p = check_probability(p)
+        self.seed = check_seed(seed)
         self._rng = np.random.default_rng(self.seed)
 
     def __call__(
@@ -48,8 +49,8 @@ class _Chain:
         ``rng=None`` uses the chain's own Generator (see ``seed``); the members' own Generators
         are not used.
         """
-        x = _as_mono_float32(samples)
-        sr = _check_sample_rate(sample_rate)
+        x = as_mono_float32(samples)
+        sr = check_sample_rate(sample_rate)
         gen = self._rng if rng is None else rng
         if self.p < 1.0 and gen.random() >= self.p:
             return x.copy()
@@ -60,7 +61,7 @@ class _Chain:
 
     def reseed(self, seed: int | None) -> None:
         """Restart the chain's Generator from ``seed`` (e.g. in a data-loader worker)."""
-        self.seed = _check_seed(seed)
+        self.seed = check_seed(seed)
         self._rng = np.random.default_rng(self.seed)
 
     def params(self) -> dict[str, Any]:
@@ -116,14 +117,14 @@ class OneOf(_Chain):
         if weights is None:
             self.weights: list[float] | None = None
         else:
-            w = [_check_number(v, "weights", low=0.0, strict=False) for v in weights]
+            w = [check_number(v, "weights", low=0.0, strict=False) for v in weights]
             if len(w) != len(self.transforms):
-                raise ValueError(
+                raise ParameterError(
                     f"weights must have one value per transform ({len(self.transforms)}), "
                     f"got {len(w)}"
                 )
             if sum(w) <= 0:
-                raise ValueError(f"weights must not all be zero, got {list(weights)!r}")
+                raise ParameterError(f"weights must not all be zero, got {list(weights)!r}")
             self.weights = w
 
     def _run(self, x: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:

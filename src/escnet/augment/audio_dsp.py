@@ -23,12 +23,12 @@ import importlib.util
 import librosa
 import numpy as np
 
-from escnet.augment._audio_common import (
-    _as_mono_float32,
-    _check_choice,
-    _check_number,
-    _check_sample_rate,
-    _fit,
+from escnet.augment.audio_checks import (
+    as_mono_float32,
+    check_choice,
+    check_number,
+    check_sample_rate,
+    fit,
 )
 
 __all__ = [
@@ -57,8 +57,8 @@ _BACKEND_MODULES = {
 }
 
 
-def _check_backend(backend: str, name: str = "backend") -> str:
-    _check_choice(backend, name, DSP_BACKENDS)
+def check_backend(backend: str, name: str = "backend") -> str:
+    check_choice(backend, name, DSP_BACKENDS)
     if importlib.util.find_spec(_BACKEND_MODULES[backend]) is None:
         raise ImportError(
             f"{name}={backend!r} needs the {backend!r} package: pip install {backend}, "
@@ -94,10 +94,10 @@ def pitch_shift(
         >>> round(peak_frequency(pitch_shift(y, sample_rate=22050, semitones=12), 22050))
         880
     """
-    x = _as_mono_float32(samples)
-    sr = _check_sample_rate(sample_rate)
-    n = _check_number(semitones, "semitones")
-    _check_backend(backend)
+    x = as_mono_float32(samples)
+    sr = check_sample_rate(sample_rate)
+    n = check_number(semitones, "semitones")
+    check_backend(backend)
     if n == 0.0:
         return x.copy()
     if backend == "librosa":
@@ -108,7 +108,7 @@ def pitch_shift(
         import pedalboard
 
         y = pedalboard.time_stretch(x[np.newaxis], float(sr), 1.0, n, preserve_formants=False)[0]
-    return _fit(y, x.shape[0])
+    return fit(y, x.shape[0])
 
 
 def time_stretch(
@@ -138,10 +138,10 @@ def time_stretch(
         >>> time_stretch(y, sample_rate=22050, rate=0.5).shape
         (44100,)
     """
-    x = _as_mono_float32(samples)
-    sr = _check_sample_rate(sample_rate)
-    r = _check_number(rate, "rate", low=0.0)
-    _check_backend(backend)
+    x = as_mono_float32(samples)
+    sr = check_sample_rate(sample_rate)
+    r = check_number(rate, "rate", low=0.0)
+    check_backend(backend)
     target = int(round(x.shape[0] / r))
     if r == 1.0:
         return x.copy()
@@ -153,7 +153,7 @@ def time_stretch(
         import pedalboard
 
         y = pedalboard.time_stretch(x[np.newaxis], float(sr), r)[0]
-    return _fit(y, target)
+    return fit(y, target)
 
 
 def _signalsmith(
@@ -182,7 +182,7 @@ def peak_frequency(samples: np.ndarray, sample_rate: int) -> float:
     Hann window, 4x zero-padding and a parabola through the log magnitudes around the peak:
     accurate to far below 0.1 % for a steady tone of a second or more.
     """
-    x = _as_mono_float32(samples).astype(np.float64)
+    x = as_mono_float32(samples).astype(np.float64)
     n = x.shape[0]
     spectrum = np.abs(np.fft.rfft(x * np.hanning(n), n=4 * n))
     k = int(np.argmax(spectrum[1:-1])) + 1
@@ -200,7 +200,7 @@ def active_duration(samples: np.ndarray, sample_rate: int, *, threshold: float =
     measures its length between its half-level points, whatever its frequency, and a short
     overshoot at an onset (a phase vocoder's) does not move the threshold.
     """
-    x = _as_mono_float32(samples).astype(np.float64)
+    x = as_mono_float32(samples).astype(np.float64)
     from scipy.signal import hilbert  # imported here: scipy.signal costs ~0.7 s to import
 
     envelope = np.abs(hilbert(x))

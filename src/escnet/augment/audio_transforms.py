@@ -18,25 +18,26 @@ from typing import Any
 import librosa
 import numpy as np
 
-from escnet.augment._audio_common import (
+from escnet.augment.audio_checks import (
     Range,
-    _as_mono_float32,
-    _check_choice,
-    _check_number,
-    _check_probability,
-    _check_range,
-    _check_sample_rate,
-    _check_seed,
-    _draw,
-    _fit,
+    as_mono_float32,
+    check_choice,
+    check_number,
+    check_probability,
+    check_range,
+    check_sample_rate,
+    check_seed,
+    draw,
+    fit,
 )
 from escnet.augment.audio_dsp import (
     DEFAULT_PITCH_BACKEND,
     DEFAULT_STRETCH_BACKEND,
-    _check_backend,
+    check_backend,
     pitch_shift,
     time_stretch,
 )
+from escnet.errors import ParameterError
 
 __all__ = [
     "AddNoise",
@@ -66,25 +67,25 @@ class BaseTransform:
     _param_names: tuple[str, ...] = ()
 
     def __init__(self, *, p: float = 1.0, seed: int | None = None) -> None:
-        self.p = _check_probability(p)
-        self.seed = _check_seed(seed)
+        self.p = check_probability(p)
+        self.seed = check_seed(seed)
         self._rng = np.random.default_rng(self.seed)
         #: what the last :meth:`randomize_parameters` drew
         self.parameters: dict[str, Any] = {}
 
     def reseed(self, seed: int | None) -> None:
         """Restart the instance's own Generator from ``seed`` (e.g. in a data-loader worker)."""
-        self.seed = _check_seed(seed)
+        self.seed = check_seed(seed)
         self._rng = np.random.default_rng(self.seed)
 
     def randomize_parameters(
         self, samples: np.ndarray, sample_rate: int, rng: np.random.Generator
     ) -> dict[str, Any]:
         """Draw this call's parameters from ``rng``; store them in ``self.parameters`` too."""
-        self.parameters = self._draw(samples, sample_rate, rng)
+        self.parameters = self.draw(samples, sample_rate, rng)
         return dict(self.parameters)
 
-    def _draw(
+    def draw(
         self, samples: np.ndarray, sample_rate: int, rng: np.random.Generator
     ) -> dict[str, Any]:
         return {}
@@ -105,13 +106,13 @@ class BaseTransform:
             sample_rate: its rate in Hz.
             rng: Generator to draw from; ``None`` uses the instance's own (see ``seed``).
         """
-        x = _as_mono_float32(samples)
-        sr = _check_sample_rate(sample_rate)
+        x = as_mono_float32(samples)
+        sr = check_sample_rate(sample_rate)
         gen = self._rng if rng is None else rng
         if self.p < 1.0 and gen.random() >= self.p:
             return x.copy()
         params = self.randomize_parameters(x, sr, gen)
-        y = _fit(self.apply(x, sr, **params), x.shape[0])
+        y = fit(self.apply(x, sr, **params), x.shape[0])
         if np.may_share_memory(y, samples):
             y = y.copy()
         return y
@@ -157,10 +158,10 @@ class TimeShift(BaseTransform):
         seed: int | None = None,
     ) -> None:
         super().__init__(p=p, seed=seed)
-        self.max_seconds = _check_number(max_seconds, "max_seconds", low=0.0, strict=False)
-        self.direction = _check_choice(direction, "direction", _DIRECTIONS)
+        self.max_seconds = check_number(max_seconds, "max_seconds", low=0.0, strict=False)
+        self.direction = check_choice(direction, "direction", _DIRECTIONS)
 
-    def _draw(
+    def draw(
         self, samples: np.ndarray, sample_rate: int, rng: np.random.Generator
     ) -> dict[str, Any]:
         high = int(sample_rate * self.max_seconds)
@@ -202,27 +203,27 @@ class PitchShift(BaseTransform):
         seed: int | None = None,
     ) -> None:
         super().__init__(p=p, seed=seed)
-        self.semitones = _check_range(semitones, "semitones")
-        self.backend = _check_backend(backend)
+        self.semitones = check_range(semitones, "semitones")
+        self.backend = check_backend(backend)
 
     @classmethod
     def pps(cls, semitones: float = 2.0, **kwargs: Any) -> PitchShift:
         """The paper's positive pitch shift (PPS): +2 semitones by default."""
-        if _check_number(semitones, "semitones") <= 0:
-            raise ValueError(f"semitones must be > 0 for PPS, got {semitones!r}")
+        if check_number(semitones, "semitones") <= 0:
+            raise ParameterError(f"semitones must be > 0 for PPS, got {semitones!r}")
         return cls(semitones, **kwargs)
 
     @classmethod
     def nps(cls, semitones: float = -2.0, **kwargs: Any) -> PitchShift:
         """The paper's negative pitch shift (NPS): -2 semitones by default."""
-        if _check_number(semitones, "semitones") >= 0:
-            raise ValueError(f"semitones must be < 0 for NPS, got {semitones!r}")
+        if check_number(semitones, "semitones") >= 0:
+            raise ParameterError(f"semitones must be < 0 for NPS, got {semitones!r}")
         return cls(semitones, **kwargs)
 
-    def _draw(
+    def draw(
         self, samples: np.ndarray, sample_rate: int, rng: np.random.Generator
     ) -> dict[str, Any]:
-        return {"semitones": _draw(self.semitones, rng)}
+        return {"semitones": draw(self.semitones, rng)}
 
     def apply(self, samples: np.ndarray, sample_rate: int, *, semitones: float) -> np.ndarray:
         return pitch_shift(
@@ -256,34 +257,34 @@ class TimeStretch(BaseTransform):
         seed: int | None = None,
     ) -> None:
         super().__init__(p=p, seed=seed)
-        self.rate = _check_range(rate, "rate", low=0.0)
-        self.backend = _check_backend(backend)
+        self.rate = check_range(rate, "rate", low=0.0)
+        self.backend = check_backend(backend)
 
     @classmethod
     def sts(cls, rate: float = 0.7, **kwargs: Any) -> TimeStretch:
         """The paper's slow time stretch (STS): rate 0.7."""
-        if not 0 < _check_number(rate, "rate") < 1:
-            raise ValueError(f"rate must be in (0, 1) for STS, got {rate!r}")
+        if not 0 < check_number(rate, "rate") < 1:
+            raise ParameterError(f"rate must be in (0, 1) for STS, got {rate!r}")
         return cls(rate, **kwargs)
 
     @classmethod
     def fts(cls, rate: float = 1.2, **kwargs: Any) -> TimeStretch:
         """The paper's fast time stretch (FTS): rate 1.2."""
-        if _check_number(rate, "rate") <= 1:
-            raise ValueError(f"rate must be > 1 for FTS, got {rate!r}")
+        if check_number(rate, "rate") <= 1:
+            raise ParameterError(f"rate must be > 1 for FTS, got {rate!r}")
         return cls(rate, **kwargs)
 
-    def _draw(
+    def draw(
         self, samples: np.ndarray, sample_rate: int, rng: np.random.Generator
     ) -> dict[str, Any]:
-        return {"rate": _draw(self.rate, rng)}
+        return {"rate": draw(self.rate, rng)}
 
     def stretch(self, samples: np.ndarray, sample_rate: int, *, rate: float) -> np.ndarray:
         """The stretched signal before crop/pad: ``round(len(samples) / rate)`` samples."""
         return time_stretch(samples, sample_rate=sample_rate, rate=rate, backend=self.backend)
 
     def apply(self, samples: np.ndarray, sample_rate: int, *, rate: float) -> np.ndarray:
-        return _fit(self.stretch(samples, sample_rate, rate=rate), np.shape(samples)[0])
+        return fit(self.stretch(samples, sample_rate, rate=rate), np.shape(samples)[0])
 
 
 class TrimSilence(BaseTransform):
@@ -321,12 +322,12 @@ class TrimSilence(BaseTransform):
         seed: int | None = None,
     ) -> None:
         super().__init__(p=p, seed=seed)
-        self.top_db = _check_number(top_db, "top_db", low=0.0)
-        self.keep_seconds = _check_number(keep_seconds, "keep_seconds", low=0.0, strict=False)
+        self.top_db = check_number(top_db, "top_db", low=0.0)
+        self.keep_seconds = check_number(keep_seconds, "keep_seconds", low=0.0, strict=False)
         if isinstance(frame_length, bool) or not isinstance(frame_length, int) or frame_length < 1:
-            raise ValueError(f"frame_length must be a positive integer, got {frame_length!r}")
+            raise ParameterError(f"frame_length must be a positive integer, got {frame_length!r}")
         if isinstance(hop_length, bool) or not isinstance(hop_length, int) or hop_length < 1:
-            raise ValueError(f"hop_length must be a positive integer, got {hop_length!r}")
+            raise ParameterError(f"hop_length must be a positive integer, got {hop_length!r}")
         self.frame_length = frame_length
         self.hop_length = hop_length
 
@@ -359,7 +360,7 @@ class TrimSilence(BaseTransform):
     def apply(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
         x = np.asarray(samples, dtype=np.float32)
         kept = np.concatenate([x[a:b] for a, b in self.intervals(x, sample_rate)])
-        return _fit(kept, x.shape[0])
+        return fit(kept, x.shape[0])
 
 
 class AddNoise(BaseTransform):
@@ -387,14 +388,14 @@ class AddNoise(BaseTransform):
         seed: int | None = None,
     ) -> None:
         super().__init__(p=p, seed=seed)
-        self.snr_db = _check_range(snr_db, "snr_db")
-        self.color = _check_choice(color, "color", _COLORS)
+        self.snr_db = check_range(snr_db, "snr_db")
+        self.color = check_choice(color, "color", _COLORS)
 
-    def _draw(
+    def draw(
         self, samples: np.ndarray, sample_rate: int, rng: np.random.Generator
     ) -> dict[str, Any]:
         # The noise itself is drawn in apply() from this seed, so apply() stays deterministic.
-        return {"snr_db": _draw(self.snr_db, rng), "noise_seed": int(rng.integers(2**63))}
+        return {"snr_db": draw(self.snr_db, rng), "noise_seed": int(rng.integers(2**63))}
 
     def apply(
         self, samples: np.ndarray, sample_rate: int, *, snr_db: float, noise_seed: int

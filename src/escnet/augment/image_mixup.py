@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from escnet.augment._image_common import _check_probability, _is_int, _make_generator, _uniform
+from escnet.augment.image_checks import check_probability, is_int, make_generator, uniform
+from escnet.errors import ParameterError
 
 __all__ = ["Mixup", "mixup"]
 
@@ -21,27 +22,27 @@ def _soft_targets(
     targets: Tensor, batch_size: int, num_classes: int | None, dtype: torch.dtype
 ) -> Tensor:
     if not isinstance(targets, Tensor):
-        raise ValueError(f"targets must be a torch.Tensor, got {type(targets).__name__}")
+        raise ParameterError(f"targets must be a torch.Tensor, got {type(targets).__name__}")
     if targets.shape[:1] != (batch_size,):
-        raise ValueError(
+        raise ParameterError(
             f"targets must have one row per image ({batch_size}), got shape {tuple(targets.shape)}"
         )
     if targets.ndim == 1 and not targets.is_floating_point():
         if num_classes is None:
-            raise ValueError("num_classes is required when targets are class indices")
+            raise ParameterError("num_classes is required when targets are class indices")
         if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= num_classes):
-            raise ValueError(
+            raise ParameterError(
                 f"targets must be class indices in [0, {num_classes}), "
                 f"got values in [{int(targets.min())}, {int(targets.max())}]"
             )
         return F.one_hot(targets.long(), num_classes).to(dtype)
     if targets.ndim == 2 and targets.is_floating_point():
         if num_classes is not None and targets.shape[1] != num_classes:
-            raise ValueError(
+            raise ParameterError(
                 f"targets have {targets.shape[1]} columns but num_classes is {num_classes}"
             )
         return targets.to(dtype)
-    raise ValueError(
+    raise ParameterError(
         "targets must be class indices of shape (B,) or float (soft/one-hot) targets of shape "
         f"(B, num_classes), got {targets.dtype} of shape {tuple(targets.shape)}"
     )
@@ -49,9 +50,9 @@ def _soft_targets(
 
 def _check_mixup_args(alpha: float, num_classes: int | None) -> None:
     if not (isinstance(alpha, int | float) and math.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
-    if num_classes is not None and (not _is_int(num_classes) or num_classes < 1):
-        raise ValueError(f"num_classes must be an int >= 1 or None, got {num_classes!r}")
+        raise ParameterError(f"alpha must be a finite number > 0, got {alpha!r}")
+    if num_classes is not None and (not is_int(num_classes) or num_classes < 1):
+        raise ParameterError(f"num_classes must be an int >= 1 or None, got {num_classes!r}")
 
 
 def _beta(alpha: float, generator: torch.Generator | None) -> float:
@@ -95,7 +96,7 @@ def mixup(
     """
     _check_mixup_args(alpha, num_classes)
     if not isinstance(images, Tensor) or not images.is_floating_point() or images.ndim < 1:
-        raise ValueError("images must be a floating-point torch.Tensor with a batch axis")
+        raise ParameterError("images must be a floating-point torch.Tensor with a batch axis")
     b = images.shape[0]
     soft = _soft_targets(targets, b, num_classes, images.dtype).to(images.device)
     lam = _beta(alpha, generator)
@@ -131,12 +132,12 @@ class Mixup:
         seed: int | None = None,
     ):
         _check_mixup_args(alpha, num_classes)
-        _check_probability("p", p)
+        check_probability("p", p)
         self.alpha = alpha
         self.num_classes = num_classes
         self.p = p
         self.seed = seed
-        self._generator = _make_generator(seed)
+        self._generator = make_generator(seed)
 
     def __repr__(self) -> str:
         return (
@@ -149,9 +150,11 @@ class Mixup:
     ) -> tuple[Tensor, Tensor]:
         """``(mixed_images, soft_targets)`` for one batch; see :func:`mixup`."""
         g = generator if generator is not None else self._generator
-        if self.p < 1.0 and float(_uniform((1,), g)) >= self.p:
+        if self.p < 1.0 and float(uniform((1,), g)) >= self.p:
             if not isinstance(images, Tensor) or not images.is_floating_point():
-                raise ValueError("images must be a floating-point torch.Tensor with a batch axis")
+                raise ParameterError(
+                    "images must be a floating-point torch.Tensor with a batch axis"
+                )
             soft = _soft_targets(targets, images.shape[0], self.num_classes, images.dtype)
             return images, soft.to(images.device)
         return mixup(images, targets, alpha=self.alpha, num_classes=self.num_classes, generator=g)

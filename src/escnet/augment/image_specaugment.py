@@ -12,13 +12,14 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from escnet.augment._image_common import (
-    _check_images,
-    _check_probability,
-    _is_int,
-    _make_generator,
-    _uniform,
+from escnet.augment.image_checks import (
+    check_images,
+    check_probability,
+    is_int,
+    make_generator,
+    uniform,
 )
+from escnet.errors import ParameterError
 
 __all__ = ["SpecAugment", "SpecAugmentParams"]
 
@@ -78,18 +79,20 @@ class SpecAugment:
             ("time_masks", time_masks),
             ("time_width", time_width),
         ):
-            if not _is_int(value) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+            if not is_int(value) or value < 0:
+                raise ParameterError(f"{name} must be an int >= 0, got {value!r}")
         if isinstance(mask_value, str):
             if mask_value not in ("mean", "min"):
-                raise ValueError(
+                raise ParameterError(
                     f"mask_value must be 'mean', 'min' or a number, got {mask_value!r}"
                 )
         elif isinstance(mask_value, bool) or not isinstance(mask_value, int | float):
-            raise ValueError(f"mask_value must be 'mean', 'min' or a number, got {mask_value!r}")
+            raise ParameterError(
+                f"mask_value must be 'mean', 'min' or a number, got {mask_value!r}"
+            )
         elif not math.isfinite(mask_value):
-            raise ValueError(f"mask_value must be finite, got {mask_value}")
-        _check_probability("p", p)
+            raise ParameterError(f"mask_value must be finite, got {mask_value}")
+        check_probability("p", p)
         self.freq_masks = int(freq_masks)
         self.freq_width = int(freq_width)
         self.time_masks = int(time_masks)
@@ -97,7 +100,7 @@ class SpecAugment:
         self.mask_value = mask_value
         self.p = p
         self.seed = seed
-        self._generator = _make_generator(seed)
+        self._generator = make_generator(seed)
 
     def __repr__(self) -> str:
         return (
@@ -112,7 +115,7 @@ class SpecAugment:
         """Draw mask starts and widths; a sample not selected by ``p`` gets zero-width masks."""
         g = generator if generator is not None else self._generator
         nf, nt = self.freq_masks, self.time_masks
-        u = _uniform((batch_size, 1 + 2 * nf + 2 * nt), g)
+        u = uniform((batch_size, 1 + 2 * nf + 2 * nt), g)
         active = (u[:, :1] < self.p).long()
 
         def draw(cols: Tensor, count: int, max_width: int, size: int) -> tuple[Tensor, Tensor]:
@@ -127,7 +130,7 @@ class SpecAugment:
 
     def apply(self, images: Tensor, params: SpecAugmentParams) -> Tensor:
         """Set the given mel bands and frames of each sample to the mask value."""
-        _check_images(images)
+        check_images(images)
         _, _, h, w = images.shape
         device = images.device
         freq = _band_mask(params.freq_start.to(device), params.freq_width.to(device), h)
@@ -143,7 +146,7 @@ class SpecAugment:
 
     def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Mask a batch ``(B, C, n_mels, frames)`` with fresh per-sample random masks."""
-        _check_images(images)
+        check_images(images)
         b, _, h, w = images.shape
         return self.apply(images, self.sample(b, h, w, generator))
 

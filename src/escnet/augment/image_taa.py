@@ -79,12 +79,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from escnet.augment._image_common import (
-    _check_images,
-    _check_probability,
-    _make_generator,
-    _uniform,
+from escnet.augment.image_checks import (
+    check_images,
+    check_probability,
+    make_generator,
+    uniform,
 )
+from escnet.errors import ParameterError
 
 __all__ = ["TAA", "TAAConfig", "TAAParams"]
 
@@ -129,37 +130,37 @@ class TAAConfig:
         for name in ("width_shift_range", "height_shift_range"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
-                raise ValueError(
+                raise ParameterError(
                     f"{name} must be a fraction of the image size in [0, 1), got {value} "
                     "(Keras's pixel and list forms are not supported)"
                 )
         if self.fill_mode not in _PADDING_MODE:
-            raise ValueError(
+            raise ParameterError(
                 f"fill_mode must be one of {sorted(_PADDING_MODE)}, got {self.fill_mode!r}"
             )
         if not math.isfinite(self.cval):
-            raise ValueError(f"cval must be finite, got {self.cval}")
+            raise ParameterError(f"cval must be finite, got {self.cval}")
         if self.brightness_range is not None:
             if len(self.brightness_range) != 2:
-                raise ValueError(
+                raise ParameterError(
                     f"brightness_range must be a pair (lo, hi) or None, got {self.brightness_range}"
                 )
             lo, hi = self.brightness_range
             if not 0.0 <= lo <= hi:
-                raise ValueError(
+                raise ParameterError(
                     f"brightness_range must satisfy 0 <= lo <= hi, got {self.brightness_range}"
                 )
         if not 0.0 <= self.rotation_range <= 180.0:
-            raise ValueError(
+            raise ParameterError(
                 f"rotation_range must be in [0, 180] degrees, got {self.rotation_range}"
             )
         if not 0.0 <= self.shear_range < 90.0:
-            raise ValueError(f"shear_range must be in [0, 90) degrees, got {self.shear_range}")
+            raise ParameterError(f"shear_range must be in [0, 90) degrees, got {self.shear_range}")
         if not isinstance(self.horizontal_flip, bool):
-            raise ValueError(f"horizontal_flip must be a bool, got {self.horizontal_flip!r}")
-        _check_probability("flip_probability", self.flip_probability)
+            raise ParameterError(f"horizontal_flip must be a bool, got {self.horizontal_flip!r}")
+        check_probability("flip_probability", self.flip_probability)
         if self.interpolation_order not in (0, 1):
-            raise ValueError(
+            raise ParameterError(
                 f"interpolation_order must be 0 (nearest) or 1 (bilinear), "
                 f"got {self.interpolation_order}"
             )
@@ -170,13 +171,15 @@ class TAAConfig:
         z = self.zoom_range
         if isinstance(z, tuple | list):
             if len(z) != 2:
-                raise ValueError(f"zoom_range must be a float or a pair (lo, hi), got {z}")
+                raise ParameterError(f"zoom_range must be a float or a pair (lo, hi), got {z}")
             lo, hi = float(z[0]), float(z[1])
             if not 0.0 < lo <= hi:
-                raise ValueError(f"zoom_range pair must satisfy 0 < lo <= hi, got {z}")
+                raise ParameterError(f"zoom_range pair must satisfy 0 < lo <= hi, got {z}")
             return lo, hi
         if not 0.0 <= z < 1.0:
-            raise ValueError(f"zoom_range must be in [0, 1) (factors 1 -/+ zoom_range), got {z}")
+            raise ParameterError(
+                f"zoom_range must be in [0, 1) (factors 1 -/+ zoom_range), got {z}"
+            )
         return 1.0 - z, 1.0 + z
 
     @classmethod
@@ -296,11 +299,11 @@ class TAA:
     def __init__(self, config: TAAConfig | None = None, p: float = 1.0, seed: int | None = None):
         self.config = config if config is not None else TAAConfig()
         if not isinstance(self.config, TAAConfig):
-            raise ValueError(f"config must be a TAAConfig, got {type(self.config).__name__}")
-        _check_probability("p", p)
+            raise ParameterError(f"config must be a TAAConfig, got {type(self.config).__name__}")
+        check_probability("p", p)
         self.p = p
         self.seed = seed
-        self._generator = _make_generator(seed)
+        self._generator = make_generator(seed)
 
     def __repr__(self) -> str:
         return f"TAA(config={self.config!r}, p={self.p}, seed={self.seed})"
@@ -315,7 +318,7 @@ class TAA:
         """
         g = generator if generator is not None else self._generator
         cfg = self.config
-        u = _uniform((batch_size, 9), g)
+        u = uniform((batch_size, 9), g)
 
         def symmetric(col: int, bound: float) -> Tensor:
             return (2.0 * u[:, col] - 1.0) * bound
@@ -347,9 +350,9 @@ class TAA:
 
     def apply(self, images: Tensor, params: TAAParams) -> Tensor:
         """Apply given parameters: affine (with fill), then flip, then brightness (Keras order)."""
-        _check_images(images)
+        check_images(images)
         if params.theta.shape != (images.shape[0],):
-            raise ValueError(
+            raise ParameterError(
                 f"params are for {params.theta.shape[0]} samples, images has {images.shape[0]}"
             )
         out = self._affine(images, params)
@@ -360,7 +363,7 @@ class TAA:
 
     def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Augment a batch ``(B, C, n_mels, frames)`` with fresh per-sample random parameters."""
-        _check_images(images)
+        check_images(images)
         b, _, h, w = images.shape
         return self.apply(images, self.sample(b, h, w, generator))
 

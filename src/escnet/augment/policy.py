@@ -24,6 +24,7 @@ import torch
 
 from escnet.augment.audio import Compose, random_naa_chain
 from escnet.augment.image import TAA, Mixup, SpecAugment
+from escnet.errors import ParameterError
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,6 @@ def get_policy(name: str) -> AugmentPolicy:
     try:
         return POLICIES[name]
     except KeyError:
-        raise ValueError(
+        raise ParameterError(
             f"unknown augmentation policy {name!r}; choose one of {', '.join(POLICIES)}"
         ) from None

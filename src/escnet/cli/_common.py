@@ -9,7 +9,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from escnet.datasets import Dataset
+from escnet.data.datasets import Dataset
+from escnet.errors import ParameterError
 
 
 def whole_number(minimum: int) -> Callable[[str], int]:
@@ -76,15 +77,15 @@ _FOLDER_ONLY = ("folds_csv", "group_pattern", "num_folds")
 
 
 def load_dataset(args: argparse.Namespace) -> Dataset:
-    from escnet.datasets import get_dataset
-    from escnet.folds import parse_folds
+    from escnet.data.datasets import get_dataset
+    from escnet.data.folds import parse_folds
 
     kwargs: dict[str, object] = {"root": args.root}
     folder_options = {k: getattr(args, k, None) for k in _FOLDER_ONLY}
     if args.dataset != "folder":
         given = [f"--{k.replace('_', '-')}" for k, v in folder_options.items() if v is not None]
         if given:
-            raise ValueError(
+            raise ParameterError(
                 f"{', '.join(given)}: only --dataset folder takes this; {args.dataset} has "
                 "official folds (pick some with --folds)"
             )

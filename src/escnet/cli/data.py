@@ -11,7 +11,7 @@ from escnet.cli._common import dataset_args, load_dataset, print_skipped, second
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from escnet.datasets import DESCRIPTIONS
+    from escnet.data.datasets import DESCRIPTIONS
     from escnet.settings import data_dir
 
     root = data_dir(args.data_dir)
@@ -37,7 +37,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from escnet.download import DATASETS, download_dataset
+    from escnet.data.download import DATASETS, download_dataset
 
     path = download_dataset(
         args.name,
@@ -56,7 +56,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 def cmd_spectrogram(args: argparse.Namespace) -> int:
     from escnet.cache import check_output_file
-    from escnet.plotting import save_spectrogram_png
+    from escnet.features.plotting import save_spectrogram_png
 
     check_output_file(args.output, "OUTPUT")
     out = save_spectrogram_png(args.input, args.output, duration=args.duration)
@@ -65,7 +65,7 @@ def cmd_spectrogram(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from escnet.prepare import prepare_features
+    from escnet.features.prepare import prepare_features
 
     ds = load_dataset(args)
     start = time.perf_counter()
@@ -88,8 +88,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_augment(args: argparse.Namespace) -> int:
-    from escnet.augment.offline import expand_training_set
-    from escnet.folds import fold_split
+    from escnet.data.folds import fold_split
+    from escnet.features.offline_naa import expand_training_set
 
     ds = load_dataset(args)
     split = fold_split(ds, args.test_fold, val_fraction=args.val_fraction)
@@ -114,8 +114,8 @@ def cmd_augment(args: argparse.Namespace) -> int:
 
 
 def cmd_augment_gallery(args: argparse.Namespace) -> int:
-    from escnet.augment.gallery import augment_gallery
     from escnet.cache import check_output_file
+    from escnet.features.gallery import augment_gallery
 
     check_output_file(args.out, "--out")
     out = augment_gallery(load_dataset(args), args.clip, args.out, seed=args.seed)
@@ -141,7 +141,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add this module's sub-commands to the ``escnet`` parser."""
-    from escnet.audio import MAX_SPECTROGRAM_S
+    from escnet.data.audio import MAX_SPECTROGRAM_S
 
     p = sub.add_parser("datasets", help="list the supported data sets and which are present")
     p.set_defaults(func=cmd_datasets)

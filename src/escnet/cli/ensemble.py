@@ -7,15 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from escnet.cli._common import print_results
+from escnet.errors import ParameterError
 
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
-    from escnet.ensemble import ensemble_runs
-    from escnet.folds import parse_folds
+    from escnet.data.folds import parse_folds
+    from escnet.training.ensemble import ensemble_runs
 
     for run in args.run_dirs:
         if not (Path(run) / "config.json").is_file():
-            raise ValueError(
+            raise ParameterError(
                 f"RUN_DIR {run} holds no config.json: it is not a run directory written by "
                 "escnet train"
             )

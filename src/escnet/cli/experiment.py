@@ -8,8 +8,8 @@ from typing import Any
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    from escnet.experiment import load_grid, run_grid
-    from escnet.experiment_plan import format_plan, plan_grid
+    from escnet.experiment.grid import load_grid, run_grid
+    from escnet.experiment.plan import format_plan, plan_grid
 
     if args.dry_run:
         grid = load_grid(args.grid, out=args.out)
@@ -49,7 +49,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from escnet.results import aggregate
+    from escnet.results.aggregate import aggregate
 
     written = aggregate(args.run_dirs, args.out, complete_only=args.complete_only)
     left = f" ({written.left_out} incomplete left out)" if written.left_out else ""
@@ -67,7 +67,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "experiment",
         help="run a grid of cells (data set x model x policy x protocol), resumably",
-        description="Run every cell of GRID (a TOML file, see escnet.experiment) that is not "
+        description="Run every cell of GRID (a TOML file, see escnet.experiment.grid) that is not "
         "complete yet, one escnet train run per cell, and print one line per cell.",
     )
     p.add_argument("grid", help="the grid file, e.g. experiments/paper.toml")

@@ -107,7 +107,7 @@ class _Writer:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from escnet.export import export_model
+    from escnet.export.onnx import export_model
 
     result = export_model(args.model, args.out, fold=args.fold, onnx=args.onnx)
     print(f"model directory {result.directory} (from {result.source})")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from escnet.cli._common import finite_number, print_results, whole_number
+from escnet.errors import ParameterError
 
 #: ``--tta`` given without shifts: the clip and three rolls that move it against the body's
 #: stride-32 grid.
@@ -38,7 +39,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
 
     from escnet.cache import check_output_dir
-    from escnet.folds import parse_folds
+    from escnet.data.folds import parse_folds
     from escnet.training import TrainConfig, cross_validate
 
     if args.run_dir:
@@ -81,9 +82,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         state = "is a file" if run_dir.exists() else "does not exist"
-        raise ValueError(f"RUN_DIR {run_dir} {state}; give a run directory written by escnet train")
+        raise ParameterError(
+            f"RUN_DIR {run_dir} {state}; give a run directory written by escnet train"
+        )
     if not (run_dir / "config.json").is_file():
-        raise ValueError(
+        raise ParameterError(
             f"RUN_DIR {run_dir} holds no config.json: it is not a run directory written by "
             "escnet train"
         )

@@ -7,7 +7,16 @@
   run the model; only the first imports torch.
 """
 
-from escnet.inference.predictor import BACKENDS, ModelSpec, Predictor, load
+from escnet.inference.backend import Backend, ModelSpec
+from escnet.inference.predictor import BACKENDS, Predictor, load
 from escnet.inference.results import Prediction, WindowPrediction
 
-__all__ = ["BACKENDS", "ModelSpec", "Prediction", "Predictor", "WindowPrediction", "load"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "ModelSpec",
+    "Prediction",
+    "Predictor",
+    "WindowPrediction",
+    "load",
+]

@@ -5,7 +5,7 @@ per test fold, each member's temperature and weight (chosen on that fold's valid
 Prediction uses one fold's ensemble, like a run directory's: the fold with the best ensemble
 *validation* accuracy, or ``fold``. Each member with a non-zero weight is loaded from its run
 directory's model of that fold, and the ensemble's probabilities are the weighted mean of the
-members' temperature-scaled probabilities, as :func:`escnet.ensemble.average_probabilities`
+members' temperature-scaled probabilities, as :func:`escnet.training.ensemble.average_probabilities`
 computed them on the test fold. (Scaling probabilities ``p`` by ``T`` as ``softmax(log p / T)``
 equals scaling the logits, since ``log p`` differs from them by a constant per clip.)
 """
@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from escnet.errors import EscnetError
-from escnet.inference.predictor import ENSEMBLE_JSON, Backend, ModelSpec
+from escnet.inference.backend import Backend, ModelSpec
 from escnet.inference.torch_backend import load_torch
+from escnet.model_dir.layout import ENSEMBLE_JSON
 
 __all__ = ["ENSEMBLE_JSON", "load_ensemble"]
 

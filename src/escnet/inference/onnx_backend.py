@@ -1,6 +1,6 @@
 """The ONNX Runtime backend: an exported ``model.onnx`` run with onnxruntime and numpy only.
 
-The graph (written by :func:`escnet.export.export_model`) takes mono waveforms (batch, samples)
+The graph (written by :func:`escnet.export.onnx.export_model`) takes mono waveforms (batch, samples)
 at the model's rate and returns class probabilities (batch, classes): the front end (STFT, mel,
 log, normalisation) is inside it. This module and everything it imports leave torch alone, so a
 deployment needs neither torch nor its gigabytes: ``pip install escnet[onnx]`` without torch
@@ -9,54 +9,17 @@ works for ``escnet predict --backend onnx`` (the test suite checks ``sys.modules
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from escnet.errors import EscnetError
-from escnet.inference.predictor import ModelSpec
+from escnet.cache import sha256_file
+from escnet.errors import EscnetError, ParameterError
+from escnet.inference.backend import ModelSpec
+from escnet.model_dir.layout import MODEL_JSON, ONNX_FILE, read_model_json
 
-__all__ = ["MODEL_JSON", "ONNX_FILE", "OnnxBackend", "load_onnx", "read_model_json"]
-
-MODEL_JSON = "model.json"
-ONNX_FILE = "model.onnx"
-
-
-def read_model_json(directory: str | os.PathLike[str]) -> dict[str, Any]:
-    """``model.json`` of a model directory, with the fields prediction needs checked.
-
-    Raises:
-        EscnetError: naming the file when it is missing, not JSON or lacks a field.
-    """
-    path = Path(directory) / MODEL_JSON
-    if not Path(directory).is_dir():
-        raise EscnetError(f"{directory}: not a directory; pass an exported model directory")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise EscnetError(
-            f"{path}: missing; pass a model directory written by `escnet export --onnx`"
-        ) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EscnetError(f"{path}: not valid JSON ({exc}); re-export the model") from None
-    if not isinstance(meta, dict):
-        raise EscnetError(f"{path}: expected a JSON object; re-export the model")
-    missing = [k for k in ("model", "classes", "sample_rate", "clip_seconds") if k not in meta]
-    if missing:
-        raise EscnetError(f"{path}: missing field(s) {', '.join(missing)}; re-export the model")
-    return meta
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+__all__ = ["OnnxBackend", "load_onnx"]
 
 
 class OnnxBackend:
@@ -77,7 +40,7 @@ class OnnxBackend:
         options = ort.SessionOptions()
         if threads is not None:
             if threads < 1:
-                raise ValueError(f"threads must be >= 1, got {threads}")
+                raise ParameterError(f"threads must be >= 1, got {threads}")
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         try:
@@ -115,7 +78,7 @@ def load_onnx(
             f"{onnx_path}: missing; write it with `escnet export {root} --out DIR --onnx` "
             "and pass DIR"
         )
-    if _sha256(onnx_path) != record.get("sha256"):
+    if sha256_file(onnx_path) != record.get("sha256"):
         raise EscnetError(
             f"{onnx_path}: sha256 differs from the one in {MODEL_JSON}; the file was changed "
             "or damaged: re-export the model"

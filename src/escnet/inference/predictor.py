@@ -17,27 +17,20 @@ Examples:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from escnet.audio import resample, to_mono
-from escnet.errors import EscnetError
+from escnet.data.audio import resample, to_mono
+from escnet.errors import EscnetError, ParameterError
+from escnet.inference.backend import Backend, ModelSpec
 from escnet.inference.results import AGGREGATES, Prediction, WindowPrediction, aggregate
 from escnet.inference.stream import BLOCK_SECONDS, Windower, iter_blocks, open_audio
+from escnet.model_dir.layout import ENSEMBLE_JSON
 
-#: The file that makes a directory an ensemble's (:func:`escnet.ensemble.ensemble_runs` writes it).
-#: It lives here, not beside the ensemble code, so that telling the two apart imports no torch.
-ENSEMBLE_JSON = "ensemble.json"
-
-__all__ = ["BACKENDS", "Backend", "ModelSpec", "Predictor", "load"]
-
-#: A batch of windows (B, samples) float32 at the model's rate -> probabilities (B, classes).
-Backend = Callable[[np.ndarray], np.ndarray]
+__all__ = ["BACKENDS", "Predictor", "load"]
 
 #: Backends :func:`load` knows.
 BACKENDS = ("torch", "onnx")
@@ -50,44 +43,6 @@ DEFAULT_BATCH = {"torch": 8, "onnx": 1}
 
 #: Files at least this long get a progress bar of their own (seconds of audio).
 _PROGRESS_SECONDS = 120.0
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What the predictor needs to know of a model, whichever backend runs it.
-
-    Attributes:
-        name: registry name of the network.
-        classes: class names, index = output.
-        sample_rate: the rate the model takes (Hz).
-        clip_seconds: the clip length it was trained on; the default window.
-        metadata: its ``model.json``.
-        path: the model directory.
-    """
-
-    name: str
-    classes: list[str]
-    sample_rate: int
-    clip_seconds: float
-    metadata: dict[str, Any] = field(default_factory=dict)
-    path: Path | None = None
-
-    @property
-    def num_samples(self) -> int:
-        """Samples of one training clip at :attr:`sample_rate`."""
-        return int(round(self.clip_seconds * self.sample_rate))
-
-    def describe(self) -> dict[str, Any]:
-        """Name and version, for answers that say which model gave them."""
-        weights = self.metadata.get("weights") or {}
-        return {
-            "name": self.name,
-            "escnet_version": self.metadata.get("escnet_version"),
-            "weights_sha256": str(weights.get("sha256", ""))[:16] or None,
-            "classes": len(self.classes),
-            "sample_rate": self.sample_rate,
-            "clip_seconds": self.clip_seconds,
-        }
 
 
 class Predictor:
@@ -113,7 +68,7 @@ class Predictor:
         batch_size: int = 8,
     ) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ParameterError(f"batch_size must be >= 1, got {batch_size}")
         self.spec = spec
         self.backend = backend
         self.backend_name = backend_name
@@ -133,11 +88,11 @@ class Predictor:
         w = self.spec.clip_seconds if window is None else float(window)
         h = w / 2 if hop is None else float(hop)
         if not w > 0:
-            raise ValueError(f"window must be > 0 seconds, got {w}")
+            raise ParameterError(f"window must be > 0 seconds, got {w}")
         if not h > 0:
-            raise ValueError(f"hop must be > 0 seconds, got {h}")
+            raise ParameterError(f"hop must be > 0 seconds, got {h}")
         if round(w * self.sample_rate) < 1 or round(h * self.sample_rate) < 1:
-            raise ValueError(f"window {w} s / hop {h} s are shorter than one sample")
+            raise ParameterError(f"window {w} s / hop {h} s are shorter than one sample")
         return w, h
 
     def probabilities(self, waveforms: np.ndarray) -> np.ndarray:
@@ -145,7 +100,7 @@ class Predictor:
         zero-padded (or cropped) to the model's clip length first, as training did."""
         x = np.asarray(waveforms, dtype=np.float32)
         if x.ndim != 2:
-            raise ValueError(f"waveforms must have shape (batch, samples), got {x.shape}")
+            raise ParameterError(f"waveforms must have shape (batch, samples), got {x.shape}")
         n = self.spec.num_samples
         if x.shape[1] != n:
             fixed = np.zeros((x.shape[0], n), np.float32)
@@ -170,14 +125,14 @@ class Predictor:
         """
         x = np.asarray(samples, dtype=np.float32)
         if x.ndim not in (1, 2) or x.shape[0] == 0:
-            raise ValueError(
+            raise ParameterError(
                 f"samples must be a non-empty (samples,) or (samples, channels) array, "
                 f"got shape {x.shape}"
             )
         if not np.isfinite(x).all():
-            raise ValueError("samples hold NaN or infinite values")
+            raise ParameterError("samples hold NaN or infinite values")
         if sample_rate <= 0:
-            raise ValueError(f"sample_rate must be > 0, got {sample_rate}")
+            raise ParameterError(f"sample_rate must be > 0, got {sample_rate}")
         mono = resample(to_mono(x), int(sample_rate), self.sample_rate)
         step = int(BLOCK_SECONDS * self.sample_rate)
         blocks = (mono[i : i + step] for i in range(0, mono.size, step))
@@ -228,7 +183,7 @@ class Predictor:
         """A :class:`Prediction` from window starts (samples), their probabilities, the
         recording's length (samples) and the window length (samples)."""
         if how not in AGGREGATES:
-            raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}; got {how!r}")
+            raise ParameterError(f"aggregate must be one of {', '.join(AGGREGATES)}; got {how!r}")
         if total <= 0:
             raise EscnetError("the recording has no samples")
         sr = self.sample_rate
@@ -252,7 +207,7 @@ class Predictor:
         how: str,
     ) -> Prediction:
         if how not in AGGREGATES:
-            raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}; got {how!r}")
+            raise ParameterError(f"aggregate must be one of {', '.join(AGGREGATES)}; got {how!r}")
         windower = Windower(*self.window_samples(window, hop))
         starts: list[int] = []
         chunks: list[np.ndarray] = []
@@ -337,6 +292,6 @@ def load(
             )
         spec, run = load_onnx(path, threads=threads)
     else:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+        raise ParameterError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
     batch = DEFAULT_BATCH[backend] if batch_size is None else batch_size
     return Predictor(spec, run, backend_name=backend, window=window, hop=hop, batch_size=batch)

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from escnet.errors import ParameterError
+
 __all__ = ["AGGREGATES", "Prediction", "WindowPrediction", "aggregate", "top_k"]
 
 #: How window probabilities become the recording's: their mean, or each class's maximum.
@@ -17,7 +19,7 @@ def top_k(probabilities: np.ndarray, classes: list[str], k: int) -> list[tuple[s
     """The ``k`` most probable ``(class, probability)`` pairs, most probable first (ties keep
     class order)."""
     if k < 1:
-        raise ValueError(f"top_k must be >= 1, got {k}")
+        raise ParameterError(f"top_k must be >= 1, got {k}")
     order = np.argsort(-probabilities, kind="stable")[:k]
     return [(classes[i], float(probabilities[i])) for i in order]
 
@@ -26,7 +28,7 @@ def aggregate(window_probabilities: np.ndarray, how: str = "mean") -> np.ndarray
     """A recording's probabilities from its windows' (n_windows, classes): ``"mean"`` (a
     distribution again) or ``"max"`` (each class's strongest window; no longer sums to 1)."""
     if how not in AGGREGATES:
-        raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}; got {how!r}")
+        raise ParameterError(f"aggregate must be one of {', '.join(AGGREGATES)}; got {how!r}")
     if how == "max":
         return window_probabilities.max(axis=0)
     return window_probabilities.mean(axis=0)

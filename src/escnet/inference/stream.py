@@ -5,14 +5,14 @@ five seconds or an hour:
 
 1. :func:`iter_blocks` decodes a file a block at a time (``soundfile``), mixes each block to mono
    and resamples it with a streaming resampler (``soxr.ResampleStream``, the same filter as
-   :func:`escnet.audio.resample`, which gives the same samples as resampling the whole file).
+   :func:`escnet.data.audio.resample`, which gives the same samples as resampling the whole file).
 2. :class:`Windower` turns the stream of samples into windows of the model's clip length.
 
 Window placement (:func:`window_starts` states it as a pure function): windows start at 0, hop,
 2 hop, ... as long as they fit; when they do not reach the end of the recording, one more window
 ends exactly at the end (a full window of real audio, not a mostly padded one). A recording no
 longer than one window gives one window, zero-padded at the end as training padded short clips
-(:func:`escnet.audio.fix_length`). Nothing here imports torch.
+(:func:`escnet.data.audio.fix_length`). Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from escnet.errors import AudioError
+from escnet.errors import AudioError, ParameterError
 
 __all__ = [
     "AudioSource",
@@ -116,9 +116,9 @@ def window_starts(total: int, window: int, hop: int) -> list[int]:
 
 def _check_window(window: int, hop: int) -> None:
     if window <= 0:
-        raise ValueError(f"window must be > 0 samples, got {window}")
+        raise ParameterError(f"window must be > 0 samples, got {window}")
     if hop <= 0:
-        raise ValueError(f"hop must be > 0 samples, got {hop}")
+        raise ParameterError(f"hop must be > 0 samples, got {hop}")
 
 
 class Windower:
@@ -151,7 +151,7 @@ class Windower:
         """Append ``samples`` (1-D); return every regular window that is now complete."""
         x = np.asarray(samples, dtype=np.float32)
         if x.ndim != 1:
-            raise ValueError(f"Windower takes 1-D sample blocks, got shape {x.shape}")
+            raise ParameterError(f"Windower takes 1-D sample blocks, got shape {x.shape}")
         self._buffer = np.concatenate([self._buffer, x]) if self._buffer.size else x.copy()
         self.total += x.size
         windows = []
@@ -238,7 +238,7 @@ def resample_blocks(
 ) -> Iterator[np.ndarray]:
     """Resample a stream of mono float32 blocks from ``orig_sr`` to ``target_sr``.
 
-    Gives the same samples as :func:`escnet.audio.resample` of the concatenated blocks.
+    Gives the same samples as :func:`escnet.data.audio.resample` of the concatenated blocks.
     """
     if orig_sr == target_sr:
         yield from blocks

@@ -7,8 +7,10 @@ import os
 import numpy as np
 import torch
 
-from escnet.inference.predictor import Backend, ModelSpec
-from escnet.model_io import LoadedModel, load_model, resolve_model_dir
+from escnet.errors import ParameterError
+from escnet.inference.backend import Backend, ModelSpec
+from escnet.model_dir.io import LoadedModel, load_model
+from escnet.model_dir.layout import resolve_model_dir
 
 __all__ = ["load_torch", "torch_backend"]
 
@@ -34,11 +36,11 @@ def load_torch(
 
     Raises:
         EscnetError: the directory is not a model or run directory, or the model cannot be
-            loaded (see :func:`escnet.model_io.load_model`).
+            loaded (see :func:`escnet.model_dir.io.load_model`).
     """
     if threads is not None:
         if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
+            raise ParameterError(f"threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
     loaded = load_model(resolve_model_dir(path, fold), device=device)
     spec = ModelSpec(

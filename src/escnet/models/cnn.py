@@ -8,7 +8,7 @@ counts weight layers (convolutions + the linear layer), as for VGG. Global pooli
 VGG's flatten + large dense layers keeps the parameter count small (ESC-50 trains on 1600 clips)
 and lets clips of any length through.
 
-Input: a (B, 1, 128, 216) log-mel image (:class:`escnet.spectrogram.LogMelConfig`, 5 s at
+Input: a (B, 1, 128, 216) log-mel image (:class:`escnet.features.spectrogram.LogMelConfig`, 5 s at
 22050 Hz), normalised by the registry's wrapper to roughly zero mean and unit variance.
 
 The widths (16 channels doubling to 128, and 256 for ``cnn9``'s extra pair) are sized for
@@ -64,8 +64,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from escnet.errors import ParameterError
+from escnet.features.spectrogram import LogMelConfig
 from escnet.models.registry import register_model
-from escnet.spectrogram import LogMelConfig
 
 __all__ = ["CNN7_CHANNELS", "CNN9_CHANNELS", "DB_NORM", "SpectralCNN", "cnn7", "cnn9"]
 
@@ -100,9 +101,9 @@ class SpectralCNN(nn.Module):
     ) -> None:
         super().__init__()
         if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+            raise ParameterError(f"num_classes must be >= 1, got {num_classes}")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            raise ParameterError(f"dropout must be in [0, 1), got {dropout}")
         modules: list[nn.Module] = []
         channels = in_channels
         for layer in layers:
@@ -117,7 +118,7 @@ class SpectralCNN(nn.Module):
                 ]
                 channels = layer
             else:
-                raise ValueError(f"layers holds channel counts > 0 and 'M', got {layer!r}")
+                raise ParameterError(f"layers holds channel counts > 0 and 'M', got {layer!r}")
         self.features = nn.Sequential(*modules)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
@@ -154,7 +155,7 @@ class SpectralCNN(nn.Module):
 def cnn7(num_classes: int, pretrained: bool = False, dropout: float = 0.5) -> SpectralCNN:
     """The paper's 7-layer CNN (escnet's design, see the module docstring); no weights."""
     if pretrained:
-        raise ValueError("cnn7 has no pretrained weights; it is trained from scratch")
+        raise ParameterError("cnn7 has no pretrained weights; it is trained from scratch")
     return SpectralCNN(CNN7_CHANNELS, num_classes, dropout=dropout)
 
 
@@ -167,5 +168,5 @@ def cnn7(num_classes: int, pretrained: bool = False, dropout: float = 0.5) -> Sp
 def cnn9(num_classes: int, pretrained: bool = False, dropout: float = 0.5) -> SpectralCNN:
     """The paper's 9-layer CNN (escnet's design, see the module docstring); no weights."""
     if pretrained:
-        raise ValueError("cnn9 has no pretrained weights; it is trained from scratch")
+        raise ParameterError("cnn9 has no pretrained weights; it is trained from scratch")
     return SpectralCNN(CNN9_CHANNELS, num_classes, dropout=dropout)

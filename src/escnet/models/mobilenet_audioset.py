@@ -37,8 +37,8 @@ from torch import nn
 from torchvision.models.mobilenetv3 import InvertedResidual, InvertedResidualConfig
 from torchvision.ops.misc import Conv2dNormActivation
 
-from escnet.errors import WeightsError
-from escnet.weights import load_state_dict_checked, read_state_dict
+from escnet.errors import ParameterError, WeightsError
+from escnet.models.weights import load_state_dict_checked, read_state_dict
 
 __all__ = [
     "AUDIOSET_NUM_CLASSES",
@@ -89,11 +89,11 @@ def kaldi_mel_banks(
     peak below 1 or are all zero; that is Kaldi's behaviour and the checkpoint expects it.
     """
     if n_mels <= 3:
-        raise ValueError(f"n_mels must be > 3 (Kaldi's limit), got {n_mels}")
+        raise ParameterError(f"n_mels must be > 3 (Kaldi's limit), got {n_mels}")
     if n_fft <= 0 or n_fft % 2:
-        raise ValueError(f"n_fft must be a positive even number, got {n_fft}")
+        raise ParameterError(f"n_fft must be a positive even number, got {n_fft}")
     if not 0.0 <= fmin < fmax <= sample_rate / 2:
-        raise ValueError(
+        raise ParameterError(
             f"need 0 <= fmin < fmax <= sample_rate / 2 = {sample_rate / 2}; "
             f"got fmin={fmin}, fmax={fmax}"
         )
@@ -140,15 +140,15 @@ class AudioSetMelConfig:
     def __post_init__(self) -> None:
         for name in ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+                raise ParameterError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.win_length > self.n_fft:
-            raise ValueError(f"win_length must be <= n_fft={self.n_fft}, got {self.win_length}")
+            raise ParameterError(f"win_length must be <= n_fft={self.n_fft}, got {self.win_length}")
         if not 0.0 <= self.preemphasis < 1.0:
-            raise ValueError(f"preemphasis must be in [0, 1), got {self.preemphasis}")
+            raise ParameterError(f"preemphasis must be in [0, 1), got {self.preemphasis}")
         if self.log_offset <= 0:
-            raise ValueError(f"log_offset must be > 0, got {self.log_offset}")
+            raise ParameterError(f"log_offset must be > 0, got {self.log_offset}")
         if self.norm_scale == 0:
-            raise ValueError("norm_scale must be non-zero")
+            raise ParameterError("norm_scale must be non-zero")
         # Validates n_mels, n_fft, fmin and fmax against each other.
         kaldi_mel_banks(self.n_mels, self.n_fft, self.sample_rate, self.fmin, self.fmax)
 
@@ -193,12 +193,12 @@ class AudioSetMel(nn.Module):
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         cfg = self.config
         if waveforms.ndim != 2:
-            raise ValueError(
+            raise ParameterError(
                 "AudioSetMel expects waveforms of shape (batch, samples), "
                 f"got {tuple(waveforms.shape)}"
             )
         if waveforms.shape[1] - 1 <= cfg.n_fft // 2:
-            raise ValueError(
+            raise ParameterError(
                 f"waveforms need more than {cfg.n_fft // 2 + 1} samples for the centred STFT, "
                 f"got {waveforms.shape[1]}"
             )
@@ -318,11 +318,11 @@ class MobileNetAudioSet(nn.Module):
     ) -> None:
         super().__init__()
         if num_classes <= 0:
-            raise ValueError(f"num_classes must be > 0, got {num_classes}")
+            raise ParameterError(f"num_classes must be > 0, got {num_classes}")
         if width_mult <= 0:
-            raise ValueError(f"width_mult must be > 0, got {width_mult}")
+            raise ParameterError(f"width_mult must be > 0, got {width_mult}")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            raise ParameterError(f"dropout must be in [0, 1), got {dropout}")
         # MobileNetV3's batch-norm settings (eps 1e-3, momentum 0.01), as EfficientAT trained it.
         norm_layer = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
         blocks = [
@@ -393,7 +393,7 @@ class MobileNetAudioSet(nn.Module):
         The body and the classifier's hidden layer keep their (pretrained) weights.
         """
         if num_classes <= 0:
-            raise ValueError(f"num_classes must be > 0, got {num_classes}")
+            raise ParameterError(f"num_classes must be > 0, got {num_classes}")
         old = self.head
         new = nn.Linear(old.in_features, num_classes, device=old.weight.device)
         nn.init.normal_(new.weight, 0, 0.01)
@@ -402,7 +402,7 @@ class MobileNetAudioSet(nn.Module):
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.ndim != 4:
-            raise ValueError(
+            raise ParameterError(
                 f"expected spectral images of shape (batch, channels, mels, frames), "
                 f"got {tuple(x.shape)}"
             )

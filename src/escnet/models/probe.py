@@ -2,7 +2,7 @@
 fitted head, as one network that maps spectral images to logits.
 
 A probe does not fine-tune the pretrained network; it reads features off it and fits only a
-small head (:mod:`escnet.training.probe`). The features are richer than the last embedding
+small head (:mod:`escnet.training.probe.head`). The features are richer than the last embedding
 alone: the outputs of chosen blocks of ``MobileNetAudioSet.features``, each pooled over
 frequency and time by its mean and its maximum, and the 512-d hidden layer of the AudioSet
 classifier ("embedding")::
@@ -20,7 +20,7 @@ shifts move the image against the body's stride-32 sampling grid, which is where
 global pooling is not shift invariant.
 
 The whole network -- body, standardisation and head -- is in the state dict, so a model
-directory (:mod:`escnet.model_io`) predicts with it like with any other model; the options are
+directory (:mod:`escnet.model_dir.io`) predicts with it like with any other model; the options are
 its ``model_kwargs``.
 """
 
@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 # transfer first: its models (mn04_as among them) are registered, and listed, before the probe.
+from escnet.errors import ParameterError
 from escnet.models import transfer  # noqa: F401
 from escnet.models.mobilenet_audioset import (
     MOBILENETV3_LARGE_BLOCKS,
@@ -41,7 +42,7 @@ from escnet.models.mobilenet_audioset import (
     MobileNetAudioSet,
 )
 from escnet.models.registry import register_model
-from escnet.weights import MN04_AS, fetch_weights
+from escnet.models.weights import MN04_AS, fetch_weights
 
 __all__ = [
     "ALL_BLOCKS",
@@ -75,7 +76,7 @@ def _check_blocks(blocks: Sequence[int]) -> tuple[int, ...]:
     out = tuple(int(b) for b in blocks)
     bad = [b for b in out if b not in ALL_BLOCKS]
     if bad or len(set(out)) != len(out):
-        raise ValueError(
+        raise ParameterError(
             f"blocks must be distinct indices in 0..{ALL_BLOCKS[-1]} of mn04_as's feature "
             f"blocks, got {list(blocks)}"
         )
@@ -90,7 +91,8 @@ def feature_dim(blocks: Sequence[int], embedding: bool) -> int:
 
 def feature_columns(blocks: Sequence[int], embedding: bool) -> list[int]:
     """Columns of the full feature vector (every block, then the embedding; what
-    :mod:`escnet.embeddings` caches) that make the vector of ``blocks`` and ``embedding``, in
+    :mod:`escnet.training.probe.embeddings` caches) that make the vector of ``blocks`` and
+    ``embedding``, in
     :class:`MultiLevelPool`'s order."""
     channels = block_channels()
     starts = [0]
@@ -123,7 +125,7 @@ class MultiLevelPool(nn.Module):
         self.blocks = _check_blocks(blocks)
         self.embedding = bool(embedding)
         if not self.blocks and not self.embedding:
-            raise ValueError("MultiLevelPool needs at least one block or the embedding")
+            raise ParameterError("MultiLevelPool needs at least one block or the embedding")
         self.depth = ALL_BLOCKS[-1] if self.embedding else max(self.blocks)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -171,13 +173,13 @@ class ProbeNet(nn.Module):
     ) -> None:
         super().__init__()
         if num_classes <= 0:
-            raise ValueError(f"num_classes must be > 0, got {num_classes}")
+            raise ParameterError(f"num_classes must be > 0, got {num_classes}")
         if hidden < 0:
-            raise ValueError(f"hidden must be >= 0, got {hidden}")
+            raise ParameterError(f"hidden must be >= 0, got {hidden}")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            raise ParameterError(f"dropout must be in [0, 1), got {dropout}")
         if not tta_shifts:
-            raise ValueError("tta_shifts must hold at least one shift (0: the image itself)")
+            raise ParameterError("tta_shifts must hold at least one shift (0: the image itself)")
         self.tta_shifts = tuple(int(s) for s in tta_shifts)
         self.pool = MultiLevelPool(MobileNetAudioSet(), blocks, embedding)
         for p in self.pool.parameters():
@@ -227,7 +229,7 @@ def mean_probability_logits(logits: torch.Tensor) -> torch.Tensor:
     (V = 1) gives back its log-softmax: the same argmax and probabilities as the view itself.
     """
     if logits.ndim != 3:
-        raise ValueError(
+        raise ParameterError(
             f"expected logits of shape (views, clips, classes), got {tuple(logits.shape)}"
         )
     return logits.softmax(2).mean(0).clamp_min(1e-30).log()
@@ -257,7 +259,8 @@ def mn04_as_probe(
     tta_shifts: Sequence[int] = (0,),
 ) -> nn.Module:
     """A :class:`ProbeNet`; with ``pretrained`` the body gets the AudioSet weights (from
-    ``weights_path`` or :func:`escnet.weights.fetch_weights`), the head stays to be fitted."""
+    ``weights_path`` or :func:`escnet.models.weights.fetch_weights`), the head stays to be
+    fitted."""
     from escnet.models.mobilenet_audioset import load_checkpoint
 
     net = ProbeNet(num_classes, blocks, embedding, hidden, dropout, tta_shifts)

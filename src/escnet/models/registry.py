@@ -30,8 +30,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from escnet.spectrogram import FrontEndConfig
-from escnet.weights import WeightSpec, load_state_dict_checked, locate_weights
+from escnet.errors import ParameterError
+from escnet.features.spectrogram import FrontEndConfig
+from escnet.models.weights import WeightSpec, load_state_dict_checked, locate_weights
 
 __all__ = [
     "ModelInfo",
@@ -70,7 +71,8 @@ class ModelInfo:
         weights: human-readable source of the pretrained weights, or ``None`` for a model that
             is trained from scratch (then ``pretrained=True`` is an error).
         weight_spec: the weights file, when escnet fetches it itself
-            (:func:`escnet.weights.fetch_weights`); ``None`` when there is none or another library
+            (:func:`escnet.models.weights.fetch_weights`); ``None`` when there is none or another
+            library
             fetches it (torchvision's hub cache, a pip package).
         input_norm: ``(mean, std)``: the model computes ``(image - mean) / std`` on its input
             before anything else; ``None`` when the front end's output is used as it is.
@@ -129,9 +131,9 @@ def register_model(
 
     def decorator(builder: Builder) -> Builder:
         if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is already registered")
+            raise ParameterError(f"model {name!r} is already registered")
         if input_norm is not None and not input_norm[1] > 0:
-            raise ValueError(f"input_norm std of {name!r} must be > 0, got {input_norm[1]}")
+            raise ParameterError(f"input_norm std of {name!r} must be > 0, got {input_norm[1]}")
         _REGISTRY[name] = ModelInfo(
             name=name,
             description=description,
@@ -162,7 +164,7 @@ def get_model_info(name: str) -> ModelInfo:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(
+        raise ParameterError(
             f"unknown model {name!r}; choose one of: {', '.join(list_models())}"
         ) from None
 
@@ -190,7 +192,7 @@ class SpectralClassifier(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim != 4 or images.shape[1] != 1:
-            raise ValueError(
+            raise ParameterError(
                 f"{self.model_info.name} expects spectral images of shape "
                 f"(batch, 1, mels, frames), got {tuple(images.shape)}"
             )
@@ -256,10 +258,10 @@ def create_model(
     """
     info = get_model_info(name)
     if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        raise ParameterError(f"num_classes must be >= 1, got {num_classes}")
     if pretrained and not info.has_weights:
         with_weights = ", ".join(list_models(pretrained=True))
-        raise ValueError(
+        raise ParameterError(
             f"model {name!r} has no pretrained weights (it is trained from scratch): pass "
             f"pretrained=False, or choose one of: {with_weights}"
         )

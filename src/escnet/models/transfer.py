@@ -41,11 +41,11 @@ import torchvision.models as tvm
 from torch import nn
 from torchvision.models import WeightsEnum
 
-from escnet.errors import WeightsError
+from escnet.errors import ParameterError, WeightsError
+from escnet.features.spectrogram import LogMelConfig
 from escnet.models.mobilenet_audioset import AudioSetMelConfig
 from escnet.models.registry import WeightsCheck, register_model
-from escnet.spectrogram import LogMelConfig
-from escnet.weights import MN04_AS, fetch_weights, load_state_dict_checked, read_state_dict
+from escnet.models.weights import MN04_AS, fetch_weights, load_state_dict_checked, read_state_dict
 
 __all__ = [
     "DB_PIXEL_RANGE",
@@ -97,7 +97,7 @@ def fold_rgb_conv(conv: nn.Conv2d) -> None:
     ``Conv2dSame`` and their padding.
     """
     if conv.in_channels != 3 or conv.groups != 1:
-        raise ValueError(
+        raise ParameterError(
             f"fold_rgb_conv needs an RGB convolution (3 input channels, groups=1), got "
             f"in_channels={conv.in_channels}, groups={conv.groups}"
         )
@@ -115,7 +115,7 @@ def fold_input_conv(net: nn.Module) -> nn.Conv2d:
     """
     first = next((m for m in net.modules() if isinstance(m, nn.Conv2d)), None)
     if first is None:
-        raise ValueError(f"{type(net).__name__} has no nn.Conv2d to adapt")
+        raise ParameterError(f"{type(net).__name__} has no nn.Conv2d to adapt")
     fold_rgb_conv(first)
     return first
 
@@ -145,7 +145,7 @@ def replace_head(net: nn.Module, num_classes: int) -> None:
     starts from near-uniform predictions without disturbing the pretrained body.
     """
     if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        raise ParameterError(f"num_classes must be >= 1, got {num_classes}")
     if isinstance(net, tvm.ResNet):
         net.fc = _new_linear(net.fc, num_classes)
     elif isinstance(net, tvm.DenseNet):
@@ -502,7 +502,7 @@ def mn04_as(
     num_classes: int, pretrained: bool = False, weights_path: str | os.PathLike[str] | None = None
 ) -> nn.Module:
     """EfficientAT's ``mn04_as``; with ``pretrained`` its weights come from ``weights_path`` or
-    :func:`escnet.weights.fetch_weights` (weights directory, cache, then download)."""
+    :func:`escnet.models.weights.fetch_weights` (weights directory, cache, then download)."""
     from escnet.models.mobilenet_audioset import build_mn04_as
 
     path: Path | None = None

@@ -30,11 +30,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from escnet import __version__
-from escnet.errors import AudioError
+from escnet.errors import AudioError, ParameterError
 from escnet.inference import Predictor
 from escnet.inference.stream import read_blocks, resample_blocks, window_starts
 from escnet.serve.batcher import Batcher
+from escnet.version import __version__
 
 __all__ = ["ServeConfig", "create_app"]
 
@@ -59,15 +59,15 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes < 1:
-            raise ValueError(f"max_upload_bytes must be >= 1, got {self.max_upload_bytes}")
+            raise ParameterError(f"max_upload_bytes must be >= 1, got {self.max_upload_bytes}")
         if not self.max_duration > 0:
-            raise ValueError(f"max_duration must be > 0 seconds, got {self.max_duration}")
+            raise ParameterError(f"max_duration must be > 0 seconds, got {self.max_duration}")
         if self.max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
+            raise ParameterError(f"max_batch must be >= 1, got {self.max_batch}")
         if self.max_wait_ms < 0:
-            raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
+            raise ParameterError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
         if self.top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+            raise ParameterError(f"top_k must be >= 1, got {self.top_k}")
 
 
 _UPLOAD_SCHEMA = {

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from escnet.errors import ParameterError
+
 __all__ = ["Batcher"]
 
 #: Windows (B, samples) -> probabilities (B, classes); runs in the worker thread.
@@ -50,9 +52,9 @@ class Batcher:
 
     def __init__(self, fn: BatchFunction, max_batch: int = 16, max_wait_ms: float = 0.0) -> None:
         if max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+            raise ParameterError(f"max_batch must be >= 1, got {max_batch}")
         if max_wait_ms < 0:
-            raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
+            raise ParameterError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
         self.fn = fn
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0

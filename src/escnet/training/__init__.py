@@ -20,7 +20,7 @@ What goes where, for a fold ``k`` held out for testing:
   epoch, in DataLoader worker processes), TAA / SpecAugment on each training batch of images,
   mixup of each training batch -- whatever :attr:`TrainConfig.augment` names;
 * the *validation* clips (``val_fraction`` of the training folds' recordings, grouped by
-  recording, :func:`escnet.folds.fold_split`) choose the best epoch and stop training early;
+  recording, :func:`escnet.data.folds.fold_split`) choose the best epoch and stop training early;
 * the *test* fold is looked at once, at the end, with the best checkpoint.
 
 Distributed training: launched with ``torchrun --nproc_per_node N``, every function here joins

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from escnet.augment.policy import get_policy
-from escnet.errors import EscnetError
-from escnet.folds import check_protocol
+from escnet.data.folds import check_protocol
+from escnet.errors import EscnetError, ParameterError
 
 __all__ = ["METRIC_COLUMNS", "FoldResult", "TrainConfig", "check_resumable"]
 
@@ -48,7 +48,8 @@ class TrainConfig:
     """Everything a training run depends on, as plain values; saved as ``config.json``.
 
     Attributes:
-        dataset: data set name (:func:`escnet.datasets.get_dataset`): esc50, esc10, us8k, folder.
+        dataset: data set name (:func:`escnet.data.datasets.get_dataset`): esc50, esc10, us8k,
+            folder.
         model: registered model name (:func:`escnet.models.list_models`).
         augment: augmentation policy of the training clips
             (:data:`escnet.augment.policy.POLICIES`): none, taa, naa, naa-online, naa+taa,
@@ -61,7 +62,8 @@ class TrainConfig:
         linear_probe: before the first epoch, fit the new output layer as a logistic regression
             on the frozen network's features of the training images (with offline NAA, all
             seven versions of each clip; per-batch TAA, SpecAugment and mixup do not apply), its
-            L2 penalty chosen on the validation split (:mod:`escnet.linear_probe`; LP-FT). For
+            L2 penalty chosen on the validation split (:mod:`escnet.training.linear_probe`; LP-FT).
+            For
             models with a ``Linear`` head and image-based policies (not naa-online).
         head_lr: peak learning rate of the classifier's output layer
             (:attr:`escnet.models.SpectralClassifier.head`); ``None``: ``lr``. A fine-tuned
@@ -103,7 +105,7 @@ class TrainConfig:
         method: ``"finetune"`` trains the network (everything above); ``"partial"`` trains
             only its blocks above ``partial_from`` (below); ``"probe"`` fits only a
             head on the frozen, pretrained ``mn04_as``'s pooled multi-level features
-            (:mod:`escnet.training.probe`; ``model`` must be ``mn04_as``, ``pretrained`` is
+            (:mod:`escnet.training.probe.head`; ``model`` must be ``mn04_as``, ``pretrained`` is
             implied, ``augment`` is ``none`` or ``naa``; epochs, learning rates, batches and
             devices do not apply).
         probe_blocks: probe: blocks of ``mn04_as.features`` (0 stem .. 16 last convolution)
@@ -117,17 +119,17 @@ class TrainConfig:
             ``None``: no TTA.
         partial_from: partial: the last frozen block ``k`` of ``mn04_as.features`` (0 stem ..
             15); blocks ``k+1..16`` and the classifier are trained on the cached activations
-            after block ``k`` (:mod:`escnet.training.partial`; ``model`` must be ``mn04_as``,
+            after block ``k`` (:mod:`escnet.training.probe.partial`; ``model`` must be ``mn04_as``,
             ``pretrained`` is implied, ``augment`` is ``none`` or ``naa``; the fine-tuning
             options -- epochs, learning rates, batches, devices -- do not apply: the method
-            has its own, :data:`escnet.training.partial.PARTIAL_EPOCHS` and beside it).
+            has its own, :data:`escnet.training.probe.partial.PARTIAL_EPOCHS` and beside it).
         probe_train_views: probe: the training rows of a clip besides its original: NAA
             variants (``shift``, ``pps``, ``nps``, ``sts``, ``fts``, ``ts``; they need
             ``augment="naa"``) and time rolls (``roll8``: rolled by 8 frames); ``None``: all
             six NAA variants with ``augment="naa"``, none otherwise.
-        protocol: evaluation protocol (:data:`escnet.folds.PROTOCOLS`): ``official-folds``
+        protocol: evaluation protocol (:data:`escnet.data.folds.PROTOCOLS`): ``official-folds``
             (the honest default), or the leaky ``random-split`` / ``augment-then-split``
-            (:func:`escnet.folds.protocol_split`), run on purpose to measure the leak; the
+            (:func:`escnet.data.folds.protocol_split`), run on purpose to measure the leak; the
             latter expands every clip with offline NAA before splitting, so it needs an
             offline-NAA policy.
     """
@@ -170,7 +172,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         def positive_int(name: str, value: object, minimum: int = 1) -> None:
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(
+                raise ParameterError(
                     f"TrainConfig.{name} must be an integer >= {minimum}, got {value!r}"
                 )
 
@@ -178,24 +180,28 @@ class TrainConfig:
         positive_int("batch_size", self.batch_size)
         if self.folds is not None:
             if not self.folds:
-                raise ValueError("TrainConfig.folds must name at least one fold, or be None")
+                raise ParameterError("TrainConfig.folds must name at least one fold, or be None")
             for f in self.folds:
                 positive_int("folds[]", f)
             self.folds = sorted(set(self.folds))
         if not self.lr > 0:
-            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+            raise ParameterError(f"TrainConfig.lr must be > 0, got {self.lr}")
         if self.head_lr is not None and not self.head_lr > 0:
-            raise ValueError(f"TrainConfig.head_lr must be > 0 or None, got {self.head_lr}")
+            raise ParameterError(f"TrainConfig.head_lr must be > 0 or None, got {self.head_lr}")
         if self.weight_decay < 0:
-            raise ValueError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay}")
+            raise ParameterError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay}")
         if self.warmup_epochs < 0:
-            raise ValueError(f"TrainConfig.warmup_epochs must be >= 0, got {self.warmup_epochs}")
+            raise ParameterError(
+                f"TrainConfig.warmup_epochs must be >= 0, got {self.warmup_epochs}"
+            )
         if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(
+            raise ParameterError(
                 f"TrainConfig.label_smoothing must be in [0, 1), got {self.label_smoothing}"
             )
         if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"TrainConfig.val_fraction must be in [0, 1), got {self.val_fraction}")
+            raise ParameterError(
+                f"TrainConfig.val_fraction must be in [0, 1), got {self.val_fraction}"
+            )
         if self.early_stopping_patience is not None:
             positive_int("early_stopping_patience", self.early_stopping_patience)
         if self.workers is not None:
@@ -203,45 +209,45 @@ class TrainConfig:
         if self.max_train_batches is not None:
             positive_int("max_train_batches", self.max_train_batches)
         if not self.checkpoint_interval_s >= 0:
-            raise ValueError(
+            raise ParameterError(
                 f"TrainConfig.checkpoint_interval_s must be >= 0, got {self.checkpoint_interval_s}"
             )
         if self.clip_seconds is not None and not self.clip_seconds > 0:
-            raise ValueError(
+            raise ParameterError(
                 f"TrainConfig.clip_seconds must be > 0 or None, got {self.clip_seconds}"
             )
         policy = get_policy(self.augment)  # ValueError listing the policies
         check_protocol(self.protocol)  # ValueError listing the protocols
         if self.protocol == "augment-then-split" and not policy.offline_naa:
-            raise ValueError(
+            raise ParameterError(
                 f"TrainConfig.protocol='augment-then-split' expands the data set with offline NAA "
                 f"before splitting, but augment={self.augment!r} has none; use augment='naa' or "
                 "'naa+taa', or protocol='random-split'"
             )
         self._check_method()
         if self.linear_probe and policy.online_naa:
-            raise ValueError(
+            raise ParameterError(
                 f"TrainConfig.linear_probe needs training images, but augment={self.augment!r} "
                 "draws new audio every epoch; use augment='naa' or linear_probe=False"
             )
 
     def _check_method(self) -> None:
         if self.method not in ("finetune", "probe", "partial"):
-            raise ValueError(
+            raise ParameterError(
                 f"TrainConfig.method must be 'finetune', 'probe' or 'partial', got {self.method!r}"
             )
         if self.tta_shifts is not None:
             if not self.tta_shifts or not all(
                 isinstance(s, int) and not isinstance(s, bool) for s in self.tta_shifts
             ):
-                raise ValueError(
+                raise ParameterError(
                     f"TrainConfig.tta_shifts must be a non-empty list of frame shifts or None, "
                     f"got {self.tta_shifts!r}"
                 )
             self.tta_shifts = list(dict.fromkeys(self.tta_shifts))
         if self.method != "probe":
             if self.tta_shifts is not None or self.probe_train_views is not None:
-                raise ValueError(
+                raise ParameterError(
                     "TrainConfig.tta_shifts (--tta) and probe_train_views (--probe-views) need "
                     "method='probe'"
                 )
@@ -249,37 +255,37 @@ class TrainConfig:
                 return
         models = ("mn04_as",) if self.method == "partial" else ("mn04_as", "mn04_as_probe")
         if self.model not in models:
-            raise ValueError(
+            raise ParameterError(
                 f"TrainConfig.method={self.method!r} reads the frozen mn04_as; got "
                 f"model={self.model!r}: use model='mn04_as' (--model mn04_as)"
             )
         if self.augment not in ("none", "naa"):
-            raise ValueError(
+            raise ParameterError(
                 f"TrainConfig.method={self.method!r} takes augment='none' or 'naa' (offline NAA "
                 f"variants of the training clips), got {self.augment!r}"
             )
         if self.method == "partial":
             k = self.partial_from
             if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= 15:
-                raise ValueError(
+                raise ParameterError(
                     f"TrainConfig.partial_from must be a block index 0-15 of mn04_as.features "
                     f"(the last frozen one), got {k!r}"
                 )
             self.pretrained = True  # fine-tuning the top of a random network means nothing
             return
         if self.probe_head not in ("linear", "mlp"):
-            raise ValueError(
+            raise ParameterError(
                 f"TrainConfig.probe_head must be 'linear' or 'mlp', got {self.probe_head!r}"
             )
         blocks = self.probe_blocks
         if len(set(blocks)) != len(blocks) or not all(
             isinstance(b, int) and not isinstance(b, bool) and 0 <= b <= 16 for b in blocks
         ):
-            raise ValueError(
+            raise ParameterError(
                 f"TrainConfig.probe_blocks must be distinct block indices 0-16, got {blocks!r}"
             )
         if not blocks and not self.probe_embedding:
-            raise ValueError("TrainConfig: a probe needs probe_blocks or probe_embedding")
+            raise ParameterError("TrainConfig: a probe needs probe_blocks or probe_embedding")
         if self.probe_train_views is not None:
             self._check_train_views(self.probe_train_views)
         self.probe_blocks = sorted(blocks)
@@ -294,19 +300,19 @@ class TrainConfig:
             if v not in NAA_VARIANTS and not (v.startswith("roll") and v[4:].lstrip("-").isdigit())
         ]
         if bad or len(set(views)) != len(views):
-            raise ValueError(
+            raise ParameterError(
                 f"TrainConfig.probe_train_views: {bad or views} (names once each: "
                 f"{', '.join(NAA_VARIANTS)}, or roll<frames>)"
             )
         naa = [v for v in views if v in NAA_VARIANTS]
         # The report says which augmentation trained the model: the policy must say NAA.
         if naa and self.augment != "naa":
-            raise ValueError(
+            raise ParameterError(
                 f"TrainConfig.probe_train_views names NAA variants ({', '.join(naa)}): set "
                 "augment='naa'"
             )
         if not naa and self.augment == "naa":
-            raise ValueError(
+            raise ParameterError(
                 "TrainConfig.augment='naa' but probe_train_views names no NAA variant: add one, "
                 "or set augment='none'"
             )
@@ -321,7 +327,7 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(k for k in values if k not in names and k != "environment")
         if unknown:
-            raise ValueError(
+            raise ParameterError(
                 f"{source}: unknown TrainConfig field(s) {', '.join(unknown)}; "
                 f"known: {', '.join(sorted(names))}"
             )
@@ -336,9 +342,9 @@ class TrainConfig:
         except FileNotFoundError:
             raise FileNotFoundError(f"{p}: no such config file") from None
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{p}: not valid JSON ({exc})") from None
+            raise ParameterError(f"{p}: not valid JSON ({exc})") from None
         if not isinstance(values, dict):
-            raise ValueError(f"{p}: expected a JSON object of TrainConfig fields")
+            raise ParameterError(f"{p}: expected a JSON object of TrainConfig fields")
         return cls.from_dict(values, source=str(p))
 
 

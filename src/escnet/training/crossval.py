@@ -5,7 +5,7 @@ A run directory holds::
 
     config.json            the TrainConfig, resolved (device used, folds, workers, versions)
     results.json           per fold and mean ± std (written after every fold)
-    report.md, *.png       the report (escnet.report), written at the end
+    report.md, *.png       the report (escnet.training.report), written at the end
     fold{k}/...            the files of :func:`escnet.training.fold.train_fold`
 """
 
@@ -23,23 +23,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from escnet import report
 from escnet.cache import atomic_write_json
-from escnet.datasets import Dataset
-from escnet.errors import EscnetError
-from escnet.folds import ImageSplit, Split, protocol_split
+from escnet.data.datasets import Dataset
+from escnet.data.folds import ImageSplit, Split, protocol_split
+from escnet.errors import EscnetError, ParameterError
+from escnet.features.prepare import default_workers, prepare_features
 from escnet.machine import describe_cpu
-from escnet.metrics import classification_metrics
-from escnet.model_io import load_model, save_model
+from escnet.model_dir.io import load_model, save_model
 from escnet.models import create_model, get_model_info
-from escnet.prepare import default_workers, prepare_features
+from escnet.training import report
 from escnet.training.config import FoldResult, TrainConfig, check_resumable
 from escnet.training.data import load_dataset
 from escnet.training.distributed import Dist, distributed, local_rank, resolve_device
 from escnet.training.fold import train_fold
 from escnet.training.loop import Compute
-from escnet.training.partial import train_partial_fold
-from escnet.training.probe import train_probe_fold
+from escnet.training.metrics import classification_metrics
+from escnet.training.probe.head import train_probe_fold
+from escnet.training.probe.partial import train_partial_fold
 
 __all__ = ["cross_validate", "evaluate_run"]
 
@@ -84,7 +84,7 @@ def cross_validate(
 
     Writes ``config.json`` (resolved), then per fold the files of :func:`train_fold`, updates
     ``results.json`` after each fold, and at the end writes the report (``report.md`` and its
-    figures, :func:`escnet.report.write_report`).
+    figures, :func:`escnet.training.report.write_report`).
 
     Args:
         config: the run's configuration.
@@ -95,7 +95,7 @@ def cross_validate(
         progress: show progress bars.
 
     Returns:
-        The content of ``results.json`` (see :func:`escnet.report.build_results`).
+        The content of ``results.json`` (see :func:`escnet.training.report.build_results`).
 
     Raises:
         EscnetError: ``run_dir`` holds a run and ``resume`` is false, or it holds a run of
@@ -151,7 +151,7 @@ def _resolve(config: TrainConfig, dataset: Dataset, device: torch.device) -> Tra
     folds = config.folds if config.folds is not None else dataset.folds
     absent = [f for f in folds if f not in dataset.folds]
     if absent:
-        raise ValueError(
+        raise ParameterError(
             f"--folds / TrainConfig.folds picks the test folds, but {absent} are not folds "
             f"of {dataset.name} in {dataset.root}, which has folds "
             f"{','.join(map(str, dataset.folds))}; pick test folds among those"
@@ -209,7 +209,7 @@ def _open_run(
     return list((previous or {}).get("folds", []))
 
 
-def _fold_model_dir(fold_dir: Path, config: TrainConfig) -> Path:
+def fold_model_dir(fold_dir: Path, config: TrainConfig) -> Path:
     """``fold_dir/model``; a run from before model directories gets one made from ``best.pt``."""
     model_dir = fold_dir / "model"
     if (model_dir / "model.json").is_file():
@@ -247,7 +247,7 @@ def evaluate_run(
 
     The run's ``config.json`` names the data set, model, folds and split seed; each fold's test
     clips are turned into images again (through the feature cache) and classified by the fold's
-    model directory (``fold{k}/model``, :func:`escnet.model_io.load_model`; a run from before
+    model directory (``fold{k}/model``, :func:`escnet.model_dir.io.load_model`; a run from before
     model directories gets one made from its ``best.pt``).
 
     Args:
@@ -304,7 +304,7 @@ def _evaluate_fold(
     run: Path, k: int, config: TrainConfig, dataset: Dataset, dev: torch.device, progress: bool
 ) -> dict[str, Any]:
     """Test fold ``k`` again with its model directory: a fold entry as in ``results.json``."""
-    loaded = load_model(_fold_model_dir(run / f"fold{k}", config), device=str(dev))
+    loaded = load_model(fold_model_dir(run / f"fold{k}", config), device=str(dev))
     if loaded.classes != list(dataset.classes):
         raise EscnetError(
             f"{loaded.path}: the model's classes differ from {dataset.name}'s; is "

@@ -4,7 +4,7 @@ images, online-NAA waveforms, or plain images).
 
 Only ``split.train`` is ever augmented, and :func:`load_fold_data` refuses training items that
 come from any other clip -- except under the ``augment-then-split`` protocol, leaky on purpose
-(:func:`escnet.folds.augment_then_split`), whose split is over NAA images of every clip.
+(:func:`escnet.data.folds.augment_then_split`), whose split is over NAA images of every clip.
 """
 
 from __future__ import annotations
@@ -21,15 +21,15 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from escnet.audio import AudioConfig, load_audio
 from escnet.augment.audio import naa_variants
-from escnet.augment.offline import expand_clips, expand_training_set
 from escnet.augment.policy import AugmentPolicy
-from escnet.datasets import Dataset, get_dataset
-from escnet.errors import AudioError, EscnetError
-from escnet.folds import ImageSplit, Split
-from escnet.prepare import default_workers, prepare_features
-from escnet.spectrogram import FrontEndConfig
+from escnet.data.audio import AudioConfig, load_audio
+from escnet.data.datasets import Dataset, get_dataset
+from escnet.data.folds import ImageSplit, Split
+from escnet.errors import AudioError, EscnetError, ParameterError
+from escnet.features.offline_naa import expand_clips, expand_training_set
+from escnet.features.prepare import default_workers, prepare_features
+from escnet.features.spectrogram import FrontEndConfig
 from escnet.training.config import TrainConfig
 
 __all__ = [
@@ -121,7 +121,7 @@ def load_waveforms(
         waves = list(pool.map(load, indices))
     kept = [i for i, w in zip(indices, waves, strict=True) if w is not None]
     if audio.num_samples is None and len({len(w) for w in waves if w is not None}) > 1:
-        raise ValueError(
+        raise ParameterError(
             f"{dataset.name}: clips differ in length and the data set has no fixed duration; "
             "set TrainConfig.clip_seconds"
         )
@@ -167,8 +167,8 @@ def load_fold_data(
     """Spectral images (and, for online NAA, waveforms) of one split at ``front_end``.
 
     Validation and test clips become plain images; only ``split.train`` is augmented (offline
-    NAA through :func:`~escnet.augment.offline.expand_training_set`, which touches
-    ``split.train`` alone). An :class:`~escnet.folds.ImageSplit` (``augment-then-split``)
+    NAA through :func:`~escnet.features.offline_naa.expand_training_set`, which touches
+    ``split.train`` alone). An :class:`~escnet.data.folds.ImageSplit` (``augment-then-split``)
     takes :func:`load_image_split_data` instead.
     """
     if isinstance(split, ImageSplit):
@@ -276,7 +276,7 @@ def load_image_split_data(
     progress: bool = True,
 ) -> FoldData:
     """The data of the LEAKY ``augment-then-split`` protocol: *every* clip expanded with offline
-    NAA (original + variants, :func:`~escnet.augment.offline.expand_clips`), then the images
+    NAA (original + variants, :func:`~escnet.features.offline_naa.expand_clips`), then the images
     that ``split`` names go to training, validation and test.
 
     Variants of a test clip are trained on: that is the protocol, run on purpose and labelled

@@ -19,6 +19,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from escnet.errors import ParameterError
+
 __all__ = [
     "Dist",
     "derive_seed",
@@ -48,16 +50,16 @@ def resolve_device(requested: str = "auto", local_rank: int = 0) -> torch.device
     try:
         device = torch.device(requested)
     except RuntimeError:
-        raise ValueError(
+        raise ParameterError(
             f"device {requested!r} is not a torch device (try cpu, cuda, mps)"
         ) from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {requested!r}: CUDA is not available; use device='auto'")
+            raise ParameterError(f"device {requested!r}: CUDA is not available; use device='auto'")
         if device.index is None:
             device = torch.device("cuda", local_rank % torch.cuda.device_count())
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {requested!r}: MPS is not available; use device='auto'")
+        raise ParameterError(f"device {requested!r}: MPS is not available; use device='auto'")
     return device
 
 

@@ -1,6 +1,6 @@
 """One fold, top to bottom: data, model, optimiser, schedule, (resume), epochs of training and
 validation with checkpoints, and one final test of the best checkpoint, saved as a model
-directory (:mod:`escnet.model_io`).
+directory (:mod:`escnet.model_dir.io`).
 
 Files go to ``run_dir/fold{k}/``::
 
@@ -27,10 +27,9 @@ from torch import nn
 
 from escnet.augment.policy import AugmentPolicy, get_policy
 from escnet.cache import atomic_write_json
-from escnet.datasets import Dataset
-from escnet.folds import ImageSplit, Split
-from escnet.metrics import classification_metrics
-from escnet.model_io import save_model
+from escnet.data.datasets import Dataset
+from escnet.data.folds import ImageSplit, Split
+from escnet.model_dir.io import save_model
 from escnet.models import SpectralClassifier, create_model
 from escnet.training.checkpoint import Checkpointer, FitState, load_resume
 from escnet.training.config import FoldResult, TrainConfig
@@ -54,6 +53,7 @@ from escnet.training.loop import (
     training_loader,
     validate,
 )
+from escnet.training.metrics import classification_metrics
 from escnet.training.records import write_metrics_csv, write_predictions, write_split
 
 __all__ = ["train_fold"]
@@ -79,7 +79,7 @@ def train_fold(
     Args:
         config: the run's configuration.
         dataset: the data set the split indexes.
-        split: one fold split (:func:`escnet.folds.protocol_split`: a clip split, or an
+        split: one fold split (:func:`escnet.data.folds.protocol_split`: a clip split, or an
             image split for ``augment-then-split``).
         run_dir: the run directory.
         resume: continue from ``fold{k}/last.pt`` when it exists.

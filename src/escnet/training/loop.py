@@ -19,12 +19,12 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from tqdm.auto import tqdm
 
-from escnet.linear_probe import ProbeResult, linear_probe_head
+from escnet.features.prepare import default_workers
 from escnet.models import SpectralClassifier
-from escnet.prepare import default_workers
 from escnet.training.config import TrainConfig
 from escnet.training.data import FoldData, worker_init
 from escnet.training.distributed import Dist
+from escnet.training.linear_probe import ProbeResult, linear_probe_head
 
 __all__ = [
     "Compute",

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from escnet.cache import atomic_write_json, atomic_write_text
-from escnet.datasets import Dataset
-from escnet.folds import ImageSplit, Split
+from escnet.data.datasets import Dataset
+from escnet.data.folds import ImageSplit, Split
 from escnet.training.config import METRIC_COLUMNS
 from escnet.training.data import FoldData
 

@@ -1,0 +1,202 @@
+"""Activations of the frozen, pretrained ``mn04_as`` after block k, per clip and view, cached.
+
+Partial fine-tuning (:mod:`escnet.training.probe.partial`) trains only the blocks above ``k``; the
+blocks below never change, so each clip (and each of its offline NAA variants) needs to go
+through them only once, ever. This module runs the AudioSet front end's image through
+``MobileNetAudioSet.features[0..k]`` and caches the output tensor, (C, H, W) in float16 (half
+the bytes; the bottleneck outputs are small numbers, well inside float16's range, and its
+three decimal digits are far finer than what training the upper blocks resolves), under
+``<cache_dir>/activations``, one ``.npy`` per (clip, view, k), keyed by the clip's content
+digest and everything else the tensor depends on (front end and audio parameters, the weights'
+sha256, the NAA variant's parameters, k, this code's version). Entries are written atomically.
+
+Size: after block 12 a 5 s clip is 48 x 8 x 32 values, 24.6 kB in float16; ESC-50's 2000 clips
+with their six NAA variants each (every clip trains in four of the five folds) are 14 000
+entries, 344 MB of data (ESC-50 test fold 1 alone, 10 216 entries, took 281 MB on disk).
+
+Views of a clip: ``"original"``, and the NAA variant names
+(:data:`escnet.augment.audio.NAA_VARIANTS`): the images of
+:func:`escnet.features.offline_naa.expand_clips` (cached there too), for *training* clips only --
+the caller passes training clips, and :mod:`escnet.training.probe.partial` checks the clip ids.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from escnet.augment.audio import NAA_VARIANTS
+from escnet.cache import ArrayCache, params_digest
+from escnet.data.audio import AudioConfig
+from escnet.data.datasets import Dataset
+from escnet.errors import ParameterError
+from escnet.features.offline_naa import variants_params_digest
+from escnet.features.prepare import feature_key_params
+from escnet.models.mobilenet_audioset import AudioSetMelConfig
+from escnet.models.weights import MN04_AS
+from escnet.settings import cache_dir as default_cache_dir
+from escnet.training.probe.views import missing_views, read_rows, view_images, view_keys
+
+__all__ = ["ACTIVATIONS_VERSION", "ActivationTable", "clip_activations", "lower_blocks"]
+
+
+#: Version of this module's computation, part of every cache key.
+ACTIVATIONS_VERSION = 1
+#: The highest block whose output may be cached (16, the last convolution, leaves nothing to
+#: train but the classifier: that is a probe).
+MAX_BLOCK = 15
+
+
+@dataclass
+class ActivationTable:
+    """Activations of views of clips, clip-major (each clip's views in the order asked).
+
+    Attributes:
+        activations: (N, C, H, W) float16.
+        labels: (N,) class of each row.
+        source: (N,) data set index of the clip each row comes from.
+        view: (N,) the view's name (``"original"`` or an NAA variant).
+        skipped: ``(path, reason)`` of clips that could not be loaded.
+    """
+
+    activations: np.ndarray
+    labels: np.ndarray
+    source: np.ndarray
+    view: np.ndarray
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    def rows(self, view: str) -> np.ndarray:
+        """Indices of the rows of ``view``."""
+        return np.flatnonzero(self.view == view)
+
+
+def _check_block(block: int) -> int:
+    if isinstance(block, bool) or not isinstance(block, int) or not 0 <= block <= MAX_BLOCK:
+        raise ParameterError(
+            f"block must be an mn04_as feature block index in 0..{MAX_BLOCK}, got {block!r}"
+        )
+    return block
+
+
+def lower_blocks(block: int, weights_path: str | os.PathLike[str] | None = None) -> nn.Sequential:
+    """The pretrained ``mn04_as`` blocks ``features[0..block]``, frozen, in eval mode."""
+    from escnet.models.mobilenet_audioset import build_mn04_as
+    from escnet.models.weights import fetch_weights
+
+    path = Path(weights_path) if weights_path is not None else fetch_weights(MN04_AS)
+    body = build_mn04_as(weights_path=path)
+    lower = nn.Sequential(*body.features[: _check_block(block) + 1]).eval()
+    for p in lower.parameters():
+        p.requires_grad_(False)
+    return lower
+
+
+def _key(
+    digest: str, view: str, block: int, front_end: AudioSetMelConfig, audio: AudioConfig, seed: int
+) -> str:
+    params: dict[str, object] = {
+        "extractor": "mn04_as features[0..block], float16",
+        "block": block,
+        "weights": MN04_AS.sha256,
+        "code": ACTIVATIONS_VERSION,
+        "features": feature_key_params(front_end, audio),
+    }
+    if view != "original":
+        params["naa"] = variants_params_digest([view], seed, front_end, audio)
+    return f"{digest}-{params_digest(params)}"
+
+
+@torch.no_grad()
+def _forward(lower: nn.Module, images: np.ndarray, batch: int) -> np.ndarray:
+    """``lower`` of ``images`` (N, mels, frames) as float16 (N, C, H, W)."""
+    parts = []
+    for start in range(0, len(images), batch):
+        x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch])).unsqueeze(1)
+        y = lower(x.contiguous(memory_format=torch.channels_last)).contiguous()
+        if not torch.isfinite(y).all() or y.abs().max() > 6e4:
+            raise RuntimeError("mn04_as activations do not fit float16 (non-finite or > 6e4)")
+        parts.append(y.to(torch.float16).numpy())
+    return np.concatenate(parts)
+
+
+def clip_activations(
+    dataset: Dataset,
+    indices: Sequence[int],
+    *,
+    block: int,
+    views: Sequence[str] = ("original",),
+    seed: int = 0,
+    front_end: AudioSetMelConfig | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    weights_path: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    chunk: int = 128,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> ActivationTable:
+    """The output of ``mn04_as.features[block]`` for ``views`` of the clips at ``indices``,
+    from the cache or computed (a chunk of clips at a time).
+
+    Args:
+        dataset: the data set.
+        indices: clips (data set indices). Pass NAA views for training clips only.
+        block: the last frozen block (0..15).
+        views: ``"original"`` and NAA variant names.
+        seed: the NAA variants' seed (as :func:`escnet.features.offline_naa.expand_clips`).
+        front_end: ``mn04_as``'s front end (the default is the one its weights expect).
+        cache_dir: cache root (default ``$ESCNET_CACHE_DIR``); activations go to
+            ``<root>/activations``, images and NAA variants to their usual places.
+        weights_path: the ``mn04_as`` weights file (default:
+            :func:`escnet.models.weights.fetch_weights`).
+        workers: NAA processes (default: cores).
+        chunk: clips whose images are held in memory at once.
+        batch_size: images per forward pass.
+        progress: show a progress bar.
+
+    Returns:
+        An :class:`ActivationTable`; clips that fail to load are left out (and listed).
+
+    Raises:
+        ValueError: an unknown view or block.
+    """
+    _check_block(block)
+    bad = [v for v in views if v != "original" and v not in NAA_VARIANTS]
+    if bad or not views:
+        raise ParameterError(
+            f"views: {bad or 'none'}; use 'original' and NAA variants {NAA_VARIANTS}"
+        )
+    fe = front_end or AudioSetMelConfig()
+    audio = AudioConfig(sample_rate=fe.sample_rate, duration=dataset.duration)
+    root = default_cache_dir(cache_dir)
+    cache = ArrayCache(root, "activations")
+    idx = [int(i) for i in indices]
+    keys = view_keys(dataset, idx, views, root, lambda d, v: _key(d, v, block, fe, audio, seed))
+    missing = missing_views(keys, cache)
+    skipped: list[tuple[Path, str]] = []
+    if missing:
+        lower = lower_blocks(block, weights_path)
+        clips = sorted(missing)
+        bar = tqdm(total=len(clips), desc=f"mn04_as blocks 0-{block}", unit="clip",
+                   disable=not progress)  # fmt: skip
+        for start in range(0, len(clips), chunk):
+            part = clips[start : start + chunk]
+            images, lost = view_images(
+                dataset, {i: missing[i] for i in part}, fe, seed=seed, root=root, workers=workers
+            )
+            skipped += lost
+            todo = [(i, v) for i in part for v in missing[i] if (i, v) in images]
+            if todo:
+                out = _forward(lower, np.stack([images[t] for t in todo]), batch_size)
+                for t, act in zip(todo, out, strict=True):
+                    cache.put(keys[t], act)
+            bar.update(len(part))
+        bar.close()
+    rows = read_rows(dataset, idx, views, keys, cache, skipped, dtype=np.float16, what="activation")
+    return ActivationTable(rows.values, rows.labels, rows.source, rows.view, skipped)

@@ -1,0 +1,480 @@
+"""Probe training (``TrainConfig.method = "probe"``): a head fitted on frozen ``mn04_as``
+features, one fold top to bottom.
+
+Instead of fine-tuning the network, each clip's pooled multi-level features
+(:mod:`escnet.training.probe.embeddings`, cached: a clip goes through the network once, ever)
+become one row of
+a table, and only a head is fitted on the training rows:
+
+* training rows: the *training* clips' features, plus those of their offline NAA variants when
+  ``augment="naa"`` (six per clip, the images :mod:`escnet.features.offline_naa` caches, or the
+  subset ``probe_train_views`` names, which may also add time-rolled views); never a
+  validation or test clip's (checked on the clip ids);
+* validation rows choose the head's regularisation (the L2 penalty of the linear head, the
+  weight decay of the MLP head): best validation accuracy, ties broken by validation loss;
+* the test fold is scored once, with the chosen head.
+
+With ``tta_shifts``, validation and test clips are classified in every time-rolled view and
+the views' probabilities averaged (:func:`escnet.models.probe.mean_probability_logits`), exactly
+as the saved network does.
+
+Files in ``run_dir/fold{k}/``: ``model/`` (an ``mn04_as_probe`` model directory: body, feature
+standardisation and head; ``load_model`` predicts from waveforms with it), ``probe.json`` (the
+grid, the choice, sizes, seconds), ``split.json``, ``test_predictions.csv`` and ``logits.npz``
+(validation and test logits with clip ids, for :mod:`escnet.training.ensemble`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from escnet.augment.audio import NAA_VARIANTS
+from escnet.cache import atomic_path, atomic_write_json, atomic_write_text
+from escnet.data.datasets import Dataset
+from escnet.data.folds import ImageSplit, Split
+from escnet.errors import EscnetError
+from escnet.features.prepare import default_workers
+from escnet.model_dir.io import save_model
+from escnet.models import SpectralClassifier, create_model
+from escnet.models.probe import ProbeNet, feature_columns, mean_probability_logits
+from escnet.training.config import FoldResult, TrainConfig
+from escnet.training.metrics import classification_metrics
+from escnet.training.probe.embeddings import FeatureTable, clip_features, roll_view
+
+__all__ = [
+    "LINEAR_L2_GRID",
+    "MLP_HIDDEN",
+    "MLP_WEIGHT_DECAY_GRID",
+    "ProbeData",
+    "fit_linear_head",
+    "fit_mlp_head",
+    "load_probe_data",
+    "probe_model_kwargs",
+    "train_probe_fold",
+]
+
+log = logging.getLogger(__name__)
+
+#: L2 penalties of the linear head (on standardised features) tried on the validation split.
+LINEAR_L2_GRID: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+#: Hidden width, dropout, epochs and the weight decays tried for the MLP head.
+MLP_HIDDEN = 512
+MLP_DROPOUT = 0.5
+MLP_EPOCHS = 30
+MLP_WEIGHT_DECAY_GRID: tuple[float, ...] = (1e-2, 1e-1)
+
+
+@dataclass
+class ProbeData:
+    """One fold's feature tables (full vectors, :data:`escnet.training.probe.embeddings.FULL_DIM`
+    wide).
+
+    Attributes:
+        train: training clips, each followed by its NAA variants when asked.
+        val, test: validation and test clips in every evaluation view (clip-major).
+        eval_views: the evaluation views, in the order of ``tta_shifts``.
+    """
+
+    train: FeatureTable
+    val: FeatureTable
+    test: FeatureTable
+    eval_views: list[str]
+
+
+def _train_views(config: TrainConfig) -> list[str]:
+    if config.probe_train_views is not None:
+        return ["original", *config.probe_train_views]
+    if config.augment == "naa":
+        return ["original", *NAA_VARIANTS]
+    return ["original"]
+
+
+def _eval_views(config: TrainConfig) -> list[str]:
+    return [roll_view(s) for s in (config.tta_shifts or [0])]
+
+
+def load_probe_data(
+    config: TrainConfig, dataset: Dataset, split: Split, *, progress: bool = True
+) -> ProbeData:
+    """The fold's feature tables, from the cache or computed (:func:`clip_features`).
+
+    Raises:
+        RuntimeError: a training row comes from a clip outside ``split.train`` (a leak).
+        EscnetError: no training clip could be loaded.
+    """
+    workers = config.workers if config.workers is not None else default_workers()
+    eval_views = _eval_views(config)
+
+    def table(indices: Sequence[int], views: Sequence[str]) -> FeatureTable:
+        return clip_features(
+            dataset,
+            indices,
+            views=views,
+            seed=config.seed,
+            cache_dir=config.cache_dir,
+            workers=workers,
+            progress=progress,
+        )
+
+    train = table(split.train, _train_views(config))
+    if len(train.source) == 0:
+        raise EscnetError(
+            f"{dataset.name}, test fold {split.test_fold}: no training clip could be loaded"
+        )
+    split.check_training_sources(train.source, dataset, "probe training rows")
+    return ProbeData(train, table(split.val, eval_views), table(split.test, eval_views), eval_views)
+
+
+def _views_stack(table: FeatureTable, views: Sequence[str], cols: Sequence[int]) -> torch.Tensor:
+    """(V, N, D) features of the table's clips in each view (clip order kept)."""
+    return torch.stack([torch.from_numpy(table.features[table.rows(v)][:, cols]) for v in views])
+
+
+def _labels(table: FeatureTable, views: Sequence[str]) -> torch.Tensor:
+    return torch.from_numpy(table.labels[table.rows(views[0])])
+
+
+def _score(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy); NaN for no rows."""
+    if len(labels) == 0:
+        return math.nan, math.nan
+    acc = (logits.argmax(1) == labels).float().mean().item()
+    return acc, F.cross_entropy(logits, labels).item()
+
+
+def fit_softmax_regression(
+    z: torch.Tensor,
+    y: torch.Tensor,
+    num_classes: int,
+    l2: float,
+    *,
+    init: tuple[torch.Tensor, torch.Tensor] | None = None,
+    max_iter: int = 150,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multinomial logistic regression ``z @ W.T + b`` (mean cross-entropy + ``l2 * |W|^2``)
+    by L-BFGS, from ``init`` (a warm start) or zeros. ``z`` should be standardised."""
+    w0, b0 = init if init is not None else (None, None)
+    weight = (
+        w0.clone() if w0 is not None else torch.zeros(num_classes, z.shape[1])
+    ).requires_grad_()
+    bias = (b0.clone() if b0 is not None else torch.zeros(num_classes)).requires_grad_()
+    opt = torch.optim.LBFGS(
+        [weight, bias], max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe"
+    )
+
+    def objective() -> torch.Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy(z @ weight.T + bias, y) + l2 * weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(objective)
+    return weight.detach(), bias.detach()
+
+
+def fit_linear_head(
+    z_train: torch.Tensor,
+    y_train: torch.Tensor,
+    z_val: torch.Tensor,
+    y_val: torch.Tensor,
+    num_classes: int,
+    l2_grid: Sequence[float] = LINEAR_L2_GRID,
+) -> tuple[nn.Linear, dict[str, Any]]:
+    """A logistic-regression head, its L2 penalty chosen on validation.
+
+    Penalties are fitted from the strongest to the weakest, each warm-started from the last.
+
+    Args:
+        z_train: (N, D) standardised training features; y_train (N,).
+        z_val: (V, M, D) standardised validation features in V views (their probabilities are
+            averaged); y_val (M,). M = 0: the middle penalty of the grid is kept.
+
+    Returns:
+        The head and ``{"chosen": {"l2", "val_acc", "val_loss"}, "grid": [...]}``.
+    """
+    has_val = z_val.shape[1] > 0
+    grid = sorted(l2_grid, reverse=True) if has_val else [sorted(l2_grid)[len(l2_grid) // 2]]
+    rows: list[dict[str, float]] = []
+    best: tuple[float, float, torch.Tensor, torch.Tensor, float] | None = None
+    init: tuple[torch.Tensor, torch.Tensor] | None = None
+    for l2 in grid:
+        w, b = fit_softmax_regression(z_train, y_train, num_classes, l2, init=init)
+        init = (w, b)
+        acc, loss = _score(mean_probability_logits(z_val @ w.T + b), y_val)
+        rows.append({"l2": l2, "val_acc": acc, "val_loss": loss})
+        if best is None or (acc, -loss) > (best[0], -best[1]):
+            best = (acc, loss, w, b, l2)
+    assert best is not None
+    head = nn.Linear(z_train.shape[1], num_classes)
+    with torch.no_grad():
+        head.weight.copy_(best[2])
+        head.bias.copy_(best[3])
+    chosen = {"l2": best[4], "val_acc": best[0], "val_loss": best[1]}
+    return head, {"chosen": chosen, "grid": rows}
+
+
+def _mlp(dim: int, num_classes: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(dim, MLP_HIDDEN),
+        nn.GELU(),
+        nn.Dropout(MLP_DROPOUT),
+        nn.Linear(MLP_HIDDEN, num_classes),
+    )
+
+
+def fit_mlp_head(
+    z_train: torch.Tensor,
+    y_train: torch.Tensor,
+    z_val: torch.Tensor,
+    y_val: torch.Tensor,
+    num_classes: int,
+    *,
+    seed: int = 0,
+    weight_decays: Sequence[float] = MLP_WEIGHT_DECAY_GRID,
+    epochs: int = MLP_EPOCHS,
+    batch_size: int = 256,
+) -> tuple[nn.Sequential, dict[str, Any]]:
+    """A one-hidden-layer MLP head (AdamW, cosine schedule, label smoothing 0.1), its weight
+    decay chosen on validation (the last epoch's head of each; no early stopping)."""
+    rows: list[dict[str, float]] = []
+    best: tuple[float, float, nn.Sequential, float] | None = None
+    for wd in weight_decays:
+        gen = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        head = _mlp(z_train.shape[1], num_classes)
+        steps = epochs * math.ceil(len(y_train) / batch_size)
+        opt = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=wd)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=steps)
+        head.train()
+        for _ in range(epochs):
+            for batch in torch.randperm(len(y_train), generator=gen).split(batch_size):
+                loss = F.cross_entropy(head(z_train[batch]), y_train[batch], label_smoothing=0.1)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+        head.eval()
+        with torch.no_grad():
+            acc, vloss = _score(mean_probability_logits(head(z_val)), y_val)
+        rows.append({"weight_decay": wd, "val_acc": acc, "val_loss": vloss})
+        if best is None or (acc, -vloss) > (best[0], -best[1]):
+            best = (acc, vloss, head, wd)
+    assert best is not None
+    chosen = {"weight_decay": best[3], "val_acc": best[0], "val_loss": best[1]}
+    return best[2], {"chosen": chosen, "grid": rows}
+
+
+def probe_model_kwargs(config: TrainConfig) -> dict[str, Any]:
+    """``model_kwargs`` of the fold's ``mn04_as_probe`` (saved in ``model.json``)."""
+    return {
+        "blocks": list(config.probe_blocks),
+        "embedding": config.probe_embedding,
+        "hidden": MLP_HIDDEN if config.probe_head == "mlp" else 0,
+        "dropout": MLP_DROPOUT if config.probe_head == "mlp" else 0.0,
+        "tta_shifts": list(config.tta_shifts or [0]),
+    }
+
+
+def _fit(
+    config: TrainConfig, data: ProbeData, num_classes: int
+) -> tuple[SpectralClassifier, torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """The fitted ProbeNet and its (N, C) validation and test logits."""
+    cols = feature_columns(config.probe_blocks, config.probe_embedding)
+    x_train = torch.from_numpy(data.train.features[:, cols])
+    mean = x_train.mean(0)
+    std = x_train.std(0, unbiased=False).clamp_min(1e-6)
+    z_train = (x_train - mean) / std
+    y_train = torch.from_numpy(data.train.labels)
+    z_val = (_views_stack(data.val, data.eval_views, cols) - mean) / std
+    y_val = _labels(data.val, data.eval_views)
+    head: nn.Module
+    if config.probe_head == "mlp":
+        head, choice = fit_mlp_head(z_train, y_train, z_val, y_val, num_classes, seed=config.seed)
+    else:
+        head, choice = fit_linear_head(z_train, y_train, z_val, y_val, num_classes)
+    model = create_model(
+        "mn04_as_probe", num_classes, pretrained=True, **probe_model_kwargs(config)
+    ).eval()
+    net = model.net
+    assert isinstance(net, ProbeNet)
+    with torch.no_grad():
+        net.feature_mean.copy_(mean)
+        net.feature_std.copy_(std)
+        net.head.load_state_dict(head.state_dict())
+        val_logits = mean_probability_logits(
+            net.classify(_views_stack(data.val, data.eval_views, cols))
+        )
+        test_logits = mean_probability_logits(
+            net.classify(_views_stack(data.test, data.eval_views, cols))
+        )
+    return model, val_logits, test_logits, choice
+
+
+def _save_logits(
+    path: Path, dataset: Dataset, data: ProbeData, val: torch.Tensor, test: torch.Tensor
+) -> None:
+    first = data.eval_views[0]
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(
+            f,
+            val_logits=val.numpy(),
+            val_ids=np.asarray(
+                [dataset[int(i)].clip_id for i in data.val.source[data.val.rows(first)]]
+            ),
+            val_labels=_labels(data.val, data.eval_views).numpy(),
+            test_logits=test.numpy(),
+            test_ids=np.asarray(
+                [dataset[int(i)].clip_id for i in data.test.source[data.test.rows(first)]]
+            ),
+            test_labels=_labels(data.test, data.eval_views).numpy(),
+        )
+
+
+def clip_seconds(dataset: Dataset) -> float:
+    """The clip length the probe saw (as :mod:`escnet.training.fold` records it)."""
+    if dataset.duration:
+        return float(dataset.duration)
+    import soundfile
+
+    return float(soundfile.info(str(dataset[0].path)).duration)
+
+
+def write_predictions(
+    path: Path, dataset: Dataset, indices: np.ndarray, logits: torch.Tensor
+) -> None:
+    """``test_predictions.csv`` in the columns of :mod:`escnet.training.records`."""
+    probs = logits.softmax(1)
+    lines = ["clip_id,label,prediction,true_class,predicted_class,p"]
+    for row, i in enumerate(indices):
+        clip = dataset[int(i)]
+        pred = int(probs[row].argmax())
+        lines.append(
+            f"{clip.clip_id},{clip.label},{pred},{dataset.classes[clip.label]},"
+            f"{dataset.classes[pred]},{float(probs[row, pred]):.4f}"
+        )
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def write_split(
+    path: Path, dataset: Dataset, split: Split, source: np.ndarray, view: np.ndarray
+) -> int:
+    """``split.json``: the fold's clips, and which clips (``source``) and views the training
+    rows came from (the record that no validation or test clip fed the head; the partial
+    trainer writes the same). Returns the number of training clips."""
+    train_clips = sorted({int(s) for s in source})
+    atomic_write_json(
+        path,
+        {
+            "test_fold": split.test_fold,
+            "protocol": split.protocol,
+            "train": [dataset[i].clip_id for i in split.train],
+            "val": [dataset[i].clip_id for i in split.val],
+            "test": [dataset[i].clip_id for i in split.test],
+            "train_rows": {
+                "count": len(source),
+                "sources": [dataset[i].clip_id for i in train_clips],
+                "views": {v: int((view == v).sum()) for v in np.unique(view)},
+            },
+        },
+    )
+    return len(train_clips)
+
+
+def train_probe_fold(
+    config: TrainConfig,
+    dataset: Dataset,
+    split: Split | ImageSplit,
+    run_dir: str | Path,
+    *,
+    progress: bool = True,
+) -> FoldResult:
+    """Fit a probe on ``split.train`` (+ NAA variants), choose its regularisation on
+    ``split.val``, test once on ``split.test``; write the fold's files (module docstring).
+
+    Returns:
+        The fold's test metrics (``best_epoch`` and ``epochs_run`` are 0: there are no epochs).
+    """
+    if isinstance(split, ImageSplit):
+        raise EscnetError(
+            f"TrainConfig.method='probe' splits clips; protocol {split.protocol!r} splits NAA "
+            "images: use protocol 'official-folds' or 'random-split'"
+        )
+    started = time.perf_counter()
+    fold = split.test_fold if split.test_fold is not None else 0
+    fold_dir = Path(run_dir) / f"fold{fold}"
+    data = load_probe_data(config, dataset, split, progress=progress)
+    features_s = time.perf_counter() - started
+    model, val_logits, test_logits, choice = _fit(config, data, dataset.num_classes)
+    first = data.eval_views[0]
+    test_labels = _labels(data.test, data.eval_views)
+    test_indices = data.test.source[data.test.rows(first)]
+    save_model(
+        fold_dir / "model",
+        model,
+        list(dataset.classes),
+        clip_seconds=clip_seconds(dataset),
+        config=config.to_dict(),
+        model_kwargs=probe_model_kwargs(config),
+        selection={"test_fold": fold, "epoch": 0, **choice["chosen"]},
+    )
+    _save_logits(fold_dir / "logits.npz", dataset, data, val_logits, test_logits)
+    write_predictions(fold_dir / "test_predictions.csv", dataset, test_indices, test_logits)
+    metrics = classification_metrics(
+        test_labels.numpy(), test_logits.argmax(1).numpy(), dataset.num_classes
+    )
+    train_clips = write_split(
+        fold_dir / "split.json", dataset, split, data.train.source, data.train.view
+    )
+    seconds = time.perf_counter() - started
+    what = "weight decay" if config.probe_head == "mlp" else "L2 penalty"
+    atomic_write_json(
+        fold_dir / "probe.json",
+        {
+            "head": config.probe_head,
+            "model_kwargs": probe_model_kwargs(config),
+            "train_views": sorted(set(data.train.view.tolist())),
+            "eval_views": data.eval_views,
+            **choice,
+            "test_acc": metrics["accuracy"],
+            "seconds": {"features": features_s, "total": seconds},
+        },
+    )
+    result = FoldResult(
+        test_fold=fold,
+        accuracy=metrics["accuracy"],
+        macro_f1=metrics["macro_f1"],
+        loss=F.cross_entropy(test_logits, test_labels).item(),
+        per_class_accuracy=metrics["per_class_accuracy"],
+        confusion_matrix=metrics["confusion_matrix"],
+        best_epoch=0,
+        epochs_run=0,
+        stopped_early=False,
+        selection=(
+            f"probe head ({config.probe_head}): the {what} with the best validation accuracy "
+            "(ties: lower validation loss)"
+        ),
+        train_clips=train_clips,
+        train_images=len(data.train.source),
+        val_clips=len(_labels(data.val, data.eval_views)),
+        test_clips=len(test_labels),
+    )
+    log.info(
+        "fold %d: probe test accuracy %.4f (val %.4f, %s), %.0f s",
+        fold,
+        result.accuracy,
+        choice["chosen"]["val_acc"],
+        {k: v for k, v in choice["chosen"].items() if k not in ("val_acc", "val_loss")},
+        seconds,
+    )
+    return result
