@@ -1,5 +1,6 @@
-"""The README's generated tables are the generated files' current content, and its Python
-examples name only what escnet has."""
+"""The README is a short front door whose examples name only what escnet has, and the
+documentation's generated tables are the generated files' current content
+(``scripts/sync_readme.py``)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,19 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
 _spec = importlib.util.spec_from_file_location("sync_readme", REPO / "scripts" / "sync_readme.py")
 assert _spec is not None and _spec.loader is not None
 sync_readme = importlib.util.module_from_spec(_spec)
+sys.modules.setdefault("sync_readme", sync_readme)  # its dataclass looks its module up
 _spec.loader.exec_module(sync_readme)
+
+
+def _render(text: str, page: Path, root: Path) -> str:
+    return sync_readme.render(text, page, root).text
+
+
+# ------------------------------------------------------------------ sync_readme.py
 
 
 def test_render_replaces_each_block_with_its_source_lines(tmp_path: Path) -> None:
@@ -27,18 +37,19 @@ def test_render_replaces_each_block_with_its_source_lines(tmp_path: Path) -> Non
         "middle\n<!-- generated from t.md: lines 7- -->\nold\n<!-- end generated -->\n"
         "<!-- generated from t.md -->\n<!-- end generated -->\nend\n"
     )
-    out = sync_readme.render(readme, tmp_path)
+    out = _render(readme, tmp_path / "README.md", tmp_path)
     assert "TYPED BY HAND" not in out
     assert "lines 3-5 -->\n| a |\n|---|\n| 1 |\n<!-- end generated -->\nmiddle" in out
     assert "lines 7- -->\nfooter\n<!-- end generated -->" in out
     assert "t.md -->\ntitle\n\n| a |\n|---|\n| 1 |\n\nfooter\n<!-- end generated -->\nend" in out
-    assert sync_readme.render(out, tmp_path) == out  # idempotent
+    assert _render(out, tmp_path / "README.md", tmp_path) == out  # idempotent
 
 
-def test_headings_nest_under_the_readme_section_and_figures_keep_pointing_at_their_files(
+def test_headings_nest_under_the_page_section_and_figures_keep_pointing_at_their_files(
     tmp_path: Path,
 ) -> None:
     (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "a.png").write_bytes(b"png")
     (tmp_path / "results" / "r.md").write_text(
         "## ESC-10\n\n### Leakage\n\n![a chart](a.png) [x](https://e.org/b.png)\n"
         "\n```bash\n## the source's own shell comment\n```\n"
@@ -47,24 +58,154 @@ def test_headings_nest_under_the_readme_section_and_figures_keep_pointing_at_the
         "# T\n\n### Results\n\n```bash\n# a shell comment, not a heading\n```\n\n"
         "<!-- generated from results/r.md -->\n<!-- end generated -->\n"
     )
-    out = sync_readme.render(readme, tmp_path)
+    rendered = sync_readme.render(readme, tmp_path / "README.md", tmp_path)
+    out = rendered.text
     assert "\n#### ESC-10\n\n##### Leakage\n" in out
     assert "![a chart](results/a.png) [x](https://e.org/b.png)" in out
     assert "\n## the source's own shell comment\n" in out  # code is copied as it is
-    assert sync_readme.render(out, tmp_path) == out  # idempotent
+    assert rendered.copies == {}  # the README may show files anywhere in the repository
+    assert _render(out, tmp_path / "README.md", tmp_path) == out  # idempotent
+
+
+def test_a_figure_outside_docs_is_copied_into_docs_assets_for_a_docs_page(tmp_path: Path) -> None:
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "a.png").write_bytes(b"png")
+    (tmp_path / "results" / "r.md").write_text("![a chart](a.png)\n")
+    (tmp_path / "docs" / "results").mkdir(parents=True)
+    (tmp_path / "docs" / "inside.png").write_bytes(b"png")
+    (tmp_path / "docs" / "src.md").write_text("![here](inside.png)\n")
+    page = tmp_path / "docs" / "results" / "grid.md"
+    text = (
+        "# Grid\n\n<!-- generated from results/r.md -->\n<!-- end generated -->\n"
+        "<!-- generated from docs/src.md -->\n<!-- end generated -->\n"
+    )
+    rendered = sync_readme.render(text, page, tmp_path)
+    assert "![a chart](../assets/results/a.png)" in rendered.text
+    assert "![here](../inside.png)" in rendered.text
+    copy = (tmp_path / "docs" / "assets" / "results" / "a.png").resolve()
+    assert rendered.copies == {copy: (tmp_path / "results" / "a.png").resolve()}
+
+
+def test_sections_and_their_tables_are_selected_by_heading_path(tmp_path: Path) -> None:
+    (tmp_path / "r.md").write_text(
+        "# R\n\n## ESC-10\n\n### Leakage: leaky minus official\n\n| a |\n|---|\n| 10 |\n\n"
+        "text after\n\n## ESC-50\n\n### Leakage: leaky minus official\n\nintro\n\n| a |\n|---|\n"
+        "| 50 |\n"
+    )
+    page = tmp_path / "p.md"
+    out = _render(
+        "<!-- generated from r.md: table in ESC-50 > Leakage -->\n<!-- end generated -->\n"
+        "<!-- generated from r.md: section ESC-10 > Leakage -->\n<!-- end generated -->\n",
+        page,
+        tmp_path,
+    )
+    assert "Leakage -->\n| a |\n|---|\n| 50 |\n<!-- end generated -->" in out
+    assert "Leakage -->\n| a |\n|---|\n| 10 |\n\ntext after\n<!-- end generated -->" in out
+    with pytest.raises(SystemExit, match="no section 'ESC-50 > Nope'"):
+        _render(
+            "<!-- generated from r.md: section ESC-50 > Nope -->\n<!-- end generated -->",
+            page,
+            tmp_path,
+        )
+
+
+def test_pipes_escaped_for_github_are_unescaped_in_docs_tables(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text("## Commands\n\n| c |\n|---|\n| `a\\|b` and a\\|b |\n")
+    (tmp_path / "docs").mkdir()
+    block = "<!-- generated from README.md: section Commands -->\n<!-- end generated -->\n"
+    assert "| `a|b` and a\\|b |" in _render(block, tmp_path / "docs" / "c.md", tmp_path)
+    assert "| `a\\|b` and a\\|b |" in _render(block, tmp_path / "other.md", tmp_path)
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["as issue #12 asked", "see ../shared/data", "--weights /home/me/w.pt", "/work/main/x"],
+)
+def test_a_source_with_an_issue_a_shared_link_or_a_machine_path_is_refused(
+    tmp_path: Path, line: str
+) -> None:
+    (tmp_path / "s.md").write_text(f"fine\n{line}\n")
+    with pytest.raises(SystemExit, match=r"s\.md:2 "):
+        _render("<!-- generated from s.md -->\n<!-- end generated -->", tmp_path / "p.md", tmp_path)
 
 
 def test_a_missing_source_is_named(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="nope.md"):
-        sync_readme.render("<!-- generated from nope.md -->\n<!-- end generated -->", tmp_path)
+        _render(
+            "<!-- generated from nope.md -->\n<!-- end generated -->", tmp_path / "p.md", tmp_path
+        )
 
 
-def test_the_readme_is_in_sync_with_its_generated_files() -> None:
-    assert sync_readme.main(["--check", "--readme", str(REPO / "README.md")]) == 0
+def test_check_finds_stale_pages_and_copies_and_a_run_fixes_them(tmp_path: Path) -> None:
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "a.png").write_bytes(b"new")
+    (tmp_path / "results" / "r.md").write_text("| x |\n|---|\n| 2 |\n\n![a](a.png)\n")
+    (tmp_path / "docs" / "assets" / "results").mkdir(parents=True)
+    (tmp_path / "docs" / "assets" / "results" / "a.png").write_bytes(b"old")
+    (tmp_path / "docs" / "assets" / "gone.png").write_bytes(b"shown by no page")
+    (tmp_path / "docs" / "page.md").write_text(
+        "# P\n\n<!-- generated from results/r.md -->\n| x |\n|---|\n| 1 |\n<!-- end generated -->\n"
+    )
+    (tmp_path / "README.md").write_text("# R\n")
+    args = ["--root", str(tmp_path)]
+    assert sync_readme.main(["--check", *args]) == 1
+    assert (tmp_path / "docs" / "assets" / "gone.png").exists()  # --check changes nothing
+    assert sync_readme.main(args) == 0
+    assert sync_readme.main(["--check", *args]) == 0
+    assert "| 2 |" in (tmp_path / "docs" / "page.md").read_text()
+    assert (tmp_path / "docs" / "assets" / "results" / "a.png").read_bytes() == b"new"
+    assert not (tmp_path / "docs" / "assets" / "gone.png").exists()
+
+
+def test_the_docs_and_readme_are_in_sync_with_their_generated_files() -> None:
+    assert sync_readme.main(["--check"]) == 0
+
+
+# ------------------------------------------------------------------ the README itself
+
+
+def test_the_readme_is_a_short_front_door() -> None:
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 260, f"README.md has {len(lines)} lines; move detail into docs/"
+    first_screen = "\n".join(lines[:60])
+    for what in ("pip install", "escnet predict", "--dataset folder"):
+        assert what in first_screen, f"{what!r} is not on the README's first screen"
+
+
+def _user_docs() -> list[Path]:
+    return [README, *sorted((REPO / "docs").rglob("*.md"))]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "what"),
+    [
+        (r"\bissues?\s+#\d+", "a reference to an issue"),
+        (r"\.\./shared", "a ../shared path or link"),
+        (r"/work/", "a path of one machine"),
+    ],
+)
+def test_user_docs_name_no_issue_no_shared_link_and_no_machine_path(
+    pattern: str, what: str
+) -> None:
+    found = [
+        f"{page.relative_to(REPO)}:{i}"
+        for page in _user_docs()
+        for i, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(pattern, line, flags=re.IGNORECASE)
+    ]
+    assert not found, f"{what} in {found}"
+
+
+def test_the_readme_links_only_files_of_the_repository() -> None:
+    text = README.read_text(encoding="utf-8")
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        assert not re.match(r"[a-z]+:", target), f"README links outside the repository: {target}"
+        path = target.split("#")[0]
+        assert not path or (REPO / path).exists(), f"README links {target}, which does not exist"
 
 
 def _python_blocks() -> list[str]:
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+    text = README.read_text(encoding="utf-8")
     return re.findall(r"^```python\n(.*?)^```$", text, flags=re.S | re.M)
 
 
@@ -94,3 +235,36 @@ def test_the_readme_python_examples_are_formatted_as_the_code_is() -> None:
             cwd=REPO,
         )
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def resolve(dotted: str) -> object:
+    """The object a dotted name such as ``escnet.data.folds.fold_split`` names: the longest
+    importable module prefix, then attributes."""
+    parts = dotted.split(".")
+    for n in range(len(parts), 0, -1):
+        try:
+            obj: object = importlib.import_module(".".join(parts[:n]))
+        except ModuleNotFoundError:
+            continue
+        for name in parts[n:]:
+            obj = getattr(obj, name)
+        return obj
+    raise ModuleNotFoundError(dotted)
+
+
+def dotted_names(text: str) -> set[str]:
+    """Every ``escnet.x.y`` named in a code span (``escnet.load(MODEL).predict_file``: the part
+    before the call)."""
+    return set(re.findall(r"`(escnet(?:\.\w+)+)", text))
+
+
+def test_every_python_name_in_the_readme_exists() -> None:
+    names = dotted_names(README.read_text(encoding="utf-8"))
+    assert "escnet.training.cross_validate" in names  # the command table names its functions
+    missing = []
+    for name in sorted(names):
+        try:
+            resolve(name)
+        except (ImportError, AttributeError) as e:
+            missing.append(f"{name} ({e})")
+    assert not missing, missing
