@@ -36,6 +36,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f"no audio files in {', '.join(args.inputs)} (looked for the extensions soundfile "
             "reads: wav, flac, ogg, mp3, aiff, ...)"
         )
+    if not args.quiet:  # which model labels the files: a run's refitted one, a fold's, ...
+        print(
+            f"escnet predict: model {predictor.spec.path} ({predictor.spec.name})", file=sys.stderr
+        )
     writer = _Writer(args.format, args.top_k, predictor.classes)
     skipped: list[tuple[Path, str]] = []
     progress = not args.quiet

@@ -28,7 +28,7 @@ from escnet.errors import EscnetError, ParameterError
 from escnet.inference.backend import Backend, ModelSpec
 from escnet.inference.results import AGGREGATES, Prediction, WindowPrediction, aggregate
 from escnet.inference.stream import BLOCK_SECONDS, Windower, iter_blocks, open_audio
-from escnet.model_dir.layout import ENSEMBLE_JSON
+from escnet.model_dir.layout import ENSEMBLE_JSON, final_model_dir, is_ensemble
 
 __all__ = ["BACKENDS", "Predictor", "load"]
 
@@ -253,8 +253,9 @@ def load(
     Args:
         path: a model directory (``model.json`` + ``weights.pt``, as training and
             ``escnet export`` write), a run directory (its fold with the best validation
-            accuracy, or ``fold``), or an ensemble directory (``escnet ensemble``; the same
-            choice of fold, see :mod:`escnet.inference.ensemble_backend`). For
+            accuracy, or ``fold``; its refitted model ``RUN/final`` instead when there is one and
+            no fold is asked for), or an ensemble (``escnet ensemble``, the same choice of fold;
+            or refitted, see :mod:`escnet.inference.ensemble_backend`). For
             ``backend="onnx"``: a directory that also holds ``model.onnx`` (``escnet export
             MODEL --out DIR --onnx``).
         backend: ``"torch"`` or ``"onnx"`` (onnxruntime only; torch is not imported).
@@ -268,29 +269,33 @@ def load(
     Raises:
         EscnetError: naming the directory or file and the fix, when the model cannot be opened.
     """
-    ensemble = (Path(path) / ENSEMBLE_JSON).is_file()
+    root = Path(path)
+    final = final_model_dir(root) if fold is None else None
+    if final is not None:  # a run refitted on all its data: that model, not a fold's
+        root = final
+    ensemble = is_ensemble(root)
     if backend == "torch" and ensemble:
         from escnet.inference.ensemble_backend import load_ensemble
 
-        spec, run = load_ensemble(path, fold=fold, device=device, threads=threads)
+        spec, run = load_ensemble(root, fold=fold, device=device, threads=threads)
     elif backend == "torch":
         from escnet.inference.torch_backend import load_torch
 
-        spec, run = load_torch(path, fold=fold, device=device, threads=threads)
+        spec, run = load_torch(root, fold=fold, device=device, threads=threads)
     elif backend == "onnx":
         from escnet.inference.onnx_backend import load_onnx
 
-        if ensemble:
+        if (root / ENSEMBLE_JSON).is_file():
             raise EscnetError(
-                f"{path}: an ensemble directory has no ONNX graph; predict it with the torch "
-                "backend, or export one of its member runs (listed in ensemble.json)"
+                f"{root}: a cross-validation ensemble has no ONNX graph; predict it with the "
+                "torch backend, or refit it (escnet train --refit) and export the result"
             )
         if fold is not None:
             raise EscnetError(
                 "--fold applies to run directories; the onnx backend takes an exported "
                 "directory (escnet export RUN --fold K --out DIR --onnx)"
             )
-        spec, run = load_onnx(path, threads=threads)
+        spec, run = load_onnx(root, threads=threads)
     else:
         raise ParameterError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
     batch = DEFAULT_BATCH[backend] if batch_size is None else batch_size

@@ -24,11 +24,14 @@ from escnet.errors import ModelDirError
 
 __all__ = [
     "ENSEMBLE_JSON",
+    "FINAL_DIR",
     "FORMAT_VERSION",
     "MODEL_JSON",
     "ONNX_FILE",
     "TORCH_FIELDS",
     "WEIGHTS",
+    "final_model_dir",
+    "is_ensemble",
     "is_model_dir",
     "read_model_json",
     "resolve_model_dir",
@@ -45,6 +48,10 @@ ONNX_FILE = "model.onnx"
 #: The file that makes a directory an ensemble's (:func:`escnet.training.ensemble.ensemble_runs`).
 ENSEMBLE_JSON = "ensemble.json"
 
+#: A run's model refitted on all its data (``escnet train --refit``): ``RUN/final``. Prediction
+#: and the service take it, when it exists, for a run directory given without a fold.
+FINAL_DIR = "final"
+
 #: Fields a model directory needs for the torch backend; prediction alone needs fewer.
 TORCH_FIELDS = ("model", "num_classes", "classes", "front_end", "clip_seconds", "weights")
 _PREDICT_FIELDS = ("model", "classes", "sample_rate", "clip_seconds")
@@ -53,6 +60,29 @@ _PREDICT_FIELDS = ("model", "classes", "sample_rate", "clip_seconds")
 def is_model_dir(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a directory holding ``model.json``."""
     return (Path(path) / MODEL_JSON).is_file()
+
+
+def final_model_dir(path: str | os.PathLike[str]) -> Path | None:
+    """``path/final`` when ``path`` is a run (or ensemble) directory that holds a refitted model,
+    else ``None``."""
+    final = Path(path) / FINAL_DIR
+    return final if not is_model_dir(path) and is_model_dir(final) else None
+
+
+def is_ensemble(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is an ensemble: a cross-validation ensemble directory (``ensemble.json``,
+    members are runs) or a model directory whose ``model.json`` lists member model directories
+    (``"members"``, a refitted ensemble)."""
+    p = Path(path)
+    if (p / ENSEMBLE_JSON).is_file():
+        return True
+    if not is_model_dir(p):
+        return False
+    try:
+        meta = json.loads((p / MODEL_JSON).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False  # read_model_json names the fault when the model is opened
+    return isinstance(meta, dict) and isinstance(meta.get("members"), list)
 
 
 def read_model_json(

@@ -264,8 +264,9 @@ def serve(
     predictor = load(model, backend=backend, fold=fold, threads=threads)
     app = create_app(predictor, config)
     print(
-        f"escnet serve: {predictor.spec.name} ({len(predictor.classes)} classes, {backend}) "
-        f"on http://{host}:{port}/  (API docs: /docs)",
+        f"escnet serve: {predictor.spec.name} from {predictor.spec.path} "
+        f"({len(predictor.classes)} classes, {backend}) on http://{host}:{port}/"
+        "  (API docs: /docs)",
         flush=True,
     )
     uvicorn.run(app, host=host, port=port, log_level=log_level)
