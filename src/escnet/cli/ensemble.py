@@ -1,4 +1,5 @@
-"""Sub-command of the ensembling stage: ``escnet ensemble RUN_DIR... --out DIR``."""
+"""Sub-commands after cross-validation: ``escnet ensemble RUN_DIR... --out DIR`` and
+``escnet refit RUN|ENSEMBLE [--out DIR]``."""
 
 from __future__ import annotations
 
@@ -34,6 +35,34 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_refit(final: Path) -> None:
+    """What a refit wrote, from its ``model.json``: where, on what, and what it stands for."""
+    import json
+
+    meta = json.loads((final / "model.json").read_text(encoding="utf-8"))
+    on = meta.get("trained_on") or {}
+    cv = (meta.get("cross_validation") or {}).get("accuracy") or {}
+    stands = f"; cross-validated accuracy {100 * cv['mean']:.2f} % +- {100 * cv['std']:.2f}"
+    print(
+        f"final model: {final} ({meta.get('model')}), trained on {on.get('clips')} clips of "
+        f"{on.get('dataset')} folds {on.get('folds')} ({on.get('audio')})"
+        + (stands if "mean" in cv else "")
+    )
+
+
+def cmd_refit(args: argparse.Namespace) -> int:
+    from escnet.training.refit import refit
+
+    source = Path(args.run)
+    if not (source / "results.json").is_file():
+        raise ParameterError(
+            f"RUN {source} holds no results.json: give a finished probe run (escnet train "
+            "--method probe) or ensemble (escnet ensemble)"
+        )
+    print_refit(refit(source, args.out, progress=not args.quiet))
+    return 0
+
+
 def register(sub: Any) -> None:
     """Add this module's sub-commands to the ``escnet`` parser."""
     p = sub.add_parser(
@@ -44,3 +73,11 @@ def register(sub: Any) -> None:
     p.add_argument("--out", required=True, help="directory for results.json, report.md")
     p.add_argument("--folds", help="test folds (default: every fold all runs finished)")
     p.set_defaults(func=cmd_ensemble)
+
+    p = sub.add_parser(
+        "refit",
+        help="refit a cross-validated probe run or ensemble on all its data: the final model",
+    )
+    p.add_argument("run", metavar="RUN|ENSEMBLE", help="a finished probe run or ensemble")
+    p.add_argument("--out", help="model directory to write (default: RUN/final)")
+    p.set_defaults(func=cmd_refit)

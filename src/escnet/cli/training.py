@@ -44,6 +44,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.run_dir:
         check_output_dir(args.run_dir, "--run-dir")
+    if args.refit and args.method not in (None, "probe"):
+        raise ParameterError("--refit applies to --method probe runs; drop it or use a probe")
     config = TrainConfig.from_json(args.config) if args.config else TrainConfig()
     overrides: dict[str, Any] = {"data_dir": args.data_dir, "cache_dir": args.cache_dir}
     for field in dataclasses.fields(TrainConfig):
@@ -73,6 +75,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"official folds, {time.perf_counter() - start:.0f} s; run directory {run_dir}"
     )
     print_results(results, run_dir)
+    if args.refit:
+        from escnet.cli.ensemble import print_refit
+        from escnet.training.refit import refit_probe_run
+
+        print_refit(refit_probe_run(run_dir, progress=not args.quiet))
     return 0
 
 
@@ -208,6 +215,11 @@ def register(sub: Any) -> None:
     p.add_argument("--config", help="a config.json to start from (options override it)")
     p.add_argument("--run-dir", help="where to write the run (default runs/<name>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    p.add_argument(
+        "--refit",
+        action="store_true",
+        help="then refit the probe on all the folds' clips: RUN_DIR/final (see escnet refit)",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="recompute a run's test metrics from its checkpoints")

@@ -92,6 +92,32 @@ class Dataset:
             self.name, self.root, self.classes, [self.clips[i] for i in indices], self.duration
         )
 
+    def copy_info(self) -> dict[str, Any]:
+        """Which copy of the data set this is: its directory's name, its audio's container,
+        codec and sample rate (of the first clip), and a digest of its metadata tables (every
+        ``*.csv`` in the root and ``meta/``, e.g. the metadata and a provenance list), so that a
+        figure says what it was measured on."""
+        import hashlib
+
+        import soundfile
+
+        digest = hashlib.sha256()
+        for table in sorted([*self.root.glob("*.csv"), *self.root.glob("meta/*.csv")]):
+            digest.update(table.name.encode() + b"\0" + table.read_bytes())
+        audio = "none"
+        if self.clips:
+            try:
+                sf = soundfile.info(str(self.clips[0].path))
+                audio = f"{sf.format.lower()}/{sf.subtype.lower()} {sf.samplerate} Hz"
+            except (RuntimeError, OSError) as exc:  # named, not fatal: this only describes
+                audio = f"unreadable ({exc})"
+        return {
+            "dataset": self.name,
+            "copy": self.root.name if self.root.name != self.name else self.root.parent.name,
+            "audio": audio,
+            "metadata_sha256": digest.hexdigest()[:16],
+        }
+
     def info(self) -> dict[str, Any]:
         """Summary used by ``escnet info``: counts of clips, classes, folds and groups."""
         per_class = Counter(c.label for c in self.clips)

@@ -159,6 +159,7 @@ def save_model(
     state_dict: Mapping[str, torch.Tensor] | None = None,
     selection: Mapping[str, Any] | None = None,
     model_kwargs: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``model`` as a self-contained model directory (created or replaced file by file,
     each file atomically; ``model.json`` last, so a directory with it is complete).
@@ -175,6 +176,8 @@ def save_model(
         model_kwargs: architecture options the model was built with
             (``create_model(name, n, **model_kwargs)``); JSON values. :func:`load_model` builds
             the network with them again.
+        extra: further JSON fields for ``model.json``, for the record (a refit's
+            ``trained_on`` and ``cross_validation``); they cannot replace the fields above.
 
     Returns:
         The directory.
@@ -195,6 +198,7 @@ def save_model(
     atomic_write_json(
         out / MODEL_JSON,
         {
+            **dict(extra or {}),
             "format_version": FORMAT_VERSION,
             "model": info.name,
             "num_classes": model.num_classes,

@@ -60,8 +60,10 @@ __all__ = [
     "fit_linear_head",
     "fit_mlp_head",
     "load_probe_data",
+    "probe_model",
     "probe_model_kwargs",
     "train_probe_fold",
+    "train_views",
 ]
 
 log = logging.getLogger(__name__)
@@ -92,7 +94,8 @@ class ProbeData:
     eval_views: list[str]
 
 
-def _train_views(config: TrainConfig) -> list[str]:
+def train_views(config: TrainConfig) -> list[str]:
+    """The views of each training clip a probe of ``config`` is fitted on."""
     if config.probe_train_views is not None:
         return ["original", *config.probe_train_views]
     if config.augment == "naa":
@@ -127,7 +130,7 @@ def load_probe_data(
             progress=progress,
         )
 
-    train = table(split.train, _train_views(config))
+    train = table(split.train, train_views(config))
     if len(train.source) == 0:
         raise EscnetError(
             f"{dataset.name}, test fold {split.test_fold}: no training clip could be loaded"
@@ -286,6 +289,28 @@ def probe_model_kwargs(config: TrainConfig) -> dict[str, Any]:
     }
 
 
+def probe_model(
+    config: TrainConfig,
+    num_classes: int,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    head: nn.Module,
+) -> SpectralClassifier:
+    """The ``mn04_as_probe`` of ``config`` with its AudioSet body, the features' standardisation
+    (``mean``, ``std``) and a fitted ``head``: what a fold's (or a refit's) model directory
+    holds."""
+    model = create_model(
+        "mn04_as_probe", num_classes, pretrained=True, **probe_model_kwargs(config)
+    ).eval()
+    net = model.net
+    assert isinstance(net, ProbeNet)
+    with torch.no_grad():
+        net.feature_mean.copy_(mean)
+        net.feature_std.copy_(std)
+        net.head.load_state_dict(head.state_dict())
+    return model
+
+
 def _fit(
     config: TrainConfig, data: ProbeData, num_classes: int
 ) -> tuple[SpectralClassifier, torch.Tensor, torch.Tensor, dict[str, Any]]:
@@ -303,15 +328,10 @@ def _fit(
         head, choice = fit_mlp_head(z_train, y_train, z_val, y_val, num_classes, seed=config.seed)
     else:
         head, choice = fit_linear_head(z_train, y_train, z_val, y_val, num_classes)
-    model = create_model(
-        "mn04_as_probe", num_classes, pretrained=True, **probe_model_kwargs(config)
-    ).eval()
+    model = probe_model(config, num_classes, mean, std, head)
     net = model.net
     assert isinstance(net, ProbeNet)
     with torch.no_grad():
-        net.feature_mean.copy_(mean)
-        net.feature_std.copy_(std)
-        net.head.load_state_dict(head.state_dict())
         val_logits = mean_probability_logits(
             net.classify(_views_stack(data.val, data.eval_views, cols))
         )
