@@ -45,7 +45,7 @@ def _edit(meta: Path, row: int, column: str, value: str) -> None:
         ("fold", "", "is empty"),
         ("target", "-1", "-1 is out of range"),
         ("target", "two", "not a whole number"),
-        ("target", "5000", "class id 5000 leaves 4997 id"),
+        ("target", "5000", "class id 5000 is beyond ESC-50's 50 classes"),
         ("category", "dog", "class 'dog' has id 2 here but 0 on line 2"),
         ("esc10", "maybe", "not True or False"),
         ("src_file", " ", "is empty"),
@@ -122,10 +122,43 @@ def test_encodings_bom_is_read_others_are_refused_with_the_reason(tiny_esc50: Pa
 def test_esc10_checks_only_its_classes_for_gaps(tiny_esc50: Path) -> None:
     # ESC-10's targets are not contiguous in ESC-50 (it renumbers them), but a broken row is
     # still refused.
-    assert get_dataset("esc10", root=tiny_esc50).classes == ["dog", "rooster"]
+    assert get_dataset("esc10", root=tiny_esc50).classes[:2] == ["dog", "rooster"]
     _edit(tiny_esc50 / "meta" / "esc50.csv", 0, "fold", "one")
     with pytest.raises(MetadataError, match="fold"):
         get_dataset("esc10", root=tiny_esc50)
+
+
+def test_a_partial_esc50_copy_with_gaps_in_its_targets_loads(tiny_esc50: Path) -> None:
+    """A subset of the metadata's rows (here: classes 0 and 2, none of class 1) is a partial
+    copy: it loads, with ESC-50's 50 classes and each clip's own target."""
+    meta = tiny_esc50 / "meta" / "esc50.csv"
+    rows = [r for r in _rows(meta) if r["target"] != "1"]
+    _write_rows(meta, rows)
+    ds = get_dataset("esc50", root=tiny_esc50)
+    assert ds.num_classes == 50 and len(ds) == len(rows)
+    assert {c.label for c in ds.clips} == {0, 2}
+    assert [ds.classes[c.label] for c in ds.clips] == [r["category"] for r in rows]
+
+
+@pytest.mark.parametrize("target", ["50", "99"])
+def test_an_esc50_target_beyond_its_classes_is_refused(tiny_esc50: Path, target: str) -> None:
+    meta = tiny_esc50 / "meta" / "esc50.csv"
+    rows = _rows(meta)
+    rows[3]["target"], rows[3]["category"] = target, "whale"  # a new class, not a second id
+    _write_rows(meta, rows)
+    with pytest.raises(MetadataError, match=rf"esc50.csv:5: column 'target': class id {target}"):
+        get_dataset("esc50", root=tiny_esc50)
+
+
+def test_an_esc50_category_that_is_not_its_targets_is_refused(tiny_esc50: Path) -> None:
+    meta = tiny_esc50 / "meta" / "esc50.csv"
+    rows = _rows(meta)
+    for r in rows:  # the same swap everywhere, so that no id has two names
+        if r["target"] == "0":
+            r["category"] = "wolf"
+    _write_rows(meta, rows)
+    with pytest.raises(MetadataError, match="class 0 is 'dog' in ESC-50, not 'wolf'"):
+        get_dataset("esc50", root=tiny_esc50)
 
 
 def _write_us8k(root: Path) -> Path:

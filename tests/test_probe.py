@@ -298,3 +298,76 @@ def test_cli_probe_options_and_errors(
     assert "accuracy over 1 fold(s)" in capsys.readouterr().out
     assert main(["-q", "ensemble", str(run), "--out", str(tmp_path / "e")]) == 0
     assert (tmp_path / "e" / "report.md").is_file()
+
+
+# ---- refit: the final model on all the folds' clips ------------------------------------------
+
+
+def test_refit_trains_on_every_clip_and_predict_uses_it(
+    tmp_path: Path, tones: Path, stand_in_weights: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from escnet.training.refit import refit
+
+    run = tmp_path / "run"
+    results = cross_validate(
+        probe_config(folds=[1, 2, 3, 4, 5], tta_shifts=[0, 8]), run, progress=False
+    )
+    final = refit(run, progress=False)
+    assert final == run / "final"
+    ds = get_dataset("esc50")
+    record = json.loads((final / "refit.json").read_text())
+    assert sorted(record["train_rows"]["clips"]) == sorted(c.clip_id for c in ds.clips)
+    meta = json.loads((final / "model.json").read_text())
+    assert meta["trained_on"]["folds"] == [1, 2, 3, 4, 5]
+    assert meta["trained_on"]["clips"] == len(ds) == 45
+    assert meta["cross_validation"]["accuracy"] == results["summary"]["accuracy"]
+    folds_l2 = [json.loads((run / f"fold{k}" / "probe.json").read_text()) for k in range(1, 6)]
+    assert record["choice"]["folds"] == [p["chosen"]["l2"] for p in folds_l2]
+
+    # what the refit computed is what a loaded copy predicts; the run now means its final model
+    check = np.load(final / "check.npz")
+    predictor = escnet.load(run)
+    assert predictor.spec.path == final
+    probs = predictor.probabilities(check["waveforms"])
+    np.testing.assert_allclose(probs, check["probabilities"], atol=1e-5)
+    assert escnet.load(run, fold=2).spec.path == run / "fold2" / "model"  # a fold still loads
+
+    capsys.readouterr()
+    assert main(["predict", str(run), str(ds[0].path)]) == 0
+    assert f"model {final} (mn04_as_probe)" in capsys.readouterr().err
+
+
+def test_refit_of_an_ensemble_is_one_model_directory_of_refitted_members(
+    tmp_path: Path, tones: Path, stand_in_weights: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    config = probe_config(folds=[1, 2, 3, 4, 5])
+    cross_validate(config, a, progress=False)
+    cross_validate(dataclasses.replace(config, probe_blocks=[16]), b, progress=False)
+    ens = ensemble_runs([a, b], tmp_path / "ens")
+    assert main(["-q", "refit", str(tmp_path / "ens")]) == 0
+    assert "trained on 45 clips of esc50 folds [1, 2, 3, 4, 5]" in capsys.readouterr().out
+    final = tmp_path / "ens" / "final"
+    meta = json.loads((final / "model.json").read_text())
+    folds = ens["ensemble"]["folds"]
+    weights = [np.mean([f["weights"][i] for f in folds]) for i in range(2)]
+    temps = [np.mean([f["temperatures"][i] for f in folds]) for i in range(2)]
+    assert [m["weight"] for m in meta["members"]] == pytest.approx(
+        [w / sum(weights) for w in weights]
+    )
+    assert [m["temperature"] for m in meta["members"]] == pytest.approx(temps)
+
+    # the refitted ensemble predicts the weighted mean of its members' scaled probabilities
+    waves = np.load(a / "final" / "check.npz")["waveforms"]
+    predictor = escnet.load(tmp_path / "ens")
+    assert predictor.spec.path == final and predictor.spec.metadata["fold"] is None
+    expected = np.zeros((len(waves), 50))
+    for m in meta["members"]:
+        member = escnet.load(final / m["dir"])
+        log_p = np.log(member.probabilities(waves).astype(np.float64)) / m["temperature"]
+        p = np.exp(log_p - log_p.max(1, keepdims=True))
+        expected += m["weight"] * p / p.sum(1, keepdims=True)
+    np.testing.assert_allclose(predictor.probabilities(waves), expected, atol=1e-5)
+    with pytest.raises(EscnetError, match="refitted ensemble has no folds"):
+        escnet.load(final, fold=1)
+    assert main(["refit", str(tmp_path / "nothing")]) == 2

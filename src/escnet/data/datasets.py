@@ -24,7 +24,14 @@ from typing import Any
 import numpy as np
 
 from escnet.data.audio import AUDIO_EXTENSIONS
-from escnet.data.metadata import MAX_FOLD, check_unique, class_table, contiguous_classes, read_rows
+from escnet.data.metadata import (
+    MAX_FOLD,
+    Row,
+    check_unique,
+    class_table,
+    contiguous_classes,
+    read_rows,
+)
 from escnet.errors import DatasetError, ParameterError
 from escnet.settings import data_dir as default_data_dir
 
@@ -188,6 +195,37 @@ ESC10_CLASSES: tuple[str, ...] = (
 )  # fmt: skip
 
 
+#: ESC-50's classes in target order: the data set's fixed class set. A partial copy (a subset
+#: of the metadata's rows) keeps all 50 outputs, so its models and labels stay those of ESC-50.
+ESC50_CLASSES: tuple[str, ...] = (
+    "dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow",
+    "rain", "sea_waves", "crackling_fire", "crickets", "chirping_birds", "water_drops", "wind",
+    "pouring_water", "toilet_flush", "thunderstorm", "crying_baby", "sneezing", "clapping",
+    "breathing", "coughing", "footsteps", "laughing", "brushing_teeth", "snoring",
+    "drinking_sipping", "door_wood_knock", "mouse_click", "keyboard_typing", "door_wood_creaks",
+    "can_opening", "washing_machine", "vacuum_cleaner", "clock_alarm", "clock_tick",
+    "glass_breaking", "helicopter", "chainsaw", "siren", "car_horn", "engine", "train",
+    "church_bells", "airplane", "fireworks", "hand_saw",
+)  # fmt: skip
+
+
+def _fixed_classes(table: dict[int, tuple[str, Row]], classes: Sequence[str], name: str) -> None:
+    """Check a copy's (target, category) pairs against the data set's fixed classes: an id
+    beyond them, or a name that is not the id's, is refused on its line; absent ids are fine."""
+    for cid, (category, row) in sorted(table.items()):
+        if cid >= len(classes):
+            raise row.error(
+                "target",
+                f"class id {cid} is beyond {name}'s {len(classes)} classes (0-{len(classes) - 1});"
+                " fix the id, or remove the row",
+            )
+        if category != classes[cid]:
+            raise row.error(
+                "category",
+                f"class {cid} is {classes[cid]!r} in {name}, not {category!r}; fix the row",
+            )
+
+
 def load_esc50(
     root: str | os.PathLike[str] | None = None,
     *,
@@ -209,8 +247,10 @@ def load_esc50(
 
     Raises:
         MetadataError: a row of the CSV would give wrong data (a file listed twice, a fold or
-            target that is not a whole number in range, a gap in the targets, a missing field,
-            a category with two targets); the message names the file, line and column.
+            target that is not a whole number in range, a target beyond ESC-50's 50 classes or
+            a category that is not its target's, a missing field, a category with two
+            targets); the message names the file, line and column. Gaps in the targets are
+            fine: a partial copy keeps ESC-50's fixed class set.
         DatasetError: the metadata or audio is missing, or a requested fold is not in it.
     """
     name = "esc10" if esc10 else "esc50"
@@ -229,11 +269,17 @@ def load_esc50(
     in_esc10 = [r.boolean("esc10") for r in rows]
     chosen = [i for i in range(len(rows)) if in_esc10[i] or not esc10]
     table = class_table((rows[i] for i in chosen), "target", "category")
+    _fixed_classes(table, ESC50_CLASSES, "ESC-50")
     if esc10:
-        classes = [table[t][0] for t in sorted(table)]
-        remap = {t: i for i, t in enumerate(sorted(table))}
+        classes = list(ESC10_CLASSES)
+        remap = {ESC50_CLASSES.index(c): i for i, c in enumerate(ESC10_CLASSES)}
+        stray = [t for t in table if t not in remap]
+        if stray:
+            raise table[stray[0]][1].error(
+                "esc10", f"class {ESC50_CLASSES[stray[0]]!r} is not an ESC-10 class; fix the row"
+            )
     else:
-        classes = contiguous_classes(table, "target")
+        classes = list(ESC50_CLASSES)
         remap = {t: t for t in table}
     wanted = _parse_folds(folds)
     if wanted is not None:
