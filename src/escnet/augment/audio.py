@@ -6,7 +6,7 @@ parameters, a probability ``p``, randomness kept apart from the work
 given what was drawn), and a call ``t(samples, sample_rate, rng=None)`` that returns *new*
 float32 samples of the input's length and never changes the input.
 
-The paper's six variants (see ``docs/paper.md``) and their defaults, as built by
+The paper's six variants (see ``docs/method.md``) and their defaults, as built by
 :func:`naa_transform`:
 
 ======== ============================================================================

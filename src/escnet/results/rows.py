@@ -29,7 +29,7 @@ __all__ = [
     "shown_model",
 ]
 
-#: The paper's claimed test accuracies (docs/paper.md), keyed by (data set, model); ``augment``
+#: The paper's claimed test accuracies (docs/method.md), keyed by (data set, model); ``augment``
 #: is the policy the paper names for the figure (``None``: not stated in the notes).
 PAPER_CLAIMS: dict[tuple[str, str], dict[str, Any]] = {
     ("esc10", "resnet152"): {"accuracy": 0.9904, "augment": None, "loss": None},
