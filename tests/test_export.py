@@ -218,7 +218,7 @@ def test_mn04_as_onnx_parity_on_100_esc50_clips(
     onnx_p = escnet.load(tmp_path / "exported", backend="onnx")
 
     audio_dir = shared_datasets / "esc50" / "audio"
-    files = sorted(p for p in audio_dir.iterdir() if p.suffix in (".flac", ".wav"))[:100]
+    files = sorted(p for p in audio_dir.iterdir() if p.suffix in (".flac", ".wav", ".ogg"))[:100]
     assert len(files) == 100
     config = AudioConfig(sample_rate=loaded.sample_rate, duration=5.0)
     clips = np.stack([load_audio(f, config) for f in files])

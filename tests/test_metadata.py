@@ -152,7 +152,7 @@ def test_an_esc50_target_beyond_its_classes_is_refused(tiny_esc50: Path, target:
 
 def test_an_esc50_category_that_is_not_its_targets_is_refused(tiny_esc50: Path) -> None:
     meta = tiny_esc50 / "meta" / "esc50.csv"
-    rows = _rows(meta)
+    rows = [r for r in _rows(meta) if r["target"] != "1"]  # a gap: a partial copy
     for r in rows:  # the same swap everywhere, so that no id has two names
         if r["target"] == "0":
             r["category"] = "wolf"

@@ -195,8 +195,9 @@ ESC10_CLASSES: tuple[str, ...] = (
 )  # fmt: skip
 
 
-#: ESC-50's classes in target order: the data set's fixed class set. A partial copy (a subset
-#: of the metadata's rows) keeps all 50 outputs, so its models and labels stay those of ESC-50.
+#: ESC-50's classes in target order: the data set's fixed class set. A partial copy whose
+#: targets have gaps (a subset of the metadata's rows) keeps all 50 outputs, so its models and
+#: labels stay those of ESC-50; a copy whose targets run 0..K-1 keeps its own K classes.
 ESC50_CLASSES: tuple[str, ...] = (
     "dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow",
     "rain", "sea_waves", "crackling_fire", "crickets", "chirping_birds", "water_drops", "wind",
@@ -250,7 +251,8 @@ def load_esc50(
             target that is not a whole number in range, a target beyond ESC-50's 50 classes or
             a category that is not its target's, a missing field, a category with two
             targets); the message names the file, line and column. Gaps in the targets are
-            fine: a partial copy keeps ESC-50's fixed class set.
+            fine: such a partial copy keeps ESC-50's fixed class set (targets 0..K-1 without a
+            gap keep the copy's own K classes).
         DatasetError: the metadata or audio is missing, or a requested fold is not in it.
     """
     name = "esc10" if esc10 else "esc50"
@@ -269,16 +271,14 @@ def load_esc50(
     in_esc10 = [r.boolean("esc10") for r in rows]
     chosen = [i for i in range(len(rows)) if in_esc10[i] or not esc10]
     table = class_table((rows[i] for i in chosen), "target", "category")
-    _fixed_classes(table, ESC50_CLASSES, "ESC-50")
     if esc10:
-        classes = list(ESC10_CLASSES)
-        remap = {ESC50_CLASSES.index(c): i for i, c in enumerate(ESC10_CLASSES)}
-        stray = [t for t in table if t not in remap]
-        if stray:
-            raise table[stray[0]][1].error(
-                "esc10", f"class {ESC50_CLASSES[stray[0]]!r} is not an ESC-10 class; fix the row"
-            )
-    else:
+        classes = [table[t][0] for t in sorted(table)]
+        remap = {t: i for i, t in enumerate(sorted(table))}
+    elif table and max(table) + 1 == len(table):
+        classes = contiguous_classes(table, "target")  # targets 0..K-1: the copy's own classes
+        remap = {t: t for t in table}
+    else:  # gaps in the targets: a partial copy, which keeps ESC-50's fixed class set
+        _fixed_classes(table, ESC50_CLASSES, "ESC-50")
         classes = list(ESC50_CLASSES)
         remap = {t: t for t in table}
     wanted = _parse_folds(folds)
