@@ -361,7 +361,7 @@ def test_refit_of_an_ensemble_is_one_model_directory_of_refitted_members(
     waves = np.load(a / "final" / "check.npz")["waveforms"]
     predictor = escnet.load(tmp_path / "ens")
     assert predictor.spec.path == final and predictor.spec.metadata["fold"] is None
-    expected = np.zeros((len(waves), 50))
+    expected = np.zeros((len(waves), len(predictor.classes)))
     for m in meta["members"]:
         member = escnet.load(final / m["dir"])
         log_p = np.log(member.probabilities(waves).astype(np.float64)) / m["temperature"]
