@@ -30,6 +30,7 @@ from escnet.inference.torch_backend import load_torch
 from escnet.model_dir.layout import (
     ENSEMBLE_JSON,
     MODEL_JSON,
+    member_run_dir,
     read_model_json,
     resolve_model_dir,
 )
@@ -73,20 +74,6 @@ def _fold_record(root: Path, record: dict[str, Any], fold: int | None) -> dict[s
     return max(folds.values(), key=lambda f: (f.get("val_acc") or 0.0, -int(f["test_fold"])))
 
 
-def _member_dir(root: Path, member: str) -> Path:
-    """A member run as recorded, or, when the runs were moved together, beside the ensemble."""
-    recorded = Path(member)
-    if recorded.is_dir():
-        return recorded
-    beside = root.parent / recorded.name
-    if beside.is_dir():
-        return beside
-    raise EscnetError(
-        f"{root / ENSEMBLE_JSON}: member run {member} not found (nor {beside}); keep the member "
-        "runs where they were, or beside the ensemble directory"
-    )
-
-
 def _refit_members(root: Path) -> tuple[list[Member], dict[str, Any]]:
     meta = read_model_json(root, required=("members", "classes", "sample_rate", "clip_seconds"))
     where = root / MODEL_JSON
@@ -117,7 +104,7 @@ def ensemble_members(
         entry = _fold_record(root, record, fold)
         k = int(entry["test_fold"])
         members = [
-            Member(resolve_model_dir(_member_dir(root, str(m)), fold=k), float(w), float(t))
+            Member(resolve_model_dir(member_run_dir(root, str(m)), fold=k), float(w), float(t))
             for m, w, t in zip(
                 record["members"], entry["weights"], entry["temperatures"], strict=True
             )

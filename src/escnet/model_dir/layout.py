@@ -33,6 +33,7 @@ __all__ = [
     "final_model_dir",
     "is_ensemble",
     "is_model_dir",
+    "member_run_dir",
     "read_model_json",
     "resolve_model_dir",
 ]
@@ -83,6 +84,26 @@ def is_ensemble(path: str | os.PathLike[str]) -> bool:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False  # read_model_json names the fault when the model is opened
     return isinstance(meta, dict) and isinstance(meta.get("members"), list)
+
+
+def member_run_dir(ensemble_dir: str | os.PathLike[str], member: str) -> Path:
+    """A cross-validation ensemble's member run as ``ensemble.json`` records it, or, when the
+    runs were moved together, the run of that name beside the ensemble directory.
+
+    Raises:
+        ModelDirError: neither exists.
+    """
+    root = Path(ensemble_dir)
+    recorded = Path(member)
+    if recorded.is_dir():
+        return recorded
+    beside = root.parent / recorded.name
+    if beside.is_dir():
+        return beside
+    raise ModelDirError(
+        f"{root / ENSEMBLE_JSON}: member run {member} not found (nor {beside}); keep the member "
+        "runs where they were, or beside the ensemble directory"
+    )
 
 
 def read_model_json(

@@ -43,7 +43,13 @@ from escnet.data.datasets import Dataset
 from escnet.errors import EscnetError
 from escnet.features.prepare import default_workers
 from escnet.model_dir.io import save_model
-from escnet.model_dir.layout import ENSEMBLE_JSON, FINAL_DIR, FORMAT_VERSION, MODEL_JSON
+from escnet.model_dir.layout import (
+    ENSEMBLE_JSON,
+    FINAL_DIR,
+    FORMAT_VERSION,
+    MODEL_JSON,
+    member_run_dir,
+)
 from escnet.models import SpectralClassifier
 from escnet.models.probe import feature_columns
 from escnet.training.config import TrainConfig
@@ -147,7 +153,8 @@ def refit_probe_run(
     indices = list(range(len(dataset)))
     mlp = config.probe_head == "mlp"
     key = "weight_decay" if mlp else "l2"
-    value = statistics.median(_fold_choices(run, key))
+    choices = _fold_choices(run, key)
+    value = statistics.median(choices)
     table = clip_features(
         dataset,
         indices,
@@ -182,7 +189,7 @@ def refit_probe_run(
         target / "refit.json",
         {
             "run": run.name,
-            "choice": {key: value, "folds": _fold_choices(run, key)},
+            "choice": {key: value, "folds": choices},
             "train_rows": {
                 "count": int(len(table.source)),
                 "clips": [dataset[int(i)].clip_id for i in trained],
@@ -227,7 +234,7 @@ def refit_ensemble(
     members: list[dict[str, Any]] = []
     first: dict[str, Any] | None = None
     for i, member in enumerate(record["members"]):
-        run = Path(member) if Path(member).is_dir() else root.parent / Path(member).name
+        run = member_run_dir(root, str(member))
         folds = record["folds"]
         weight = statistics.fmean(float(f["weights"][i]) for f in folds)
         temperature = statistics.fmean(float(f["temperatures"][i]) for f in folds)
