@@ -14,10 +14,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from escnet.cli._common import seconds, whole_number
+from escnet.cli._common import bounded, seconds, whole_number
 from escnet.inference.limits import (
+    LONG_UPLOAD_SECONDS,
     MAX_BATCH,
+    MAX_DURATION_SECONDS,
     MAX_OVERLAP,
+    MAX_UPLOAD_MB,
     MAX_WINDOW_SECONDS,
 )
 from escnet.machine import usable_cores
@@ -162,6 +165,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,
         top_k=args.top_k,
+        max_long_uploads=args.max_long_uploads,
+        upload_timeout=args.upload_timeout,
     )
     serve(
         args.model,
@@ -260,26 +265,44 @@ def register(sub: Any) -> None:
     p = sub.add_parser("serve", help="an HTTP service and web page for a trained model")
     _model_args(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (8000)")
-    p.add_argument("--top-k", type=int, default=5, help="labels per answer (5)")
-    p.add_argument("--max-upload-mb", type=float, default=20.0, help="upload limit in MB (20)")
+    p.add_argument("--port", type=whole_number(0, 65535), default=8000, help="port (8000)")
+    p.add_argument("--top-k", type=whole_number(1), default=5, help="labels per answer (5)")
+    p.add_argument(
+        "--max-upload-mb",
+        type=bounded(MAX_UPLOAD_MB, "a number of MB"),
+        default=20.0,
+        help="upload limit in MB (20)",
+    )
     p.add_argument(
         "--max-duration",
-        type=float,
+        type=seconds(MAX_DURATION_SECONDS),
         default=600.0,
         help="longest accepted recording in seconds (600)",
     )
     p.add_argument(
         "--max-batch",
-        type=int,
+        type=whole_number(1, MAX_BATCH),
         default=16,
         help="windows batched into one model call (16; 1 turns batching off)",
     )
     p.add_argument(
         "--max-wait-ms",
-        type=float,
+        type=bounded(1000.0, "a number of milliseconds", zero=True),
         default=0.0,
         help="how long a batch waits for more requests (0: it takes what is already queued)",
+    )
+    p.add_argument(
+        "--max-long-uploads",
+        type=whole_number(1, 64),
+        default=2,
+        help=f"recordings over {LONG_UPLOAD_SECONDS:g} s labelled at once (2); more are "
+        "answered 503 with Retry-After",
+    )
+    p.add_argument(
+        "--upload-timeout",
+        type=seconds(3600.0),
+        default=60.0,
+        help="seconds a client may take to send its upload (60); 408 after",
     )
     _backend_args(p)
     p.set_defaults(func=cmd_serve)
