@@ -10,6 +10,18 @@ weights (time does not depend on them).
 
     python benchmarks/bench_serve.py [--model cnn7] [--backend onnx] [--clients 1 8] \
         [--max-wait-ms 0 5] [--rounds 5]
+
+``--memory`` measures instead the server's peak resident memory (``VmHWM`` in ``/proc``) under
+concurrent long uploads (``--long-seconds``, 590 by default, of digital silence, a 28 KB FLAC
+that decodes to 38 MB, and of noise, a FLAC near the 20 MB upload limit): for each pair of
+``--memory-runs`` (concurrent uploads x ``--max-long-uploads``), a fresh server, a warm-up
+request, one long upload alone (its peak holds what all share: the model's activations for a
+full batch), then the uploads at once; the table gives the answers (200 / 503), the resident
+memory idle, the peak after one long upload and after all, and the growth per extra upload
+labelled at once.
+
+    python benchmarks/bench_serve.py --memory [--model mn04_as] [--backend torch] \
+        [--memory-runs 1x1 2x2 4x4 8x2]
 """
 
 from __future__ import annotations
@@ -23,6 +35,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -43,12 +56,17 @@ def free_port() -> int:
 
 
 def start_server(
-    model_dir: Path, backend: str, max_batch: int, threads: int, max_wait_ms: float = 0.0
+    model_dir: Path,
+    backend: str,
+    max_batch: int,
+    threads: int,
+    max_wait_ms: float = 0.0,
+    extra: tuple[str, ...] = (),
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     args = [sys.executable, "-m", "escnet.cli", "serve", str(model_dir), "--port", str(port)]
     args += ["--backend", backend, "--max-batch", str(max_batch), "--threads", str(threads)]
-    args += ["--max-wait-ms", str(max_wait_ms)]
+    args += ["--max-wait-ms", str(max_wait_ms), *extra]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
@@ -97,8 +115,22 @@ def main() -> None:
         default=[0.0],
         help="batched servers' waits for company, one server each (0: escnet serve's default)",
     )
+    ap.add_argument("--memory", action="store_true", help="peak memory under long uploads")
+    ap.add_argument("--long-seconds", type=float, default=590.0, help="long uploads' length")
+    ap.add_argument(
+        "--memory-runs",
+        nargs="+",
+        default=["1x1", "2x2", "4x4", "8x2"],
+        help="CLIENTSxSLOTS: concurrent long uploads x --max-long-uploads, a server each",
+    )
     args = ap.parse_args()
     print(f"machine: {describe(PACKAGES)}")
+    if args.memory:
+        with tempfile.TemporaryDirectory() as tmp:
+            model_dir = make_model(args.model, Path(tmp))
+            runs = [tuple(int(v) for v in run.split("x")) for run in args.memory_runs]
+            memory(model_dir, args.backend, args.threads, args.long_seconds, runs)
+        return
     print(f"model {args.model} ({args.backend}, {args.threads} thread(s)), 5-s WAV uploads\n")
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = make_model(args.model, Path(tmp))
@@ -159,6 +191,76 @@ def measure(
                     w0 + after["windows"] - before["windows"],
                 )
     return dict(sorted(totals.items(), key=lambda kv: list(urls).index(kv[0][0])))
+
+
+def _memory_mb(pid: int) -> tuple[float, float]:
+    """(resident, peak resident) MB of a process, from /proc."""
+    status = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
+
+
+def _post(url: str, data: bytes, i: int) -> int:
+    with httpx.Client(timeout=1200) as client:
+        return client.post(f"{url}/predict", files={"file": (f"{i}.flac", data)}).status_code
+
+
+def _flac(samples: np.ndarray, rate: int) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, rate, format="FLAC")
+    return buffer.getvalue()
+
+
+def memory(
+    model_dir: Path, backend: str, threads: int, seconds: float, runs: list[tuple[int, ...]]
+) -> None:
+    """The ``--memory`` table (module docstring)."""
+    rate = 16000
+    n = int(seconds * rate)
+    uploads = {
+        "silence": _flac(np.zeros(n, np.float32), rate),
+        "noise": _flac(
+            (0.01 * np.random.default_rng(0).standard_normal(n)).astype(np.float32), rate
+        ),
+    }
+    warm = _flac(
+        (0.1 * np.random.default_rng(1).standard_normal(5 * rate)).astype(np.float32), rate
+    )
+    print(f"model {model_dir.name} ({backend}, {threads} thread(s)), {seconds:g}-s 16 kHz FLAC\n")
+    print(
+        "| upload | MB | concurrent | --max-long-uploads | 200 / 503 | wall s | idle RSS MB "
+        "| peak, one upload MB | peak, all at once MB | per extra upload MB |"
+    )
+    print("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|")
+    for kind, data in uploads.items():
+        for clients, slots in runs:
+            extra = ("--max-long-uploads", str(slots))
+            proc, url = start_server(model_dir, backend, 16, threads, 0.0, extra)
+            try:
+                _post(url, warm, 0)
+                idle, _ = _memory_mb(proc.pid)
+                # One long upload alone first: its peak holds what every upload shares (the
+                # model's activations for a full batch), so the rest is what concurrency adds.
+                _post(url, data, 0)
+                _, one = _memory_mb(proc.pid)
+                start = time.perf_counter()
+                with ThreadPoolExecutor(clients) as pool:
+                    statuses = list(pool.map(partial(_post, url, data), range(clients)))
+                wall = time.perf_counter() - start
+                _, peak = _memory_mb(proc.pid)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+            ok = statuses.count(200)
+            extra_uploads = min(ok, slots) - 1
+            per = f"{(peak - one) / extra_uploads:.1f}" if extra_uploads > 0 else "-"
+            print(
+                f"| {kind} | {len(data) / 1e6:.2f} | {clients} | {slots} | {ok} / "
+                f"{statuses.count(503)} | {wall:.1f} | {idle:.0f} | {one:.0f} | {peak:.0f} | "
+                f"{per} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

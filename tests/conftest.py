@@ -123,3 +123,43 @@ def grouped_esc50(tmp_path: Path) -> Path:
     """ESC-50-shaped, 5 folds x 3 classes x 2 recordings of 3 clips each (90 clips of 0.25 s):
     a split that cuts a recording puts clips of one ``src_file`` on two sides."""
     return write_esc50(tmp_path / "esc50", per_fold=6, seconds=0.25, sr=8000, clips_per_recording=3)
+
+
+def bad_audio_files(root: Path) -> dict[str, Path]:
+    """The files that every reader (training, ``escnet predict``, the service,
+    ``escnet spectrogram``) must refuse alike, written in ``root``: a WAV whose header declares
+    4 GB but holds 1 s, a WAV and a FLAC cut in half, a FLAC whose header says total samples = 0
+    (a streaming encoder's "length unknown"), and a dangling symbolic link."""
+    import struct
+
+    root.mkdir(parents=True, exist_ok=True)
+    noise = (0.1 * np.random.default_rng(0).standard_normal(3 * 16000)).astype(np.float32)
+    files = {}
+    one = root / "declares_4gb.wav"
+    sf.write(one, noise[:16000], 16000, subtype="PCM_16")
+    data = bytearray(one.read_bytes())
+    at = data.find(b"data")
+    data[at + 4 : at + 8] = struct.pack("<I", 4_000_000_000)
+    data[4:8] = struct.pack("<I", 4_000_000_036)
+    one.write_bytes(bytes(data))
+    files["wav_4gb"] = one
+    half = root / "cut_in_half.wav"
+    sf.write(half, noise, 16000, subtype="PCM_16")
+    half.write_bytes(half.read_bytes()[: half.stat().st_size // 2])
+    files["wav_half"] = half
+    flac = root / "whole.flac"
+    sf.write(flac, noise, 16000)
+    whole = flac.read_bytes()
+    flac.unlink()
+    cut = root / "cut_in_half.flac"
+    cut.write_bytes(whole[: len(whole) // 2])
+    files["flac_half"] = cut
+    unknown = bytearray(whole)
+    # STREAMINFO's 36-bit total samples: the low 4 bits of byte 21 and bytes 22-25.
+    unknown[21] &= 0xF0
+    unknown[22:26] = b"\0\0\0\0"
+    files["flac_unknown_length"] = root / "unknown_length.flac"
+    files["flac_unknown_length"].write_bytes(bytes(unknown))
+    files["dangling"] = root / "dangling.wav"
+    files["dangling"].symlink_to(root / "moved-away.wav")
+    return files

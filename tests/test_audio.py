@@ -171,3 +171,36 @@ def test_long_file_is_read_only_as_far_as_the_duration_needs(
 def test_absurd_durations_are_refused(duration: float) -> None:
     with pytest.raises(ValueError, match="duration must be a number of seconds in"):
         AudioConfig(duration=duration)
+
+
+def test_every_reader_refuses_a_bad_file_with_the_same_reason(tmp_path: Path) -> None:
+    from conftest import bad_audio_files
+    from escnet.data.audio import audio_duration, decode_blocks, open_sound
+    from escnet.inference.stream import iter_blocks, open_audio
+
+    def upload(path: Path) -> None:  # the service: the file's bytes, decoded from memory
+        with open_sound(path.read_bytes(), path.name) as f:
+            list(decode_blocks(f, path.name, 4096))
+
+    expected = {
+        "wav_4gb": "truncated: its WAV header declares 4000000000 bytes of audio but the file "
+        "holds 32000; replace it with a complete copy",
+        "wav_half": "truncated: its WAV header declares 96000 bytes",
+        "flac_half": "truncated or damaged: the decoder failed",
+        "flac_unknown_length": "its header does not state its length",
+        "dangling": "dangling symbolic link to",
+    }
+    for kind, path in bad_audio_files(tmp_path).items():
+        readers = [load_audio, lambda p: list(iter_blocks(p, 8000))]
+        if kind != "flac_half":  # found from the header, before decoding
+            readers += [audio_duration, open_audio]
+        if kind != "dangling":
+            readers.append(upload)
+        reasons = []
+        for read in readers:
+            with pytest.raises(AudioError) as info:
+                read(path)
+            reasons.append(info.value.reason)
+        assert len(set(reasons)) == 1, (kind, reasons)
+        assert reasons[0].startswith(expected[kind]), (kind, reasons[0])
+        assert any(fix in reasons[0] for fix in ("replace it", "re-encode", "remove it"))

@@ -161,7 +161,9 @@ def test_onnx_model_directory_is_checked(onnx_dir: Path, tmp_path: Path) -> None
         escnet.load(broken, backend="onnx")
 
 
-def test_onnx_path_does_not_import_torch(onnx_dir: Path, tmp_path: Path) -> None:
+def test_onnx_path_does_not_import_torch_nor_write_telemetry(
+    onnx_dir: Path, tmp_path: Path
+) -> None:
     wav = tmp_path / "tone.wav"
     sf.write(wav, synth("high_tone", 1.0, 16000, np.random.default_rng(4)), 16000)
     code = (
@@ -172,7 +174,11 @@ def test_onnx_path_does_not_import_torch(onnx_dir: Path, tmp_path: Path) -> None
         "loaded = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
         "print(json.dumps({'rc': rc, 'torch_modules': loaded}), file=sys.stderr)\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # A home of its own: onnxruntime would write its telemetry store under ~/.cache.
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ORT_DISABLE_TELEMETRY")}
+    env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"), PYTHONPATH=str(REPO / "src"))
     proc = subprocess.run(
         [sys.executable, "-c", code, str(onnx_dir), str(wav)],
         capture_output=True,
@@ -185,6 +191,9 @@ def test_onnx_path_does_not_import_torch(onnx_dir: Path, tmp_path: Path) -> None
     report = json.loads(proc.stderr.strip().splitlines()[-1])
     assert report == {"rc": 0, "torch_modules": []}
     assert json.loads(proc.stdout)[0]["top_k"][0]["label"] == "high_tone"
+    # Without ORT_DISABLE_TELEMETRY (escnet sets it) it wrote .cache/Microsoft/DeveloperTools/
+    # .onnxruntime/{deviceid,onnxruntime.db} and kept the database open.
+    assert [str(p.relative_to(home)) for p in home.rglob("*")] == []
 
 
 def test_cli_export(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

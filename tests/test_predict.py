@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
 import tracemalloc
 from collections.abc import Iterator
@@ -250,3 +251,172 @@ def test_cli_predict_errors_are_one_line(
     broken.write_bytes(b"nope")
     assert main(["predict", str(model_dir), str(broken)]) == 2  # nothing could be labelled
     assert "skipped" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# Bounds: windows, hops, batches, threads; silence
+# --------------------------------------------------------------------------------------------
+
+
+def test_window_hop_batch_and_threads_are_bounded(predictor: Predictor, model_dir: Path) -> None:
+    from escnet.machine import usable_cores
+
+    for window, hop in ((float("inf"), None), (1e9, None), (float("nan"), None), (None, 1e9)):
+        with pytest.raises(ValueError, match=r"must be a number of seconds in \(0, 600\]"):
+            predictor.predict(np.ones(8000, np.float32), 8000, window=window, hop=hop)
+    with pytest.raises(ValueError, match="hop 0.001 s is under 1/100 of the 1-s window"):
+        predictor.predict(np.ones(8000, np.float32), 8000, hop=0.001)
+    with pytest.raises(ValueError, match="threads must be between 1 and"):
+        escnet.load(model_dir, threads=usable_cores() + 1)
+    with pytest.raises(ValueError, match="batch_size must be in 1..256"):
+        escnet.load(model_dir, batch_size=100_000)
+
+
+def test_a_small_hop_keeps_memory_flat(model_dir: Path, tmp_path: Path) -> None:
+    import torch
+
+    threads = torch.get_num_threads()
+    small_hop = escnet.load(model_dir, threads=1, batch_size=64)
+    path = tmp_path / "half-minute.wav"
+    sf.write(path, synth("noise", 30.0, 8000, np.random.default_rng(12)), 8000)
+    # 2900 windows of 8000 samples: copied one by one (as before), a 10-s block's 1000 windows
+    # alone were 32 MB; as views of the block they cost nothing.
+    bound = 12 * 1024 * 1024
+    tracemalloc.start()
+    try:
+        prediction = small_hop.predict_file(path, hop=0.01)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        torch.set_num_threads(threads)
+    assert len(prediction.windows) == 2901
+    assert peak < bound, f"peak traced memory {peak / 2**20:.1f} MiB"
+
+
+def test_too_many_windows_are_refused_before_decoding(
+    predictor: Predictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from escnet.errors import AudioError
+
+    monkeypatch.setattr("escnet.inference.predictor.MAX_WINDOWS", 100)
+    path = tmp_path / "minute.wav"
+    sf.write(path, synth("noise", 60.0, 8000, np.random.default_rng(13)), 8000)
+    decoded: list[int] = []
+    real = sf.SoundFile.read
+    monkeypatch.setattr(
+        sf.SoundFile, "read", lambda self, *a, **k: decoded.append(1) or real(self, *a, **k)
+    )
+    with pytest.raises(AudioError, match="60 s at a 0.1-s hop gives 591 windows, more than the"):
+        predictor.predict_file(path, hop=0.1)
+    assert decoded == []  # refused from the header
+    with pytest.raises(ValueError, match="more than the 100"):
+        predictor.predict(np.ones(60 * 8000, np.float32), 8000, hop=0.1)
+    # The hop the message proposes works.
+    with pytest.raises(AudioError) as info:
+        predictor.predict_file(path, hop=0.1)
+    hop = float(info.value.reason.split("pass a hop of ")[1].split(" s")[0])
+    assert len(predictor.predict_file(path, hop=hop).windows) <= 100
+
+
+def test_a_silent_recording_is_labelled_with_a_warning(
+    predictor: Predictor, tmp_path: Path
+) -> None:
+    from escnet.inference.results import SILENT_WARNING
+
+    path = tmp_path / "silent.flac"
+    sf.write(path, np.zeros(5 * 16000, np.float32), 16000)
+    prediction = predictor.predict_file(path)
+    assert prediction.warnings == [SILENT_WARNING]
+    assert prediction.to_dict()["warnings"] == [SILENT_WARNING]
+    assert predictor.predict(np.zeros(8000, np.float32), 8000).warnings == [SILENT_WARNING]
+    sound = predictor.predict(synth("noise", 1.0, 8000, np.random.default_rng(1)), 8000)
+    assert sound.warnings == [] and "warnings" not in sound.to_dict()
+
+
+# --------------------------------------------------------------------------------------------
+# escnet predict under bad options and bad files
+# --------------------------------------------------------------------------------------------
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """The CLI in-process; argparse's refusals exit through SystemExit."""
+    try:
+        rc = main(argv)
+    except SystemExit as exc:
+        rc = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def test_cli_predict_bad_options_are_one_line_exit_2(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wav = tmp_path / "x.wav"
+    sf.write(wav, synth("noise", 3.0, 8000, np.random.default_rng(2)), 8000)
+    base = ["predict", str(model_dir), str(wav)]
+    cases = [
+        (["--window", "inf"], "argument --window: expected a number of seconds in (0, 600]"),
+        (["--hop", "inf"], "argument --hop: expected a number of seconds in (0, 600]"),
+        (["--window", "1e9"], "argument --window"),
+        (["--hop", "nan"], "argument --hop"),
+        (["--hop", "0.001"], "hop 0.001 s is under 1/100 of the 1-s window"),
+        (["--threads", "100000"], "argument --threads: expected a whole number in 1.."),
+        (["--backend", "onnx", "--threads", "100000"], "argument --threads"),
+        (["--batch-size", "100000"], "argument --batch-size: expected a whole number in 1..256"),
+        (["--top-k", "0"], "argument --top-k"),
+    ]
+    for extra, expected in cases:
+        rc, out, err = _run([*base, *extra], capsys)
+        assert rc == 2 and out == "", (extra, out, err)
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, (extra, err)
+        assert err.startswith("escnet predict: error: ") and expected in err, (extra, err)
+
+
+def test_cli_predict_names_counts_and_skips_every_bad_file(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from conftest import bad_audio_files
+
+    folder = tmp_path / "folder"
+    bad = bad_audio_files(folder)
+    good = folder / "good.wav"
+    sf.write(good, synth("low_tone", 1.0, 8000, np.random.default_rng(3)), 8000)
+    rc, out, err = _run(["-q", "predict", str(model_dir), str(folder), "--format", "json"], capsys)
+    assert rc == 0, err
+    items = {Path(i["source"]).name: i for i in json.loads(out)}
+    assert len(items) == 6 and items["good.wav"]["top_k"][0]["label"] == "low_tone"
+    assert "1 of 6 file(s) labelled, 5 skipped" in err  # the dangling link counted too
+    for path in bad.values():
+        reason = items[path.name]["error"]
+        assert f"escnet predict: skipped {path}: {reason}" in err
+        # escnet spectrogram refuses the same file in the same words.
+        rc, _, spec_err = _run(["spectrogram", str(path), str(tmp_path / "o.png")], capsys)
+        assert rc == 2 and spec_err == f"escnet spectrogram: error: {path}: {reason}\n"
+    # A dangling link named on the command line is skipped too; the good file is labelled.
+    argv = ["-q", "predict", str(model_dir), str(bad["dangling"]), str(good)]
+    rc, out, err = _run([*argv, "--format", "labels"], capsys)
+    assert rc == 0 and out == f"{good}\tlow_tone\n" and "1 of 2 file(s) labelled" in err
+    rc, out, err = _run([*argv, "--format", "csv", "--strict"], capsys)
+    assert rc == 2 and "(--strict: exit status 2)" in err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert rows[0]["file"] == str(bad["dangling"]) and "dangling symbolic link" in rows[0]["error"]
+    assert rows[1]["file"] == str(good) and rows[1]["error"] == "" and rows[1]["label"]
+
+
+def test_cli_predict_warns_of_silence_and_shows_progress_in_seconds(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from escnet.inference.results import SILENT_WARNING
+
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(5 * 8000, np.float32), 8000)
+    rc, out, err = _run(["-q", "predict", str(model_dir), str(silent), "--format", "json"], capsys)
+    assert rc == 0 and json.loads(out)[0]["warnings"] == [SILENT_WARNING]
+    assert f"escnet predict: warning: {silent}: {SILENT_WARNING}" in err
+    rc, out, err = _run(["-q", "predict", str(model_dir), str(silent)], capsys)
+    assert rc == 0 and f"warning: {silent}: the recording is completely silent" in err
+    long = tmp_path / "long.wav"
+    sf.write(long, synth("noise", 130.0, 8000, np.random.default_rng(4)), 8000)
+    rc, _, err = _run(["predict", str(model_dir), str(long), "--hop", "1"], capsys)
+    assert rc == 0 and re.search(r"\| \d+\.\d/130\.0 s \[", err), err[-300:]
+    assert not re.search(r"\d\.\d{3,}", err) and " s/s" not in err  # no raw float sums

@@ -27,6 +27,7 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
 MAX_UPLOAD_MB = 1.5
 MAX_DURATION = 30.0
+UPLOAD_TIMEOUT = 3.0
 
 
 def _wav(samples: np.ndarray, sr: int, fmt: str = "WAV") -> bytes:
@@ -44,6 +45,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     tmpdir.mkdir()
     args = ["--threads", "1", "--max-batch", "16", "--max-wait-ms", "20"]
     args += ["--max-upload-mb", str(MAX_UPLOAD_MB), "--max-duration", str(MAX_DURATION)]
+    args += ["--upload-timeout", str(UPLOAD_TIMEOUT)]
     with Server(model, args, tmpdir, root / "server.log") as running:
         yield running.url, tmpdir
 
@@ -53,12 +55,23 @@ def test_health_classes_page_and_docs(server: tuple[str, Path]) -> None:
     health = httpx.get(f"{url}/health").json()
     assert health["status"] == "ok"
     assert health["model"]["name"] == "tiny_test_cnn" and health["model"]["classes"] == 3
-    assert health["limits"] == {"max_upload_bytes": 1_500_000, "max_duration": MAX_DURATION}
+    assert health["limits"] == {
+        "max_upload_bytes": 1_500_000,
+        "max_duration": MAX_DURATION,
+        "max_long_uploads": 2,
+        "long_upload_seconds": 60.0,
+        "upload_timeout": UPLOAD_TIMEOUT,
+    }
     assert httpx.get(f"{url}/classes").json() == {"classes": list(CLASSES)}
     page = httpx.get(f"{url}/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert 'id="spectrogram"' in page.text and 'id="record"' in page.text
-    assert httpx.get(f"{url}/docs").status_code == 200
+    docs = httpx.get(f"{url}/docs")
+    # Served from the package: nothing from a CDN (blank on an offline machine).
+    assert docs.status_code == 200 and "openapi.json" in docs.text
+    assert "http://" not in docs.text and "https://" not in docs.text
+    assert "//cdn" not in page.text and "https://" not in page.text
+    assert httpx.get(f"{url}/redoc").status_code == 404
     assert "/predict" in httpx.get(f"{url}/openapi.json").json()["paths"]
 
 
@@ -224,3 +237,188 @@ def test_batcher_by_default_takes_what_is_queued_without_waiting() -> None:
     calls.clear()
     asyncio.run(scenario(200.0))
     assert calls == [4, 4, 2, 2]
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile options and uploads
+# --------------------------------------------------------------------------------------------
+
+
+def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    from escnet.cli import main
+
+    try:
+        rc = main(argv)
+    except SystemExit as exc:  # argparse's refusals
+        rc = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def test_bad_serve_options_are_refused_at_start_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = str(tmp_path / "not-loaded")  # every refusal comes before the model is loaded
+    cases = [
+        (["--max-duration", "inf"], "argument --max-duration: expected a number of seconds in"),
+        (["--max-duration", "1e9"], "argument --max-duration"),
+        (["--max-upload-mb", "inf"], "argument --max-upload-mb"),
+        (["--max-wait-ms", "nan"], "argument --max-wait-ms"),
+        (["--port", "70000"], "argument --port: expected a whole number in 0..65535"),
+        (["--threads", "100000"], "argument --threads: expected a whole number in 1.."),
+        (["--host", "no-such-host.invalid"], "--host no-such-host.invalid: not a name"),
+    ]
+    for extra, expected in cases:
+        rc, out, err = _cli(["serve", model, *extra], capsys)
+        assert rc == 2 and out == "", (extra, out, err)
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, (extra, err)
+        assert err.startswith("escnet serve: error: ") and expected in err, (extra, err)
+
+
+def test_a_port_in_use_is_one_line_before_the_banner(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+
+    from _inference_helpers import TESTS
+
+    model = train_tiny_model(tmp_path / "model")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import _inference_helpers; "
+        "from escnet.cli import main; sys.exit(main(sys.argv[2:]))"
+    )
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(TESTS), "serve", str(model), "--port", str(port)],
+            capture_output=True, text=True, timeout=300, cwd=TESTS.parent,
+        )  # fmt: skip
+    assert done.returncode == 2 and done.stdout == "", (done.stdout, done.stderr)
+    assert done.stderr == (
+        f"escnet serve: error: --port {port}: 127.0.0.1:{port} is already in use (another "
+        "server?); stop it or pick another port with --port\n"
+    )
+
+
+def test_bad_uploads_get_the_cli_s_reason_as_422(server: tuple[str, Path], tmp_path: Path) -> None:
+    from conftest import bad_audio_files
+    from escnet.errors import AudioError
+    from escnet.inference.stream import iter_blocks
+
+    url, _ = server
+    for kind, path in bad_audio_files(tmp_path).items():
+        if kind == "dangling":
+            continue  # no bytes to upload
+        with pytest.raises(AudioError) as info:  # what escnet predict says of the same file
+            list(iter_blocks(path, 8000))
+        r = httpx.post(f"{url}/predict", files={"file": (path.name, path.read_bytes())})
+        assert r.status_code == 422, (kind, r.status_code, r.text)
+        assert r.json() == {"detail": f"{path.name}: {info.value.reason}"}, kind
+
+
+def test_silence_is_labelled_with_a_warning(server: tuple[str, Path]) -> None:
+    from escnet.inference.results import SILENT_WARNING
+
+    url, _ = server
+    for seconds in (5.0, 25.0):
+        silent = _wav(np.zeros(int(8000 * seconds), np.float32), 8000, "FLAC")
+        r = httpx.post(f"{url}/predict", files={"file": ("silent.flac", silent)})
+        assert r.status_code == 200 and r.json()["warnings"] == [SILENT_WARNING], r.text
+    sound = _wav(synth("noise", 1.0, 8000, np.random.default_rng(5)), 8000)
+    r = httpx.post(f"{url}/predict", files={"file": ("noise.wav", sound)})
+    assert r.status_code == 200 and "warnings" not in r.json()
+
+
+def test_the_upload_name_is_echoed_as_a_bounded_base_name(server: tuple[str, Path]) -> None:
+    url, _ = server
+    data = _wav(synth("noise", 1.0, 8000, np.random.default_rng(6)), 8000)
+    names = {
+        "../../etc/passwd": "passwd",
+        "C:\\clips\\dog.wav": "dog.wav",
+        "bell\x07\x1b[31mred\u202e.wav": "bell[31mred.wav",
+        "..": "upload",
+        "x" * 300 + ".wav": "x" * 93 + "....wav",
+    }
+    for given, echoed in names.items():
+        # The form by hand: httpx would percent-encode some control characters itself.
+        form = (
+            b'--B\r\nContent-Disposition: form-data; name="file"; filename="'
+            + given.encode()
+            + b'"\r\nContent-Type: audio/wav\r\n\r\n'
+            + data
+            + b"\r\n--B--\r\n"
+        )
+        headers = {"content-type": "multipart/form-data; boundary=B"}
+        r = httpx.post(f"{url}/predict", content=form, headers=headers)
+        assert r.status_code == 200 and r.json()["source"] == echoed, (given, r.text)
+    r = httpx.post(f"{url}/predict", files={"file": ("../../etc/notes.txt", b"not audio")})
+    assert r.status_code == 415 and r.json()["detail"].startswith("notes.txt: cannot decode")
+
+
+def test_a_trickled_upload_gets_408(server: tuple[str, Path]) -> None:
+    import time
+
+    url, _ = server
+
+    def slowly() -> Iterator[bytes]:
+        yield b"RIFF"
+        time.sleep(UPLOAD_TIMEOUT + 2)
+        yield b"\0" * 100
+
+    try:
+        r = httpx.post(
+            f"{url}/predict", content=slowly(), headers={"content-type": "audio/wav"}, timeout=30
+        )
+    except httpx.TransportError:  # the server answered and closed while the client still sent
+        pytest.fail("no answer to a trickled upload")
+    assert r.status_code == 408 and "did not arrive within 3 s" in r.json()["detail"]
+    assert httpx.get(f"{url}/health").status_code == 200
+
+
+def _memory_mb(pid: int) -> tuple[float, float]:
+    """(resident, peak resident) MB of a process, from /proc."""
+    status = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_concurrent_long_uploads_are_bounded_in_memory_and_all_answered(tmp_path: Path) -> None:
+    model = train_tiny_model(tmp_path / "model")
+    tmpdir = tmp_path / "server-tmp"
+    tmpdir.mkdir()
+    # 590 s of silence at 16 kHz: a 28 KB FLAC that decodes to 38 MB of float32, resampled to
+    # 19 MB at the model's 8 kHz. Decoded whole (as before), four at once grew the server by
+    # 270 MB (measured); block by block, two labelled at once and two refused, by 21 MB.
+    upload = _wav(np.zeros(590 * 16000, np.float32), 16000, "FLAC")
+    assert len(upload) < 100_000
+    bound_mb = 60.0
+    args = ["--threads", "1", "--max-long-uploads", "2"]
+    with Server(model, args, tmpdir, tmp_path / "server.log") as running:
+        assert running.proc is not None
+        warm = httpx.post(f"{running.url}/predict", files={"file": ("w.flac", upload[:4000])})
+        assert warm.status_code in (200, 422)
+        before, _ = _memory_mb(running.proc.pid)
+
+        def post(i: int) -> httpx.Response:
+            with httpx.Client(timeout=300) as client:
+                return client.post(f"{running.url}/predict", files={"file": (f"{i}.flac", upload)})
+
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(post, range(4)))
+        statuses = sorted(r.status_code for r in answers)
+        assert set(statuses) <= {200, 503} and statuses.count(200) >= 2, statuses
+        for r in answers:
+            if r.status_code == 503:
+                assert r.headers["retry-after"] == "10" and "retry in 10 s" in r.json()["detail"]
+            else:
+                assert r.json()["duration"] == pytest.approx(590.0) and r.json()["warnings"]
+        retried = [post(9) for r in answers if r.status_code == 503]
+        assert all(r.status_code == 200 for r in retried)  # once the others are done
+        _, peak = _memory_mb(running.proc.pid)
+        health = httpx.get(f"{running.url}/health").json()["long_uploads"]
+    assert health == {"active": 0, "refused": statuses.count(503)}
+    assert peak - before < bound_mb, f"the server grew from {before:.0f} to {peak:.0f} MB"

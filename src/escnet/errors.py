@@ -25,6 +25,11 @@ class AudioError(EscnetError):
         super().__init__(f"{self.path}: {reason}")
 
 
+class NotAudioError(AudioError):
+    """The content is not audio soundfile can decode (text, an image, a corrupt header): the
+    service answers 415 for it, 422 for every other :class:`AudioError`."""
+
+
 class DatasetError(EscnetError):
     """A data set is missing, incomplete or laid out in a way escnet does not understand."""
 

@@ -13,16 +13,19 @@ from escnet.data.datasets import Dataset
 from escnet.errors import ParameterError
 
 
-def whole_number(minimum: int) -> Callable[[str], int]:
-    """An argparse ``type``: a whole number >= ``minimum``."""
+def whole_number(minimum: int, maximum: int | None = None, note: str = "") -> Callable[[str], int]:
+    """An argparse ``type``: a whole number >= ``minimum`` (and <= ``maximum``; ``note`` says
+    where the maximum comes from)."""
+    wanted = f">= {minimum}" if maximum is None else f"in {minimum}..{maximum}"
+    wanted += f" ({note})" if note else ""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"expected a whole number {wanted}, got {text!r}")
         return value
 
     return parse
@@ -39,17 +42,27 @@ def finite_number(text: str) -> float:
     return value
 
 
-def seconds(maximum: float) -> Callable[[str], float]:
-    """An argparse ``type``: a number of seconds in (0, ``maximum``]."""
+def seconds(maximum: float, *, zero: bool = False) -> Callable[[str], float]:
+    """An argparse ``type``: a number of seconds in (0, ``maximum``] (``zero``: [0, ...])."""
+    return bounded(maximum, "a number of seconds", zero=zero)
+
+
+def bounded(
+    maximum: float, what: str = "a number", *, zero: bool = False
+) -> Callable[[str], float]:
+    """An argparse ``type``: a number in (0, ``maximum``] (``zero``: [0, ``maximum``]); ``inf``
+    and ``nan`` are refused."""
+    low = "[0" if zero else "(0"
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             value = math.nan
-        if not 0 < value <= maximum:  # also refuses nan
+        ok = (value >= 0 if zero else value > 0) and value <= maximum  # also refuses nan
+        if not ok:
             raise argparse.ArgumentTypeError(
-                f"expected a number of seconds in (0, {maximum:g}], got {text!r}"
+                f"expected {what} in {low}, {maximum:g}], got {text!r}"
             )
         return value
 

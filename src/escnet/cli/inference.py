@@ -1,6 +1,7 @@
 """Sub-commands that put a trained model to work: predict, export, serve.
 
-``escnet predict --backend onnx`` must not import torch: every import here is inside the
+``escnet predict --backend onnx`` must not import torch: what this module imports when it loads
+(the bounds in :mod:`escnet.inference.limits`) is torch-free, every other import is inside the
 function that needs it, and :mod:`escnet.inference` imports torch only for the torch backend.
 """
 
@@ -12,6 +13,25 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from escnet.cli._common import bounded, seconds, whole_number
+from escnet.inference.limits import (
+    LONG_UPLOAD_SECONDS,
+    MAX_BATCH,
+    MAX_DURATION_SECONDS,
+    MAX_OVERLAP,
+    MAX_UPLOAD_MB,
+    MAX_WINDOW_SECONDS,
+)
+from escnet.machine import usable_cores
+
+#: Exit statuses of ``escnet predict`` (documented in its ``--help`` epilog).
+PREDICT_EXIT_STATUS = """exit status:
+  0    every file was labelled, or some were and the others were skipped (without --strict);
+       warnings (a silent recording) do not change it
+  1    an unexpected failure (a bug: please report it with its traceback)
+  2    a bad argument or model, no file could be labelled, or --strict and a file was skipped
+  130  interrupted (Ctrl-C)"""
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -48,7 +68,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             prediction = predictor.predict_file(path, aggregate=args.aggregate, progress=progress)
         except AudioError as exc:
             skipped.append((path, exc.reason))
+            writer.error(path, exc.reason)
             continue
+        for warning in prediction.warnings:
+            print(f"escnet predict: warning: {path}: {warning}", file=sys.stderr)
         writer.write(prediction)
     writer.close()
     for path, reason in skipped:
@@ -56,14 +79,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if skipped:
         print(
             f"escnet predict: {len(files) - len(skipped)} of {len(files)} file(s) labelled, "
-            f"{len(skipped)} skipped",
+            f"{len(skipped)} skipped" + (" (--strict: exit status 2)" if args.strict else ""),
             file=sys.stderr,
         )
-    return 0 if len(skipped) < len(files) else 2
+    return 2 if skipped and (args.strict or len(skipped) == len(files)) else 0
 
 
 class _Writer:
-    """Prints predictions as they come, in one of the output formats."""
+    """Prints predictions as they come, in one of the output formats; a skipped file is a row
+    of its own in the machine-readable ones (json, csv), with its reason in ``error``."""
+
+    CSV_COLUMNS = ("file", "scope", "start", "end", "rank", "label", "probability", "warning")
 
     def __init__(self, fmt: str, k: int, classes: list[str]) -> None:
         self.fmt = fmt
@@ -72,7 +98,7 @@ class _Writer:
         self.csv = None
         if fmt == "csv":
             self.csv = csv.writer(sys.stdout, lineterminator="\n")
-            self.csv.writerow(["file", "scope", "start", "end", "rank", "label", "probability"])
+            self.csv.writerow([*self.CSV_COLUMNS, "error"])
 
     def write(self, prediction: Any) -> None:
         summary = prediction.to_dict(self.k)
@@ -80,17 +106,28 @@ class _Writer:
             self.items.append(summary)
         elif self.csv is not None:
             self._csv_rows(summary)
+        elif self.fmt == "labels":
+            print(f"{summary['source']}\t{summary['top_k'][0]['label']}", flush=True)
         else:
             self._table(summary)
 
+    def error(self, path: Path, reason: str) -> None:
+        """A file that was skipped: json and csv get a row naming it, with the reason."""
+        if self.fmt == "json":
+            self.items.append({"source": str(path), "error": reason})
+        elif self.csv is not None:
+            self.csv.writerow([str(path), "file", "", "", "", "", "", "", reason])
+
     def _csv_rows(self, s: dict[str, Any]) -> None:
         assert self.csv is not None
+        warning = "; ".join(s.get("warnings", []))  # on the file's rows, not each window's
         spans = [("file", 0.0, s["duration"], s["top_k"])]
         spans += [("window", w["start"], w["end"], w["top_k"]) for w in s.get("windows", [])]
         for scope, start, end, top in spans:
             for rank, item in enumerate(top, start=1):
                 self.csv.writerow(
                     [s["source"], scope, start, end, rank, item["label"], item["probability"]]
+                    + [warning if scope == "file" else "", ""]
                 )
 
     def _table(self, s: dict[str, Any]) -> None:
@@ -132,6 +169,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,
         top_k=args.top_k,
+        max_long_uploads=args.max_long_uploads,
+        upload_timeout=args.upload_timeout,
     )
     serve(
         args.model,
@@ -160,18 +199,44 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
         default="torch",
         help="torch (default) or onnx (onnxruntime only; needs `escnet export --onnx` first)",
     )
-    p.add_argument("--threads", type=int, help="CPU threads (default: the backend's choice)")
+    cores = usable_cores()
+    p.add_argument(
+        "--threads",
+        type=whole_number(1, cores, "the CPU cores this process may use"),
+        help=f"CPU threads, at most {cores} here (default: the backend's choice)",
+    )
 
 
 def register(sub: Any) -> None:
     """Add this module's sub-commands to the ``escnet`` parser."""
-    p = sub.add_parser("predict", help="label audio files with a trained model")
+    p = sub.add_parser(
+        "predict",
+        help="label audio files with a trained model",
+        epilog=PREDICT_EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _model_args(p)
     p.add_argument("inputs", nargs="+", metavar="FILE|DIR", help="files, or folders (recursive)")
-    p.add_argument("--top-k", type=int, default=5, help="labels per file and window (5)")
-    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    p.add_argument("--window", type=float, help="window in seconds (default: the clip length)")
-    p.add_argument("--hop", type=float, help="hop between windows in s (default: window / 2)")
+    p.add_argument(
+        "--top-k", type=whole_number(1), default=5, help="labels per file and window (5)"
+    )
+    p.add_argument(
+        "--format",
+        choices=("table", "json", "csv", "labels"),
+        default="table",
+        help="table (default); json or csv (a skipped file is a row with its error); labels: "
+        "one line per labelled file, FILE<tab>LABEL",
+    )
+    p.add_argument(
+        "--window",
+        type=seconds(MAX_WINDOW_SECONDS),
+        help="window in seconds (default: the clip length)",
+    )
+    p.add_argument(
+        "--hop",
+        type=seconds(MAX_WINDOW_SECONDS),
+        help=f"hop between windows in s (default: window / 2; at least window / {MAX_OVERLAP})",
+    )
     p.add_argument(
         "--aggregate",
         choices=("mean", "max"),
@@ -179,7 +244,14 @@ def register(sub: Any) -> None:
         help="file probabilities from its windows' (mean)",
     )
     p.add_argument(
-        "--batch-size", type=int, help="windows per model call (default: torch 8, onnx 1)"
+        "--batch-size",
+        type=whole_number(1, MAX_BATCH),
+        help="windows per model call (default: torch 8, onnx 1)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with status 2 when any file was skipped (default: only when all were)",
     )
     _backend_args(p)
     p.set_defaults(func=cmd_predict)
@@ -197,26 +269,44 @@ def register(sub: Any) -> None:
     p = sub.add_parser("serve", help="an HTTP service and web page for a trained model")
     _model_args(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (8000)")
-    p.add_argument("--top-k", type=int, default=5, help="labels per answer (5)")
-    p.add_argument("--max-upload-mb", type=float, default=20.0, help="upload limit in MB (20)")
+    p.add_argument("--port", type=whole_number(0, 65535), default=8000, help="port (8000)")
+    p.add_argument("--top-k", type=whole_number(1), default=5, help="labels per answer (5)")
+    p.add_argument(
+        "--max-upload-mb",
+        type=bounded(MAX_UPLOAD_MB, "a number of MB"),
+        default=20.0,
+        help="upload limit in MB (20)",
+    )
     p.add_argument(
         "--max-duration",
-        type=float,
+        type=seconds(MAX_DURATION_SECONDS),
         default=600.0,
         help="longest accepted recording in seconds (600)",
     )
     p.add_argument(
         "--max-batch",
-        type=int,
+        type=whole_number(1, MAX_BATCH),
         default=16,
         help="windows batched into one model call (16; 1 turns batching off)",
     )
     p.add_argument(
         "--max-wait-ms",
-        type=float,
+        type=bounded(1000.0, "a number of milliseconds", zero=True),
         default=0.0,
         help="how long a batch waits for more requests (0: it takes what is already queued)",
+    )
+    p.add_argument(
+        "--max-long-uploads",
+        type=whole_number(1, 64),
+        default=2,
+        help=f"recordings over {LONG_UPLOAD_SECONDS:g} s labelled at once (2); more are "
+        "answered 503 with Retry-After",
+    )
+    p.add_argument(
+        "--upload-timeout",
+        type=seconds(3600.0),
+        default=60.0,
+        help="seconds a client may take to send its upload (60); 408 after",
     )
     _backend_args(p)
     p.set_defaults(func=cmd_serve)

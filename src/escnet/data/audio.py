@@ -7,11 +7,13 @@ into the same samples whether it is trained on, evaluated or classified later.
 from __future__ import annotations
 
 import errno
+import io
 import math
 import os
 import stat
 import struct
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -20,7 +22,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from escnet.errors import AudioError, ParameterError
+from escnet.errors import AudioError, NotAudioError, ParameterError
 
 #: File extensions searched for a clip, in this order (re-encoded copies of data sets are common).
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg")
@@ -38,6 +40,10 @@ MAX_SPECTROGRAM_S = 600.0
 #: Seconds decoded past a clip's duration: resampling then gives exactly the samples it gives
 #: from the whole file (soxr looks ahead by milliseconds), while a long file is never read whole.
 READ_MARGIN_S = 0.25
+
+#: What libsndfile reports as the length of a file whose header does not state it (a FLAC
+#: stream with total samples 0): SF_COUNT_MAX.
+UNKNOWN_FRAMES = 2**63 - 1
 
 # Frames per read: a file is decoded in blocks of at most ~4 MB, so that a header that declares
 # more frames than the file holds cannot make escnet allocate memory for them.
@@ -92,7 +98,15 @@ def os_error_reason(exc: OSError) -> str:
     return f"cannot read the file ({exc.strerror or exc})"
 
 
-def _check_readable(p: Path) -> None:
+def check_audio_file(path: str | os.PathLike[str]) -> None:
+    """The checks every reader makes before decoding a file: it exists (a dangling symbolic link
+    is named as one), is a regular, readable, non-empty file, and a WAV file holds the bytes its
+    header declares.
+
+    Raises:
+        AudioError: naming the file and the reason.
+    """
+    p = Path(path)
     try:
         st = p.stat()
         if stat.S_ISDIR(st.st_mode):
@@ -104,25 +118,38 @@ def _check_readable(p: Path) -> None:
                 p, "file is empty (0 bytes); replace it with a valid copy or delete it"
             )
         with open(p, "rb") as f:
-            shortfall = _wav_shortfall(f, st.st_size)
+            check_complete(f, st.st_size, p)
     except OSError as exc:
+        if exc.errno == errno.ENOENT and p.is_symlink():
+            raise AudioError(
+                p, f"dangling symbolic link to {os.readlink(p)} (no such file); fix or remove it"
+            ) from None
         raise AudioError(p, os_error_reason(exc)) from None
+
+
+def check_complete(f: BinaryIO, size: int, name: str | Path) -> None:
+    """Refuse a WAV file (on disk or in memory) that holds fewer bytes than its header declares.
+
+    libsndfile quietly shortens such a file to what is there, so decoding would label (or pad
+    with silence) a part and pass a truncated copy for a short clip.
+
+    Raises:
+        AudioError: naming ``name``, with the declared and the held byte counts.
+    """
+    shortfall = wav_shortfall(f, size)
     if shortfall is not None:
         declared, held = shortfall
         raise AudioError(
-            p,
+            name,
             f"truncated: its WAV header declares {declared} bytes of audio but the file holds "
             f"{held}; replace it with a complete copy",
         )
 
 
-def _wav_shortfall(f: BinaryIO, size: int) -> tuple[int, int] | None:
+def wav_shortfall(f: BinaryIO, size: int) -> tuple[int, int] | None:
     """(declared, held) bytes of a WAV file's ``data`` chunk when the file holds fewer bytes
-    than its header declares; ``None`` otherwise, and for files that are not RIFF/WAVE.
-
-    libsndfile quietly shortens such a file to what is there, so loading would pad the missing
-    part with silence: a truncated copy would pass for a short clip.
-    """
+    than its header declares; ``None`` otherwise, and for files that are not RIFF/WAVE."""
+    f.seek(0)
     head = f.read(12)
     if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
         return None
@@ -144,27 +171,94 @@ def _wav_shortfall(f: BinaryIO, size: int) -> tuple[int, int] | None:
     return None
 
 
-def _read_frames(p: Path, f: sf.SoundFile, limit: int) -> np.ndarray:
-    block = max(1, _BLOCK_SAMPLES // max(1, f.channels))
-    parts: list[np.ndarray] = []
+def open_sound(source: str | os.PathLike[str] | bytes, name: str | None = None) -> sf.SoundFile:
+    """Open a file, or an upload's bytes, for decoding: the one way in for training, prediction,
+    the service and ``escnet spectrogram``, so that each refuses the same files with the same
+    words. Decode it with :func:`decode_blocks`, and close it.
+
+    Args:
+        source: a path, or a whole file's bytes (an upload).
+        name: what messages call it (default: the path, or ``"upload"``).
+
+    Raises:
+        NotAudioError: soundfile cannot decode the content as audio.
+        AudioError: every other unusable file, see :func:`check_audio_file`; also a file with
+            no samples, or whose header does not state its length (libsndfile then fails
+            before the end).
+    """
+    if isinstance(source, bytes):
+        label = Path(name or "upload")
+        if not source:
+            raise AudioError(label, "the upload is empty (0 bytes)")
+        buffer = io.BytesIO(source)  # shares the bytes: no copy
+        check_complete(buffer, len(source), label)
+        buffer.seek(0)
+        target: str | io.BytesIO = buffer
+    else:
+        label = Path(source) if name is None else Path(name)
+        check_audio_file(source)
+        target = str(source)
+    try:
+        f = sf.SoundFile(target)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        reason = str(exc).rsplit(": ", 1)[-1]  # drop "Error opening <file>: "
+        raise NotAudioError(
+            label,
+            f"cannot decode as audio ({reason}); the file is corrupt or not audio that "
+            "soundfile reads (wav, flac, ogg, mp3, ...)",
+        ) from None
+    except OSError as exc:
+        raise AudioError(label, os_error_reason(exc)) from None
+    if f.frames >= UNKNOWN_FRAMES:
+        f.close()
+        raise AudioError(
+            label,
+            "its header does not state its length (as a streaming encoder writes a FLAC: total "
+            "samples 0), and libsndfile cannot decode such a file to its end; re-encode it to a "
+            "file, not a pipe (flac, sox or ffmpeg write the length then)",
+        )
+    if f.frames <= 0:
+        f.close()
+        raise AudioError(label, "file decodes to zero samples")
+    return f
+
+
+def decode_blocks(
+    f: sf.SoundFile, name: str | Path, block_frames: int, limit: int | None = None
+) -> Iterator[np.ndarray]:
+    """Float32 blocks (frames, channels) of an open file, at most ``block_frames`` each, up to
+    ``limit`` frames (default: the length its header declares).
+
+    Raises:
+        AudioError: naming ``name``, when the decoder fails or the file ends early (truncated
+            or damaged), possibly after some blocks were yielded.
+    """
+    declared = int(f.frames)
+    want = declared if limit is None else min(limit, declared)
     got = 0
-    while got < limit:
+    while got < want:
         try:
-            part = f.read(min(block, limit - got), dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError) as exc:
+            part = f.read(min(block_frames, want - got), dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError):
+            # libsndfile's own words differ between a file and the same bytes in memory ("lost
+            # sync" / "psf_fseek() failed"): left out, so that every reader says the same.
             raise AudioError(
-                p,
-                f"truncated or damaged: the decoder failed ({exc}) before the "
-                f"{f.frames / f.samplerate:.2f} s its header declares were read; replace it with "
-                "a complete copy",
+                name,
+                f"truncated or damaged: the decoder failed before the "
+                f"{declared / f.samplerate:.2f} s its header declares were read; replace it "
+                "with a complete copy",
             ) from None
         if len(part) == 0:
             break
-        parts.append(part)
         got += len(part)
-    if not parts:
-        return np.zeros((0, max(1, f.channels)), np.float32)
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        yield part
+    if got < want:
+        raise AudioError(
+            name,
+            f"truncated: it holds {got / f.samplerate:.2f} s of the "
+            f"{declared / f.samplerate:.2f} s its header declares; replace it with a complete "
+            "copy",
+        )
 
 
 def read_audio(
@@ -183,30 +277,17 @@ def read_audio(
             samples, or holds NaN/inf; the reason says which.
     """
     p = Path(path)
-    _check_readable(p)
     try:
-        with sf.SoundFile(p) as f:
-            sr, declared = int(f.samplerate), int(f.frames)
-            limit = declared
-            if max_seconds is not None:
-                limit = min(declared, math.ceil(max_seconds * sr))
-            data = _read_frames(p, f, limit)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioError(
-            p, f"cannot decode as audio ({exc}); the file is corrupt or not a WAV/FLAC/OGG file"
-        ) from None
+        with open_sound(p) as f:
+            sr = int(f.samplerate)
+            limit = None if max_seconds is None else math.ceil(max_seconds * sr)
+            block = max(1, _BLOCK_SAMPLES // max(1, f.channels))
+            parts = list(decode_blocks(f, p, block, limit))
     except OSError as exc:
         raise AudioError(p, os_error_reason(exc)) from None
     except MemoryError:
         raise AudioError(p, "too large to decode in memory") from None
-    if data.shape[0] == 0:
-        raise AudioError(p, "file decodes to zero samples")
-    if data.shape[0] < limit:
-        raise AudioError(
-            p,
-            f"truncated: it holds {data.shape[0] / sr:.2f} s of the {declared / sr:.2f} s its "
-            "header declares; replace it with a complete copy",
-        )
+    data = parts[0] if len(parts) == 1 else np.concatenate(parts)
     if not np.isfinite(data).all():
         bad = int((~np.isfinite(data)).sum())
         raise AudioError(p, f"{bad} of {data.size} samples are NaN or infinite")
@@ -217,17 +298,10 @@ def audio_duration(path: str | os.PathLike[str]) -> float:
     """The file's length in seconds, from its header (nothing is decoded).
 
     Raises:
-        AudioError: as :func:`read_audio`, for a file that cannot be opened as audio.
+        AudioError: as :func:`open_sound`, for a file that cannot be opened as audio.
     """
-    p = Path(path)
-    _check_readable(p)
-    try:
-        info = sf.info(str(p))
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioError(
-            p, f"cannot decode as audio ({exc}); the file is corrupt or not a WAV/FLAC/OGG file"
-        ) from None
-    return float(info.frames) / float(info.samplerate) if info.samplerate else 0.0
+    with open_sound(path) as f:
+        return float(f.frames) / float(f.samplerate)
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:

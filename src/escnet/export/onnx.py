@@ -30,6 +30,7 @@ from escnet.errors import EscnetError
 from escnet.export.front_end import export_front_end
 from escnet.model_dir.io import LoadedModel, load_model
 from escnet.model_dir.layout import MODEL_JSON, ONNX_FILE, WEIGHTS, resolve_model_dir
+from escnet.model_dir.runtime import import_onnxruntime
 
 __all__ = [
     "ONNX_OPSET",
@@ -80,8 +81,7 @@ def export_onnx(
         EscnetError: onnxruntime is missing, or the graph's probabilities differ from PyTorch's
             by more than ``tolerance`` (nothing is written then).
     """
-    import onnxruntime as ort
-
+    ort = import_onnxruntime()
     graph = OnnxGraph(loaded).cpu().eval()
     waveforms = _test_waveforms(loaded)
     out = Path(path)

@@ -18,6 +18,7 @@ from escnet.cache import sha256_file
 from escnet.errors import EscnetError, ParameterError
 from escnet.inference.backend import ModelSpec
 from escnet.model_dir.layout import MODEL_JSON, ONNX_FILE, read_model_json
+from escnet.model_dir.runtime import import_onnxruntime
 
 __all__ = ["OnnxBackend", "load_onnx"]
 
@@ -31,12 +32,7 @@ class OnnxBackend:
     """
 
     def __init__(self, path: str | os.PathLike[str], threads: int | None = None) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise EscnetError(
-                "the onnx backend needs onnxruntime: pip install 'escnet[onnx]'"
-            ) from None
+        ort = import_onnxruntime()
         options = ort.SessionOptions()
         if threads is not None:
             if threads < 1:

@@ -17,20 +17,39 @@ Examples:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from escnet.data.audio import resample, to_mono
-from escnet.errors import EscnetError, ParameterError
+from escnet.errors import AudioError, EscnetError, ParameterError
 from escnet.inference.backend import Backend, ModelSpec
-from escnet.inference.results import AGGREGATES, Prediction, WindowPrediction, aggregate
-from escnet.inference.stream import BLOCK_SECONDS, Windower, iter_blocks, open_audio
+from escnet.inference.limits import MAX_BATCH, MAX_OVERLAP, MAX_WINDOW_SECONDS, MAX_WINDOWS
+from escnet.inference.results import (
+    AGGREGATES,
+    SILENT_WARNING,
+    Prediction,
+    WindowPrediction,
+    aggregate,
+)
+from escnet.inference.stream import (
+    BLOCK_SECONDS,
+    Windower,
+    iter_blocks,
+    open_audio,
+    window_count,
+)
+from escnet.machine import usable_cores
 from escnet.model_dir.layout import ENSEMBLE_JSON, final_model_dir, is_ensemble
 
-__all__ = ["BACKENDS", "Predictor", "load"]
+__all__ = [
+    "BACKENDS",
+    "Predictor",
+    "StreamLabeller",
+    "load",
+]
 
 #: Backends :func:`load` knows.
 BACKENDS = ("torch", "onnx")
@@ -43,6 +62,9 @@ DEFAULT_BATCH = {"torch": 8, "onnx": 1}
 
 #: Files at least this long get a progress bar of their own (seconds of audio).
 _PROGRESS_SECONDS = 120.0
+
+#: The progress bar of a long file: seconds with one decimal, not raw float sums.
+_PROGRESS_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]"
 
 
 class Predictor:
@@ -67,8 +89,8 @@ class Predictor:
         hop: float | None = None,
         batch_size: int = 8,
     ) -> None:
-        if batch_size < 1:
-            raise ParameterError(f"batch_size must be >= 1, got {batch_size}")
+        if not 1 <= batch_size <= MAX_BATCH:
+            raise ParameterError(f"batch_size must be in 1..{MAX_BATCH}, got {batch_size}")
         self.spec = spec
         self.backend = backend
         self.backend_name = backend_name
@@ -87,13 +109,37 @@ class Predictor:
     def _window_hop(self, window: float | None, hop: float | None) -> tuple[float, float]:
         w = self.spec.clip_seconds if window is None else float(window)
         h = w / 2 if hop is None else float(hop)
-        if not w > 0:
-            raise ParameterError(f"window must be > 0 seconds, got {w}")
-        if not h > 0:
-            raise ParameterError(f"hop must be > 0 seconds, got {h}")
+        for name, value in (("window", w), ("hop", h)):
+            if not 0 < value <= MAX_WINDOW_SECONDS:  # also refuses nan
+                raise ParameterError(
+                    f"{name} must be a number of seconds in (0, {MAX_WINDOW_SECONDS:g}], "
+                    f"got {value:g}"
+                )
         if round(w * self.sample_rate) < 1 or round(h * self.sample_rate) < 1:
             raise ParameterError(f"window {w} s / hop {h} s are shorter than one sample")
+        if h < w / MAX_OVERLAP:
+            raise ParameterError(
+                f"hop {h:g} s is under 1/{MAX_OVERLAP} of the {w:g}-s window: more than "
+                f"{MAX_OVERLAP} windows would cover each instant, each a model call; pass a hop "
+                f"of {w / MAX_OVERLAP:.3g} s or more (default: half the window)"
+            )
         return w, h
+
+    def check_length(
+        self, samples: int, window: float | None = None, hop: float | None = None
+    ) -> str | None:
+        """Why a recording of ``samples`` samples at the model's rate cannot be labelled with
+        this window and hop (more than :data:`MAX_WINDOWS` windows), or ``None``."""
+        w, h = self.window_samples(window, hop)
+        n = window_count(samples, w, h)
+        if n <= MAX_WINDOWS:
+            return None
+        least = (samples - w) / (MAX_WINDOWS - 2) / self.sample_rate
+        return (
+            f"{samples / self.sample_rate:.0f} s at a {h / self.sample_rate:g}-s hop gives {n} "
+            f"windows, more than the {MAX_WINDOWS} a recording may have; pass a hop of "
+            f"{least:.3g} s or more"
+        )
 
     def probabilities(self, waveforms: np.ndarray) -> np.ndarray:
         """Probabilities (B, classes) of windows (B, samples) at :attr:`sample_rate`; each is
@@ -134,6 +180,9 @@ class Predictor:
         if sample_rate <= 0:
             raise ParameterError(f"sample_rate must be > 0, got {sample_rate}")
         mono = resample(to_mono(x), int(sample_rate), self.sample_rate)
+        too_many = self.check_length(mono.size, window, hop)
+        if too_many:
+            raise ParameterError(too_many)
         step = int(BLOCK_SECONDS * self.sample_rate)
         blocks = (mono[i : i + step] for i in range(0, mono.size, step))
         return self._predict_stream(blocks, window, hop, aggregate)
@@ -150,14 +199,21 @@ class Predictor:
         """Label an audio file, streamed block by block (memory does not grow with its length).
 
         Raises:
-            AudioError: naming the file, when it cannot be decoded.
+            AudioError: naming the file, when it cannot be decoded, or when its length at this
+                hop gives more than :data:`MAX_WINDOWS` windows (checked before decoding).
         """
         source = open_audio(path)
+        too_many = self.check_length(
+            int(round(source.frames * self.sample_rate / source.sample_rate)), window, hop
+        )
+        if too_many:
+            raise AudioError(source.path, too_many)
         bar = tqdm(
             total=source.duration,
             unit="s",
             desc=source.path.name,
             leave=False,
+            bar_format=_PROGRESS_FORMAT,
             disable=not progress or source.duration < _PROGRESS_SECONDS,
         )
         with bar:
@@ -206,29 +262,103 @@ class Predictor:
         hop: float | None,
         how: str,
     ) -> Prediction:
+        labeller = StreamLabeller(self, window, hop, how, batch_size=self.batch_size)
+        for block in blocks:
+            for starts, batch in labeller.push(block):
+                labeller.record(starts, self.probabilities(batch))
+        for starts, batch in labeller.finish():
+            labeller.record(starts, self.probabilities(batch))
+        return labeller.result()
+
+
+class StreamLabeller:
+    """The steps from a stream of sample blocks to a :class:`Prediction`, for a caller that runs
+    the model itself: :meth:`Predictor.predict_file` calls the backend, the service its batcher.
+
+    Feed blocks (mono float32 at the model's rate) to :meth:`push` and end with :meth:`finish`;
+    each yields batches ``(starts, windows)`` to classify, whose probabilities go back through
+    :meth:`record` in the same order; :meth:`result` is the prediction. Memory stays flat: a
+    window is kept only until its batch is classified, and only the model's clip length of it
+    (the model crops a longer window to its start, :meth:`Predictor.probabilities`).
+
+    Raises:
+        ParameterError: from :meth:`push`, past :data:`MAX_WINDOWS` windows.
+    """
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        window: float | None = None,
+        hop: float | None = None,
+        how: str = "mean",
+        *,
+        batch_size: int | None = None,
+    ) -> None:
         if how not in AGGREGATES:
             raise ParameterError(f"aggregate must be one of {', '.join(AGGREGATES)}; got {how!r}")
-        windower = Windower(*self.window_samples(window, hop))
-        starts: list[int] = []
-        chunks: list[np.ndarray] = []
-        pending: list[tuple[int, np.ndarray]] = []
+        self.predictor = predictor
+        self.how = how
+        self.batch_size = batch_size or predictor.batch_size
+        self.windower = Windower(*predictor.window_samples(window, hop))
+        self._keep = min(self.windower.window, predictor.spec.num_samples)
+        self._starts: list[int] = []
+        self._chunks: list[np.ndarray] = []
+        self._pending: list[tuple[int, np.ndarray]] = []
+        self._emitted = 0
+        self.silent = True  # every sample so far is 0
 
-        def flush() -> None:
-            if pending:
-                chunks.append(self.probabilities(np.stack([s for _, s in pending])))
-                starts.extend(start for start, _ in pending)
-                pending.clear()
+    def push(self, block: np.ndarray) -> Iterator[tuple[list[int], np.ndarray]]:
+        """Append a block; the batches that are now full, one at a time (consume them before
+        the next push: a block at a small hop holds many batches, made only as they are taken).
+        """
+        if self.silent and np.any(block):
+            self.silent = False
+        return self._take(self.windower.push(block), final=False)
 
-        for block in blocks:
-            for item in windower.push(block):
-                pending.append(item)
-                if len(pending) >= self.batch_size:
-                    flush()
-        pending.extend(windower.finish())
-        flush()
-        if windower.total == 0:
+    def finish(self) -> Iterator[tuple[list[int], np.ndarray]]:
+        """The last window(s): whatever batch is left."""
+        return self._take(self.windower.finish(), final=True)
+
+    def _take(
+        self, windows: list[tuple[int, np.ndarray]], final: bool
+    ) -> Iterator[tuple[list[int], np.ndarray]]:
+        self._emitted += len(windows)
+        if self._emitted > MAX_WINDOWS:
+            raise ParameterError(
+                f"the recording gives more than {MAX_WINDOWS} windows; pass a larger hop"
+            )
+        for item in windows:
+            self._pending.append(item)
+            if len(self._pending) >= self.batch_size:
+                yield self._batch()
+        if final and self._pending:
+            yield self._batch()
+
+    def _batch(self) -> tuple[list[int], np.ndarray]:
+        starts = [start for start, _ in self._pending]
+        batch = np.stack([w[: self._keep] for _, w in self._pending])
+        self._pending.clear()
+        return starts, batch
+
+    def record(self, starts: list[int], probabilities: np.ndarray) -> None:
+        """The probabilities (B, classes) of a batch :meth:`push` or :meth:`finish` returned."""
+        self._starts.extend(starts)
+        self._chunks.append(np.asarray(probabilities, dtype=np.float32))
+
+    def result(self) -> Prediction:
+        """The prediction, once every batch is recorded."""
+        if self.windower.total == 0:
             raise EscnetError("the recording has no samples")
-        return self.assemble(starts, np.concatenate(chunks), windower.total, windower.window, how)
+        prediction = self.predictor.assemble(
+            self._starts,
+            np.concatenate(self._chunks),
+            self.windower.total,
+            self.windower.window,
+            self.how,
+        )
+        if self.silent:
+            prediction.warnings.append(SILENT_WARNING)
+        return prediction
 
 
 def _counted(blocks: Iterable[np.ndarray], bar: tqdm, sample_rate: int) -> Iterable[np.ndarray]:
@@ -261,7 +391,8 @@ def load(
         backend: ``"torch"`` or ``"onnx"`` (onnxruntime only; torch is not imported).
         fold: with a run directory, the test fold whose model to use.
         device: torch device (``"cpu"``, ``"cuda"``); torch backend only.
-        threads: CPU threads of the backend (default: the library's own choice).
+        threads: CPU threads of the backend, at most the cores this process may use (default:
+            the library's own choice).
         window, hop: default window and hop in seconds (the model's clip length and half).
         batch_size: windows per backend call (default: 8 for torch, 1 for onnx; see
             :data:`DEFAULT_BATCH`).
@@ -269,6 +400,12 @@ def load(
     Raises:
         EscnetError: naming the directory or file and the fix, when the model cannot be opened.
     """
+    cores = usable_cores()
+    if threads is not None and not 1 <= threads <= cores:
+        raise ParameterError(
+            f"threads must be between 1 and {cores} (the CPU cores this process may use; more "
+            f"only makes the threads wait on each other), got {threads}"
+        )
     root = Path(path)
     final = final_model_dir(root) if fold is None else None
     if final is not None:  # a run refitted on all its data: that model, not a fold's

@@ -9,10 +9,18 @@ import numpy as np
 
 from escnet.errors import ParameterError
 
-__all__ = ["AGGREGATES", "Prediction", "WindowPrediction", "aggregate", "top_k"]
+__all__ = ["AGGREGATES", "SILENT_WARNING", "Prediction", "WindowPrediction", "aggregate", "top_k"]
 
 #: How window probabilities become the recording's: their mean, or each class's maximum.
 AGGREGATES = ("mean", "max")
+
+#: The warning of a recording whose every sample is 0: a model still answers (some class with a
+#: high probability), so the answer must say it describes no sound. Loading a silent clip for
+#: training warns too (:func:`escnet.data.audio.load_audio`).
+SILENT_WARNING = (
+    "the recording is completely silent (every sample is 0): its labels describe no sound; "
+    "check the recording"
+)
 
 
 def top_k(probabilities: np.ndarray, classes: list[str], k: int) -> list[tuple[str, float]]:
@@ -57,6 +65,7 @@ class Prediction:
         duration: the recording's length in seconds.
         aggregate: how the windows were combined (``"mean"`` or ``"max"``).
         source: the file it came from, when it came from one.
+        warnings: what a reader of the labels must know (:data:`SILENT_WARNING`).
     """
 
     classes: list[str]
@@ -66,6 +75,7 @@ class Prediction:
     aggregate: str = "mean"
     source: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -82,8 +92,8 @@ class Prediction:
 
     def to_dict(self, k: int = 5, windows: bool | None = None) -> dict[str, Any]:
         """A JSON-ready summary: source, duration, aggregate, ``top_k`` as a list of
-        ``{"label", "probability"}``, and ``windows`` (start, end, top-k each) when the recording
-        has more than one window or ``windows=True``."""
+        ``{"label", "probability"}``, ``warnings`` when there are any, and ``windows`` (start,
+        end, top-k each) when the recording has more than one window or ``windows=True``."""
         k = min(k, len(self.classes))
         out: dict[str, Any] = {
             "source": self.source,
@@ -91,6 +101,8 @@ class Prediction:
             "aggregate": self.aggregate,
             "top_k": _labelled(top_k(self.probabilities, self.classes, k)),
         }
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
         if windows or (windows is None and len(self.windows) > 1):
             out["windows"] = [
                 {

@@ -26,6 +26,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from escnet.data.audio import decode_blocks, open_sound
 from escnet.errors import AudioError, ParameterError
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "open_audio",
     "read_blocks",
     "resample_blocks",
+    "window_count",
     "window_starts",
 ]
 
@@ -74,10 +76,9 @@ def audio_extensions() -> tuple[str, ...]:
 def find_audio_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Files named in ``paths``, with directories walked recursively for the extensions of
     :func:`audio_extensions` (any case), sorted per directory; files named directly are kept
-    whatever their extension.
-
-    Raises:
-        AudioError: a path that does not exist.
+    whatever their extension, and so are paths that do not exist and dangling symbolic links:
+    decoding then names each as a bad file (:func:`open_audio`) rather than dropping it. A path
+    found twice is listed once.
     """
     extensions = set(audio_extensions())
     files: list[Path] = []
@@ -85,13 +86,19 @@ def find_audio_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
         p = Path(item)
         if p.is_dir():
             files.extend(
-                sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in extensions)
+                sorted(
+                    f
+                    for f in p.rglob("*")
+                    if f.suffix.lower() in extensions and (f.is_file() or _dangling(f))
+                )
             )
-        elif p.exists():
-            files.append(p)
         else:
-            raise AudioError(p, "no such file or directory")
-    return files
+            files.append(p)
+    return list(dict.fromkeys(files))  # a file named twice (or inside a folder named) once
+
+
+def _dangling(path: Path) -> bool:
+    return path.is_symlink() and not path.exists()
 
 
 def window_starts(total: int, window: int, hop: int) -> list[int]:
@@ -114,6 +121,20 @@ def window_starts(total: int, window: int, hop: int) -> list[int]:
     return starts
 
 
+def window_count(total: int, window: int, hop: int) -> int:
+    """How many windows :func:`window_starts` gives, without listing them.
+
+    Examples:
+        >>> window_count(11, 4, 2), window_count(3, 4, 2), window_count(10**12, 4, 2)
+        (5, 1, 499999999999)
+    """
+    _check_window(window, hop)
+    if total <= window:
+        return 1
+    regular = (total - window) // hop + 1
+    return regular + (1 if (regular - 1) * hop + window < total else 0)
+
+
 def _check_window(window: int, hop: int) -> None:
     if window <= 0:
         raise ParameterError(f"window must be > 0 samples, got {window}")
@@ -126,8 +147,9 @@ class Windower:
 
     Feed blocks with :meth:`push` and end with :meth:`finish`; both return lists of
     ``(start, samples)`` pairs, ``start`` in samples from the beginning of the stream and
-    ``samples`` a float32 array of exactly ``window`` samples. The windows are those of
-    :func:`window_starts`.
+    ``samples`` a read-only float32 array of exactly ``window`` samples: a view of the buffer,
+    so that the windows of a block (thousands at a small hop) cost no memory of their own. The
+    windows are those of :func:`window_starts`.
 
     Examples:
         >>> w = Windower(window=4, hop=2)
@@ -152,7 +174,9 @@ class Windower:
         x = np.asarray(samples, dtype=np.float32)
         if x.ndim != 1:
             raise ParameterError(f"Windower takes 1-D sample blocks, got shape {x.shape}")
+        # A new buffer each time, never changed in place: the views handed out stay valid.
         self._buffer = np.concatenate([self._buffer, x]) if self._buffer.size else x.copy()
+        self._buffer.flags.writeable = False
         self.total += x.size
         windows = []
         while self._next + self.window <= self.total:
@@ -165,6 +189,7 @@ class Windower:
         drop = keep_from - self._buffer_start
         if drop > 0:
             self._buffer = self._buffer[drop:].copy()
+            self._buffer.flags.writeable = False
             self._buffer_start = keep_from
         return windows
 
@@ -186,7 +211,7 @@ class Windower:
 
     def _slice(self, start: int) -> np.ndarray:
         offset = start - self._buffer_start
-        return self._buffer[offset : offset + self.window].copy()
+        return self._buffer[offset : offset + self.window]
 
 
 @dataclass(frozen=True)
@@ -212,25 +237,16 @@ class AudioSource:
 
 
 def open_audio(path: str | os.PathLike[str]) -> AudioSource:
-    """Read a file's header.
+    """Read a file's header, after the checks every reader makes
+    (:func:`escnet.data.audio.open_sound`).
 
     Raises:
-        AudioError: the file is missing, empty, not audio that soundfile reads, or has no samples.
+        AudioError: the file is missing (or a dangling link), empty, not audio that soundfile
+            reads, truncated (a WAV file), of unknown length, or has no samples.
     """
     p = Path(path)
-    try:
-        size = p.stat().st_size
-    except FileNotFoundError:
-        raise AudioError(p, "file not found") from None
-    if size == 0:
-        raise AudioError(p, "file is empty (0 bytes)")
-    try:
-        info = sf.info(str(p))
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioError(p, f"cannot decode as audio ({exc})") from None
-    if info.frames <= 0:
-        raise AudioError(p, "file decodes to zero samples")
-    return AudioSource(p, int(info.samplerate), int(info.channels), int(info.frames))
+    with open_sound(p) as f:
+        return AudioSource(p, int(f.samplerate), int(f.channels), int(f.frames))
 
 
 def resample_blocks(
@@ -257,29 +273,20 @@ def read_blocks(f: sf.SoundFile, name: str | Path, block_frames: int) -> Iterato
     """Mono float32 blocks of ``block_frames`` samples from an open file, at its own rate.
 
     Raises:
-        AudioError: naming ``name``, on a decoding error or NaN/infinite samples.
+        AudioError: naming ``name``, on a decoding error, a file that ends before the length its
+            header declares (:func:`escnet.data.audio.decode_blocks`), or NaN/infinite samples.
     """
     position = 0
-    try:
-        while True:
-            data = f.read(block_frames, dtype="float32", always_2d=True)
-            if data.shape[0] == 0:
-                break
-            if not np.isfinite(data).all():
-                seconds = position / f.samplerate
-                raise AudioError(name, f"NaN or infinite samples near {seconds:.1f} s")
-            position += data.shape[0]
-            yield data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioError(name, f"decoding failed ({exc})") from None
+    for data in decode_blocks(f, name, block_frames):
+        if not np.isfinite(data).all():
+            seconds = position / f.samplerate
+            raise AudioError(name, f"NaN or infinite samples near {seconds:.1f} s")
+        position += data.shape[0]
+        yield data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
 
 
 def _decoded_blocks(source: AudioSource, block_frames: int) -> Iterator[np.ndarray]:
-    try:
-        f = sf.SoundFile(str(source.path))
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioError(source.path, f"cannot decode as audio ({exc})") from None
-    with f:
+    with open_sound(source.path) as f:
         yield from read_blocks(f, source.path, block_frames)
 
 

@@ -1,8 +1,11 @@
 """The HTTP service (``escnet serve``): FastAPI + uvicorn, dynamic batching, a web page.
 
 * :mod:`escnet.serve.app`: the routes, limits and :func:`serve`.
+* :mod:`escnet.serve.uploads`: an upload read under its limits, named safely, decoded and
+  labelled block by block; the slots of long uploads.
 * :mod:`escnet.serve.batcher`: windows of concurrent requests batched into one model call.
-* ``static/index.html``: the page at ``GET /`` (plain HTML + JS, no build step).
+* ``static/index.html``: the page at ``GET /`` (plain HTML + JS, no build step);
+  ``static/docs.html``: the page at ``GET /docs``, the routes read from ``/openapi.json``.
 
 Needs the ``serve`` extra: ``pip install 'escnet[serve]'``.
 """

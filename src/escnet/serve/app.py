@@ -1,42 +1,49 @@
 """The HTTP service: a FastAPI app around a :class:`~escnet.inference.Predictor`.
 
 Routes: ``POST /predict`` (an audio upload, multipart field ``file``, or the file itself as the
-body), ``GET /health``, ``GET /classes``, ``GET /`` (the web page), ``GET /docs`` (OpenAPI).
+body), ``GET /health``, ``GET /classes``, ``GET /`` (the web page), ``GET /docs`` (a page of the
+routes, served from the package: no CDN, so it works offline) and ``GET /openapi.json``.
 
 Limits answer with a JSON ``{"detail": ...}`` that names the reason: 413 for an upload over
 ``max_upload_bytes`` (checked on the declared length and again while reading, so a lying client
-cannot get past it), 422 for a recording over ``max_duration`` seconds, an empty upload or one
-with NaN samples, 415 for content that is not audio soundfile can decode, 400 for a malformed
-multipart body. Uploads are held in memory: the body is read into a bounded buffer and parsed
-there, and decoding reads from memory, so no request leaves anything on disk.
+cannot get past it), 408 for one that takes longer than ``upload_timeout`` to arrive, 422 for a
+recording over ``max_duration`` seconds, an empty, truncated or damaged upload or one with NaN
+samples, 415 for content that is not audio soundfile can decode, 400 for a malformed multipart
+body, 503 with ``Retry-After`` when ``max_long_uploads`` long recordings are already being
+labelled. Uploads are held in memory and decoded window by window
+(:mod:`escnet.serve.uploads`), so no request leaves anything on disk and a long one costs its
+bytes, not its decoded length.
 """
 
 from __future__ import annotations
 
-import io
+import errno
+import math
+import socket
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import soundfile as sf
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse
-from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
 
-from escnet.errors import AudioError, ParameterError
+from escnet.errors import ParameterError
 from escnet.inference import Predictor
-from escnet.inference.stream import read_blocks, resample_blocks, window_starts
+from escnet.inference.limits import (
+    LONG_UPLOAD_SECONDS,
+    MAX_BATCH,
+    MAX_DURATION_SECONDS,
+    MAX_UPLOAD_MB,
+)
 from escnet.serve.batcher import Batcher
+from escnet.serve.uploads import LongUploads, extract_upload, label_upload, read_body
 from escnet.version import __version__
 
-__all__ = ["ServeConfig", "create_app"]
+__all__ = ["ServeConfig", "create_app", "listen", "serve"]
 
 
 @dataclass(frozen=True)
@@ -45,10 +52,14 @@ class ServeConfig:
 
     Attributes:
         max_upload_bytes: largest accepted request body (20 MB).
-        max_duration: longest accepted recording in seconds (600).
+        max_duration: longest accepted recording in seconds (600; at most an hour).
         max_batch: windows per model call (16); 1 turns batching off.
         max_wait_ms: how long a batch waits for more windows (0: it takes what is queued).
         top_k: labels per answer unless the request asks for another number (5).
+        max_long_uploads: recordings over ``long_upload_seconds`` labelled at once (2); more
+            are answered 503 with ``Retry-After``.
+        long_upload_seconds: what counts as a long recording (60 s).
+        upload_timeout: seconds a client may take to send its body (60); 408 after.
     """
 
     max_upload_bytes: int = 20_000_000
@@ -56,18 +67,38 @@ class ServeConfig:
     max_batch: int = 16
     max_wait_ms: float = 0.0
     top_k: int = 5
+    max_long_uploads: int = 2
+    long_upload_seconds: float = LONG_UPLOAD_SECONDS
+    upload_timeout: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.max_upload_bytes < 1:
-            raise ParameterError(f"max_upload_bytes must be >= 1, got {self.max_upload_bytes}")
-        if not self.max_duration > 0:
-            raise ParameterError(f"max_duration must be > 0 seconds, got {self.max_duration}")
-        if self.max_batch < 1:
-            raise ParameterError(f"max_batch must be >= 1, got {self.max_batch}")
-        if self.max_wait_ms < 0:
-            raise ParameterError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
-        if self.top_k < 1:
-            raise ParameterError(f"top_k must be >= 1, got {self.top_k}")
+        _check_range("max_upload_bytes", self.max_upload_bytes, 1, MAX_UPLOAD_MB * 1e6)
+        _check_range("max_duration", self.max_duration, 0, MAX_DURATION_SECONDS, open_low=True)
+        _check_range("max_batch", self.max_batch, 1, MAX_BATCH)
+        _check_range("max_wait_ms", self.max_wait_ms, 0, 1000)
+        _check_range("top_k", self.top_k, 1, math.inf)
+        _check_range("max_long_uploads", self.max_long_uploads, 1, 64)
+        _check_range("long_upload_seconds", self.long_upload_seconds, 0, 1e6, open_low=True)
+        _check_range("upload_timeout", self.upload_timeout, 0, 3600, open_low=True)
+
+    def limits(self) -> dict[str, Any]:
+        """The limits a client may meet, as ``/health`` reports them."""
+        return {
+            "max_upload_bytes": self.max_upload_bytes,
+            "max_duration": self.max_duration,
+            "max_long_uploads": self.max_long_uploads,
+            "long_upload_seconds": self.long_upload_seconds,
+            "upload_timeout": self.upload_timeout,
+        }
+
+
+def _check_range(
+    name: str, value: float, low: float, high: float, *, open_low: bool = False
+) -> None:
+    ok = (value > low if open_low else value >= low) and value <= high  # also refuses nan
+    if not ok:
+        bound = f"({low:g}" if open_low else f"[{low:g}"
+        raise ParameterError(f"{name} must be in {bound}, {high:g}], got {value}")
 
 
 _UPLOAD_SCHEMA = {
@@ -87,98 +118,15 @@ _UPLOAD_SCHEMA = {
 }
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"upload of {int(declared)} bytes exceeds the {limit}-byte limit")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise HTTPException(413, f"upload exceeds the {limit}-byte limit")
-    return bytes(body)
-
-
-async def _extract_upload(request: Request, body: bytes) -> tuple[bytes, str]:
-    """The uploaded file's bytes and name, from a multipart form or a raw body."""
-    content_type = request.headers.get("content-type", "")
-    if not content_type.startswith("multipart/form-data"):
-        return body, "upload"
-
-    async def stream() -> AsyncGenerator[bytes, None]:
-        yield body
-
-    try:
-        form = await MultiPartParser(request.headers, stream(), max_files=1, max_fields=8).parse()
-    except MultiPartException as exc:
-        raise HTTPException(400, f"malformed multipart body: {exc.message}") from None
-    try:
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise HTTPException(422, "no file in the form: send the audio in a field named 'file'")
-        return await upload.read(), upload.filename or "upload"
-    finally:
-        await form.close()
-
-
-def _decode(data: bytes, name: str, sample_rate: int, max_duration: float) -> np.ndarray:
-    """Mono float32 samples at ``sample_rate``; HTTPException for every unusable upload."""
-    if not data:
-        raise HTTPException(422, f"{name}: the upload is empty")
-    try:
-        f = sf.SoundFile(io.BytesIO(data))
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        reason = str(exc).rsplit(": ", 1)[-1]  # drop "Error opening <BytesIO ...>"
-        raise HTTPException(
-            415, f"{name}: not audio that soundfile can decode (wav, flac, ogg, mp3, ...): {reason}"
-        ) from None
-    with f:
-        if f.frames > 0 and f.frames / f.samplerate > max_duration:
-            raise HTTPException(
-                422,
-                f"{name}: {f.frames / f.samplerate:.1f} s of audio exceeds the "
-                f"{max_duration:g}-s limit",
-            )
-        limit = int(max_duration * f.samplerate) + 1
-        blocks: list[np.ndarray] = []
-        read = 0
-        try:
-            for block in read_blocks(f, Path(name), 1 << 18):
-                read += block.size
-                if read > limit:  # a header that understated the length
-                    raise HTTPException(422, f"{name}: longer than the {max_duration:g}-s limit")
-                blocks.append(block)
-        except AudioError as exc:
-            raise HTTPException(422, f"{name}: {exc.reason}") from None
-        if not blocks:
-            raise HTTPException(422, f"{name}: the file holds no samples")
-        resampled = list(resample_blocks(iter(blocks), f.samplerate, sample_rate))
-    return np.concatenate(resampled) if resampled else np.zeros(0, np.float32)
-
-
-async def _classify(predictor: Predictor, batcher: Batcher, samples: np.ndarray, how: str) -> Any:
-    window, hop = predictor.window_samples()
-    total = samples.size
-    starts = window_starts(total, window, hop)
-    chunks = []
-    # A chunk at a time: a long upload never holds all its (overlapping) windows at once.
-    for i in range(0, len(starts), batcher.max_batch):
-        chunk = np.zeros((len(starts[i : i + batcher.max_batch]), window), np.float32)
-        for row, start in enumerate(starts[i : i + batcher.max_batch]):
-            part = samples[start : start + window]
-            chunk[row, : part.size] = part
-        chunks.append(await batcher.submit(chunk))
-    return predictor.assemble(starts, np.concatenate(chunks), total, window, how)
-
-
-def _page() -> str:
-    return resources.files("escnet.serve").joinpath("static/index.html").read_text("utf-8")
+def _static(name: str) -> str:
+    return resources.files("escnet.serve").joinpath(f"static/{name}").read_text("utf-8")
 
 
 def create_app(predictor: Predictor, config: ServeConfig | None = None) -> FastAPI:
     """The service for ``predictor`` (see the module docstring for its routes and limits)."""
     cfg = config or ServeConfig()
     batcher = Batcher(predictor.probabilities, cfg.max_batch, cfg.max_wait_ms)
+    slots = LongUploads(cfg.max_long_uploads, cfg.long_upload_seconds)
     model = {**predictor.spec.describe(), "backend": predictor.backend_name}
 
     @asynccontextmanager
@@ -187,27 +135,36 @@ def create_app(predictor: Predictor, config: ServeConfig | None = None) -> FastA
         yield
         await batcher.stop()
 
+    # FastAPI's own /docs and /redoc load their scripts from a CDN (blank on an offline
+    # machine); /docs is a page of this package instead, built from /openapi.json.
     app = FastAPI(
         title="escnet",
         version=__version__,
         description=f"Environmental sound classification with {predictor.spec.name}.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.batcher = batcher
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> str:
-        return _page()
+        return _static("index.html")
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    async def docs() -> str:
+        return _static("docs.html")
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        """Whether the service is up, which model it runs and how it has batched so far."""
-        limits = {"max_upload_bytes": cfg.max_upload_bytes, "max_duration": cfg.max_duration}
+        """Whether the service is up, which model it runs, its limits, how many long uploads it
+        is labelling and how it has batched so far."""
         return {
             "status": "ok",
             "escnet_version": __version__,
             "model": model,
-            "limits": limits,
+            "limits": cfg.limits(),
+            "long_uploads": {"active": slots.active, "refused": slots.refused},
             "batching": batcher.stats(),
         }
 
@@ -222,27 +179,74 @@ def create_app(predictor: Predictor, config: ServeConfig | None = None) -> FastA
         top_k: int | None = Query(None, ge=1, description="labels per answer"),
         aggregate: str = Query("mean", pattern="^(mean|max)$", description="over windows"),
     ) -> dict[str, Any]:
-        """Label an uploaded recording: top-k classes, and windows when it is longer than the
-        model's clip."""
+        """Label an uploaded recording: top-k classes, windows when it is longer than the
+        model's clip, and warnings (a silent recording)."""
         started = time.perf_counter()
-        body = await _read_body(request, cfg.max_upload_bytes)
-        data, name = await _extract_upload(request, body)
+        body = await read_body(request, cfg.max_upload_bytes, cfg.upload_timeout)
+        data, name = await extract_upload(request, body)
         del body
-        samples = await run_in_threadpool(
-            _decode, data, name, predictor.sample_rate, cfg.max_duration
+        received = time.perf_counter()
+        prediction = await label_upload(
+            predictor,
+            batcher,
+            data,
+            name,
+            max_duration=cfg.max_duration,
+            slots=slots,
+            how=aggregate,
         )
-        decoded = time.perf_counter()
-        prediction = await _classify(predictor, batcher, samples, aggregate)
         answer: dict[str, Any] = prediction.to_dict(top_k or cfg.top_k)
         answer["source"] = name
         answer["model"] = model
         answer["timing_ms"] = {
-            "decode": round(1000 * (decoded - started), 2),
+            "upload": round(1000 * (received - started), 2),
             "total": round(1000 * (time.perf_counter() - started), 2),
         }
         return answer
 
     return app
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host``:``port`` (``port`` 0: a free one), for :func:`serve` to hand
+    to uvicorn; binding first means a port in use is refused before any banner or model load.
+
+    Raises:
+        ParameterError: naming ``--host`` or ``--port`` and the fix.
+    """
+    if not 0 <= port <= 65535:
+        raise ParameterError(f"--port must be a whole number in 0..65535, got {port}")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ParameterError(
+            f"--host {host}: not a name or address this machine can listen on ({exc}); pass an "
+            "address such as 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"
+        ) from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ParameterError(_bind_error(host, port, exc)) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _bind_error(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"--port {port}: {host}:{port} is already in use (another server?); stop it or pick "
+            "another port with --port"
+        )
+    if exc.errno == errno.EACCES:
+        return f"--port {port}: permission denied (ports below 1024 need privileges); use 1024+"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"--host {host}: not an address of this machine; pass 127.0.0.1 or 0.0.0.0"
+    return f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})"
 
 
 def serve(
@@ -256,17 +260,29 @@ def serve(
     config: ServeConfig | None = None,
     log_level: str = "info",
 ) -> None:
-    """Load ``model`` and serve it with uvicorn until interrupted."""
+    """Load ``model`` and serve it with uvicorn until interrupted.
+
+    Raises:
+        ParameterError: the address cannot be listened on (in use, not this machine's).
+        EscnetError: the model cannot be loaded.
+    """
     import uvicorn
 
     from escnet.inference import load
 
-    predictor = load(model, backend=backend, fold=fold, threads=threads)
-    app = create_app(predictor, config)
-    print(
-        f"escnet serve: {predictor.spec.name} from {predictor.spec.path} "
-        f"({len(predictor.classes)} classes, {backend}) on http://{host}:{port}/"
-        "  (API docs: /docs)",
-        flush=True,
-    )
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    sock = listen(host, port)
+    try:
+        predictor = load(model, backend=backend, fold=fold, threads=threads)
+        app = create_app(predictor, config)
+        bound = sock.getsockname()[1]
+        shown = f"[{host}]" if ":" in host else host
+        print(
+            f"escnet serve: {predictor.spec.name} from {predictor.spec.path} "
+            f"({len(predictor.classes)} classes, {backend}) on http://{shown}:{bound}/"
+            "  (API docs: /docs)",
+            flush=True,
+        )
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=bound, log_level=log_level))
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
