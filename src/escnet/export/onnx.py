@@ -252,6 +252,7 @@ def export_model(
     check_clips: int = CHECK_CLIPS,
     quantize: bool = False,
     quantize_options: dict[str, Any] | None = None,
+    one_pass: bool = True,
 ) -> ExportResult:
     """Write a self-contained model directory at ``out`` (``model.json``, the weights and,
     with ``onnx``, ``model.onnx``), from a model, run or ensemble directory.
@@ -263,6 +264,8 @@ def export_model(
     is loaded (checksums, registry, front end all checked) before anything is written.
 
     Args:
+        one_pass: an ensemble's graph shares body passes among its members (``False``: each
+            member runs on its own; what the benchmarks compare with).
         quantize: also quantise the graph to int8 (:func:`escnet.export.quantize.quantize_export`
             with ``quantize_options``); ``model.onnx`` is then the int8 graph, refused when it
             loses more accuracy than allowed.
@@ -295,6 +298,7 @@ def export_model(
             tolerance=tolerance,
             check_audio=check_audio,
             check_clips=check_clips,
+            one_pass=one_pass,
         )
         if quantize:
             from escnet.export.quantize import quantize_export
