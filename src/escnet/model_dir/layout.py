@@ -163,7 +163,8 @@ def resolve_model_dir(path: str | os.PathLike[str], fold: int | None = None) -> 
     if (p / ENSEMBLE_JSON).is_file():
         raise ModelDirError(
             f"{p}: an ensemble directory holds no model of its own; give one of its member "
-            "runs (listed in its ensemble.json), or predict or serve it with the torch backend"
+            "runs (listed in its ensemble.json), or pass the ensemble itself to escnet predict, "
+            "serve or export"
         )
     if not (p / "config.json").is_file():
         raise ModelDirError(

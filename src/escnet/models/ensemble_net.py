@@ -66,8 +66,9 @@ class SharedBodyProbes(nn.Module):
     Args:
         probes: the members' networks.
         input_norm: ``(mean, std)`` the images are normalised with first, or ``None``.
-        batch_views: run all views as one batch of the body (faster in PyTorch on a CPU at small
-            batches) instead of one call per view (what onnxruntime runs fastest, measured).
+        batch_views: run all views as one batch of the body (faster in PyTorch on a CPU: the
+            four-member recipe in 26 ms against 40 ms) instead of one call per view (what
+            onnxruntime runs fastest: 10.6 ms against 10.9 batched; one thread, measured).
     """
 
     def __init__(
