@@ -158,6 +158,10 @@ def mn04_variants(
             session(paths["new"], **{"session.intra_op.allow_spinning": "0"}),
             1,
         ),
+        "level all, denormals as zero": (
+            session(paths["new"], **{"session.set_denormal_as_zero": "1"}),
+            1,
+        ),
         "level all, batches of 4 windows": (session(paths["new"]), 4),
         "level all, batches of 16 windows": (session(paths["new"]), 16),
         f"front end alone, {rev}": (session(paths["old_fe"]), 1),
@@ -223,6 +227,7 @@ def convolutions(path: Path, optimised: bool = False) -> int:
 
     if optimised:
         options = ort.SessionOptions()
+        options.log_severity_level = 3  # not its warning that the saved graph is machine-specific
         options.optimized_model_filepath = str(path.with_suffix(".opt.onnx"))
         ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         path = path.with_suffix(".opt.onnx")
