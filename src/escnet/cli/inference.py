@@ -199,36 +199,8 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="CPU threads (default: the backend's choice)")
 
 
-def register(sub: Any) -> None:
-    """Add this module's sub-commands to the ``escnet`` parser."""
-    p = sub.add_parser("predict", help="label audio files with a trained model")
-    _model_args(p)
-    p.add_argument("inputs", nargs="+", metavar="FILE|DIR", help="files, or folders (recursive)")
-    p.add_argument("--top-k", type=int, default=5, help="labels per file and window (5)")
-    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    p.add_argument("--window", type=float, help="window in seconds (default: the clip length)")
-    p.add_argument("--hop", type=float, help="hop between windows in s (default: window / 2)")
-    p.add_argument(
-        "--aggregate",
-        choices=("mean", "max"),
-        default="mean",
-        help="file probabilities from its windows' (mean)",
-    )
-    p.add_argument(
-        "--batch-size", type=int, help="windows per model call (default: torch 8, onnx 1)"
-    )
-    _backend_args(p)
-    p.set_defaults(func=cmd_predict)
-
-    p = sub.add_parser("export", help="write a self-contained model directory, optionally ONNX")
-    _model_args(p)
-    p.add_argument("--out", required=True, help="directory to write")
-    p.add_argument(
-        "--onnx",
-        action="store_true",
-        help="also model.onnx: waveform -> probabilities with the front end in the graph "
-        "(an ensemble: all its members in one graph)",
-    )
+def _export_args(p: argparse.ArgumentParser) -> None:
+    """``escnet export``'s options for the graph's check and its int8 version."""
     p.add_argument(
         "--check-audio",
         metavar="DIR",
@@ -259,6 +231,39 @@ def register(sub: Any) -> None:
         default=0.5,
         help="--quantize: the most accuracy, in percentage points, the int8 graph may lose (0.5)",
     )
+
+
+def register(sub: Any) -> None:
+    """Add this module's sub-commands to the ``escnet`` parser."""
+    p = sub.add_parser("predict", help="label audio files with a trained model")
+    _model_args(p)
+    p.add_argument("inputs", nargs="+", metavar="FILE|DIR", help="files, or folders (recursive)")
+    p.add_argument("--top-k", type=int, default=5, help="labels per file and window (5)")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--window", type=float, help="window in seconds (default: the clip length)")
+    p.add_argument("--hop", type=float, help="hop between windows in s (default: window / 2)")
+    p.add_argument(
+        "--aggregate",
+        choices=("mean", "max"),
+        default="mean",
+        help="file probabilities from its windows' (mean)",
+    )
+    p.add_argument(
+        "--batch-size", type=int, help="windows per model call (default: torch 8, onnx 1)"
+    )
+    _backend_args(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="write a self-contained model directory, optionally ONNX")
+    _model_args(p)
+    p.add_argument("--out", required=True, help="directory to write")
+    p.add_argument(
+        "--onnx",
+        action="store_true",
+        help="also model.onnx: waveform -> probabilities with the front end in the graph "
+        "(an ensemble: all its members in one graph)",
+    )
+    _export_args(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("serve", help="an HTTP service and web page for a trained model")
