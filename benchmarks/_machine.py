@@ -20,3 +20,10 @@ def describe(packages: tuple[str, ...] = ("numpy", "torch", "librosa", "soxr", "
     return f"{cpu_model()}, {cores} cores, Python {platform.python_version()}, " + ", ".join(
         versions
     )
+
+
+def load_average() -> str:
+    """The 1-, 5- and 15-minute load averages, for the table: other work on the cores shows."""
+    import os
+
+    return ", ".join(f"{v:.2f}" for v in os.getloadavg())

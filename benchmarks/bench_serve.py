@@ -6,10 +6,11 @@ each the same bounded load: ``--requests`` uploads of one 5-s WAV clip from ``--
 concurrent clients (threads with their own HTTP connection), after a warm-up, split into
 ``--rounds`` rounds in which the servers take turns (see :func:`measure`). Reports requests/s,
 p50 and p99 latency and the batch sizes the server saw (its ``/health``). The model gets random
-weights (time does not depend on them).
+weights (time does not depend on them), or ``--model-dir`` names a model directory to serve
+(an exported ensemble: the recipe). The load average is printed before and after.
 
-    python benchmarks/bench_serve.py [--model cnn7] [--backend onnx] [--clients 1 8] \
-        [--max-wait-ms 0 5] [--rounds 5]
+    python benchmarks/bench_serve.py [--model cnn7 | --model-dir DIR] [--backend onnx] \
+        [--clients 1 8] [--max-wait-ms 0 5] [--rounds 5]
 
 ``--memory`` measures instead the server's peak resident memory (``VmHWM`` in ``/proc``) under
 concurrent long uploads (``--long-seconds``, 590 by default, of digital silence, a 28 KB FLAC
@@ -43,7 +44,7 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import describe  # noqa: E402
+from _machine import describe, load_average  # noqa: E402
 from bench_inference import make_model  # noqa: E402
 
 PACKAGES = ("numpy", "torch", "onnxruntime", "fastapi", "uvicorn", "httpx")
@@ -103,6 +104,7 @@ def load(url: str, clip: bytes, clients: int, requests: int) -> tuple[float, lis
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="cnn7")
+    ap.add_argument("--model-dir", type=Path, help="serve this model directory instead")
     ap.add_argument("--backend", default="onnx", choices=("torch", "onnx"))
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--requests", type=int, default=200, help="uploads per measurement")
@@ -124,16 +126,18 @@ def main() -> None:
         help="CLIENTSxSLOTS: concurrent long uploads x --max-long-uploads, a server each",
     )
     args = ap.parse_args()
+    print(f"load average before: {load_average()}\n")
     print(f"machine: {describe(PACKAGES)}")
     if args.memory:
         with tempfile.TemporaryDirectory() as tmp:
-            model_dir = make_model(args.model, Path(tmp))
+            model_dir = args.model_dir or make_model(args.model, Path(tmp))
             runs = [tuple(int(v) for v in run.split("x")) for run in args.memory_runs]
             memory(model_dir, args.backend, args.threads, args.long_seconds, runs)
         return
-    print(f"model {args.model} ({args.backend}, {args.threads} thread(s)), 5-s WAV uploads\n")
+    name = args.model_dir.name if args.model_dir else args.model
+    print(f"model {name} ({args.backend}, {args.threads} thread(s)), 5-s WAV uploads\n")
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = make_model(args.model, Path(tmp))
+        model_dir = args.model_dir or make_model(args.model, Path(tmp))
         rate = int(json.loads((model_dir / "model.json").read_text())["sample_rate"])
         buffer = io.BytesIO()
         noise = 0.1 * np.random.default_rng(0).standard_normal(5 * rate)
@@ -163,6 +167,7 @@ def main() -> None:
                 f"{np.percentile(lat, 50):.0f} | {np.percentile(lat, 99):.0f} | "
                 f"{windows / max(batches, 1):.2f} |"
             )
+    print(f"\nload average after: {load_average()}")
 
 
 Measurement = tuple[float, list[float], int, int]  # seconds, latencies (ms), batches, windows

@@ -119,12 +119,15 @@ def test_matmul_spectrogram_skips_unused_work() -> None:
     assert groups[0][0] == 0 and groups[-1][1] == 128  # ... covering all of them
     work = sum((m1 - m0) * (r1 - r0) for m0, m1, r0, r1 in groups)
     assert work < spectrogram.mel.numel() / 4
-    dense = MatmulMelSpectrogram(1024, 320, source.window, source.mel_basis, max_mel_groups=1)
+    assert spectrogram.mel_scale == pytest.approx(np.exp(4.5))  # the norm shift, folded in
+    dense = MatmulMelSpectrogram(
+        1024, 320, source.window, source.mel_basis, max_mel_groups=1, mel_scale=np.exp(4.5)
+    )
     assert dense.mel_groups == []
     x = torch.from_numpy(np.random.default_rng(5).standard_normal((2, 20000)).astype(np.float32))
     with torch.inference_mode():
         a, b = spectrogram(x), dense(x)
-    assert a.shape == (2, 128, 1 + (20000 - 1024) // 320)
+    assert a.shape == (2, 1, 128, 1 + (20000 - 1024) // 320)  # with the image's channel
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6 * float(b.max()))
 
 

@@ -32,6 +32,11 @@ PREDICT_EXIT_STATUS = """exit status:
   1    an unexpected failure (a bug: please report it with its traceback)
   2    a bad argument or model, no file could be labelled, or --strict and a file was skipped
   130  interrupted (Ctrl-C)"""
+#: What the scores are, by the head's activation, for the output.
+_SCORES = {
+    "softmax": "softmax probabilities",
+    "sigmoid": "sigmoid scores, multi-label: each label 0-1 on its own",
+}
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -57,8 +62,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             "reads: wav, flac, ogg, mp3, aiff, ...)"
         )
     if not args.quiet:  # which model labels the files: a run's refitted one, a fold's, ...
+        scores = _SCORES[predictor.spec.activation]
         print(
-            f"escnet predict: model {predictor.spec.path} ({predictor.spec.name})", file=sys.stderr
+            f"escnet predict: model {predictor.spec.path} ({predictor.spec.name}; {scores})",
+            file=sys.stderr,
         )
     writer = _Writer(args.format, args.top_k, predictor.classes)
     skipped: list[tuple[Path, str]] = []
@@ -137,6 +144,8 @@ class _Writer:
             return "  ".join(f"{t['label']} {t['probability']:.3f}" for t in top)
 
         note = f", {len(windows)} windows, {s['aggregate']} over windows" if windows else ""
+        if s.get("activation") == "sigmoid":
+            note += ", sigmoid scores"
         print(f"{s['source']}  ({s['duration']:.2f} s{note})")
         print(f"  {labels(s['top_k'])}")
         for w in windows:
@@ -150,13 +159,37 @@ class _Writer:
 def cmd_export(args: argparse.Namespace) -> int:
     from escnet.export.onnx import export_model
 
-    result = export_model(args.model, args.out, fold=args.fold, onnx=args.onnx)
+    options = {"max_accuracy_drop": args.max_accuracy_drop / 100}
+    if args.calibration_audio:
+        options["calibration_audio"] = args.calibration_audio
+    result = export_model(
+        args.model,
+        args.out,
+        fold=args.fold,
+        onnx=args.onnx,
+        check_audio=args.check_audio,
+        check_clips=args.check_clips,
+        quantize=args.quantize,
+        quantize_options=options,
+    )
     print(f"model directory {result.directory} (from {result.source})")
-    if result.onnx:
+    record = result.onnx
+    if record:
         print(
-            f"  {result.onnx['file']}: waveform (batch, samples) -> probabilities; "
-            f"onnxruntime vs PyTorch max |diff| {result.onnx['max_abs_diff_vs_torch']:.1e}"
+            f"  {record['file']}: waveform (batch, samples) -> {record['output'].split(': ')[1]}; "
+            f"onnxruntime vs PyTorch max |diff| {record['max_abs_diff_vs_torch']:.1e}"
         )
+        check = record.get("check")
+        if check:
+            print(
+                f"  checked on {check['clips']} clips of {check['audio']}: top-1 equal on "
+                f"{check['top1_equal']}, max |diff| {check['max_abs_diff']:.1e}"
+            )
+        else:
+            print("  checked on synthetic waveforms only (no --check-audio, no ESC-50 found)")
+        quantized = record.get("quantized")
+        if quantized:
+            print(f"  int8: {quantized['summary']}")
     return 0
 
 
@@ -184,12 +217,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_args(p: argparse.ArgumentParser, ensembles: bool = True) -> None:
-    what = "a model directory, a run directory (its best fold)"
-    what += ", or an ensemble directory (escnet ensemble; torch backend)" if ensembles else ""
-    p.add_argument("model", help=what)
-    runs = "a run or ensemble directory" if ensembles else "a run directory"
-    p.add_argument("--fold", type=int, help=f"with {runs}: this test fold's model")
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "model",
+        help="a model directory, a run directory (its refitted model RUN/final, else its best "
+        "fold), or an ensemble (escnet ensemble's directory, or a refitted one)",
+    )
+    p.add_argument("--fold", type=int, help="with a run or ensemble directory: this test fold's")
 
 
 def _backend_args(p: argparse.ArgumentParser) -> None:
@@ -197,13 +231,48 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
         "--backend",
         choices=("torch", "onnx"),
         default="torch",
-        help="torch (default) or onnx (onnxruntime only; needs `escnet export --onnx` first)",
+        help="torch (default) or onnx (onnxruntime only; needs `escnet export --onnx` first, "
+        "which takes ensembles too)",
     )
     cores = usable_cores()
     p.add_argument(
         "--threads",
         type=whole_number(1, cores, "the CPU cores this process may use"),
         help=f"CPU threads, at most {cores} here (default: the backend's choice)",
+    )
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    """``escnet export``'s options for the graph's check and its int8 version."""
+    p.add_argument(
+        "--check-audio",
+        metavar="DIR",
+        help="clips to check the graph on against PyTorch (default: ESC-50 in the data "
+        "directory, when there)",
+    )
+    p.add_argument(
+        "--check-clips",
+        type=int,
+        default=100,
+        help="how many of them, first by name (100; 0: synthetic waveforms only)",
+    )
+    p.add_argument(
+        "--quantize",
+        action="store_true",
+        help="int8 graph (onnxruntime static quantisation, calibrated on training clips); "
+        "refused when it loses more accuracy than --max-accuracy-drop",
+    )
+    p.add_argument(
+        "--calibration-audio",
+        metavar="DIR",
+        help="--quantize: training clips to calibrate on (default: the model's own training "
+        "folds, from its training configuration)",
+    )
+    p.add_argument(
+        "--max-accuracy-drop",
+        type=float,
+        default=0.5,
+        help="--quantize: the most accuracy, in percentage points, the int8 graph may lose (0.5)",
     )
 
 
@@ -257,13 +326,15 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("export", help="write a self-contained model directory, optionally ONNX")
-    _model_args(p, ensembles=False)
+    _model_args(p)
     p.add_argument("--out", required=True, help="directory to write")
     p.add_argument(
         "--onnx",
         action="store_true",
-        help="also model.onnx: waveform -> probabilities with the front end in the graph",
+        help="also model.onnx: waveform -> probabilities with the front end in the graph "
+        "(an ensemble: all its members in one graph)",
     )
+    _export_args(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("serve", help="an HTTP service and web page for a trained model")

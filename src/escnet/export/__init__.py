@@ -1,7 +1,10 @@
 """Export: a self-contained model directory, optionally with one ONNX graph (front end inside).
 
 * :mod:`escnet.export.onnx` -- :func:`export_model`, :func:`export_onnx`;
-* :mod:`escnet.export.front_end` -- the front ends as ONNX-friendly matrix products.
+* :mod:`escnet.export.front_end` -- the front ends as ONNX-friendly matrix products;
+* :mod:`escnet.export.ensemble` -- an ensemble's members copied in, and its one graph;
+* :mod:`escnet.export.check` -- the clips a graph is checked on against PyTorch;
+* :mod:`escnet.export.quantize` -- int8 graphs, refused when they cost accuracy.
 """
 
 from __future__ import annotations

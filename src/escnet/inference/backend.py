@@ -41,6 +41,12 @@ class ModelSpec:
     path: Path | None = None
 
     @property
+    def activation(self) -> str:
+        """How the scores were made: ``"softmax"`` (probabilities over the classes, one label
+        per clip) or ``"sigmoid"`` (multi-label: each class scored on its own, 0-1)."""
+        return str(self.metadata.get("activation", "softmax"))
+
+    @property
     def num_samples(self) -> int:
         """Samples of one training clip at :attr:`sample_rate`."""
         return int(round(self.clip_seconds * self.sample_rate))
@@ -55,4 +61,5 @@ class ModelSpec:
             "classes": len(self.classes),
             "sample_rate": self.sample_rate,
             "clip_seconds": self.clip_seconds,
+            "activation": self.activation,
         }

@@ -17,7 +17,7 @@ import numpy as np
 from escnet.cache import sha256_file
 from escnet.errors import EscnetError, ParameterError
 from escnet.inference.backend import ModelSpec
-from escnet.model_dir.layout import MODEL_JSON, ONNX_FILE, read_model_json
+from escnet.model_dir.layout import MODEL_JSON, ONNX_FILE, head_activation, read_model_json
 from escnet.model_dir.runtime import import_onnxruntime
 
 __all__ = ["OnnxBackend", "load_onnx"]
@@ -66,7 +66,9 @@ def load_onnx(
             from the one ``model.json`` records.
     """
     root = Path(directory)
-    meta = read_model_json(root)
+    # No "model" needed: an exported ensemble's graph is no registered network.
+    meta = read_model_json(root, required=("classes", "sample_rate", "clip_seconds"))
+    activation = head_activation(meta, root / MODEL_JSON)
     record = meta.get("onnx")
     onnx_path = root / str((record or {}).get("file", ONNX_FILE))
     if not record or not onnx_path.is_file():
@@ -79,12 +81,14 @@ def load_onnx(
             f"{onnx_path}: sha256 differs from the one in {MODEL_JSON}; the file was changed "
             "or damaged: re-export the model"
         )
+    members = meta.get("members")
+    name = meta.get("model") or (f"ensemble of {len(members)}" if members else "model")
     spec = ModelSpec(
-        name=str(meta["model"]),
+        name=str(name),
         classes=[str(c) for c in meta["classes"]],
         sample_rate=int(meta["sample_rate"]),
         clip_seconds=float(meta["clip_seconds"]),
-        metadata=meta,
+        metadata={**meta, "activation": activation},
         path=root,
     )
     return spec, OnnxBackend(onnx_path, threads=threads)

@@ -253,6 +253,7 @@ class Predictor:
             windows=windows,
             duration=total / sr,
             aggregate=how,
+            activation=self.spec.activation,
         )
 
     def _predict_stream(
@@ -424,8 +425,8 @@ def load(
 
         if (root / ENSEMBLE_JSON).is_file():
             raise EscnetError(
-                f"{root}: a cross-validation ensemble has no ONNX graph; predict it with the "
-                "torch backend, or refit it (escnet train --refit) and export the result"
+                f"{root}: a cross-validation ensemble has no ONNX graph of its own; export one "
+                f"of its folds (escnet export {root} --onnx --out DIR) and pass DIR"
             )
         if fold is not None:
             raise EscnetError(

@@ -66,6 +66,8 @@ class Prediction:
         aggregate: how the windows were combined (``"mean"`` or ``"max"``).
         source: the file it came from, when it came from one.
         warnings: what a reader of the labels must know (:data:`SILENT_WARNING`).
+        activation: how the model scored the classes: ``"softmax"`` (probabilities that sum to
+            1) or ``"sigmoid"`` (multi-label: each class on its own, they need not sum to 1).
     """
 
     classes: list[str]
@@ -76,6 +78,7 @@ class Prediction:
     source: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    activation: str = "softmax"
 
     @property
     def label(self) -> str:
@@ -91,7 +94,7 @@ class Prediction:
         return [w.label(self.classes) for w in self.windows]
 
     def to_dict(self, k: int = 5, windows: bool | None = None) -> dict[str, Any]:
-        """A JSON-ready summary: source, duration, aggregate, ``top_k`` as a list of
+        """A JSON-ready summary: source, duration, aggregate, activation, ``top_k`` as a list of
         ``{"label", "probability"}``, ``warnings`` when there are any, and ``windows`` (start,
         end, top-k each) when the recording has more than one window or ``windows=True``."""
         k = min(k, len(self.classes))
@@ -99,6 +102,7 @@ class Prediction:
             "source": self.source,
             "duration": round(self.duration, 4),
             "aggregate": self.aggregate,
+            "activation": self.activation,
             "top_k": _labelled(top_k(self.probabilities, self.classes, k)),
         }
         if self.warnings:

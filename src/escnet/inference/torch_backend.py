@@ -48,7 +48,7 @@ def load_torch(
         classes=loaded.classes,
         sample_rate=loaded.sample_rate,
         clip_seconds=loaded.clip_seconds,
-        metadata=loaded.metadata,
+        metadata={**loaded.metadata, "activation": loaded.activation},
         path=loaded.path,
     )
     return spec, torch_backend(loaded)

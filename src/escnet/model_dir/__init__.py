@@ -2,7 +2,9 @@
 
 :mod:`escnet.model_dir.layout` names the files, the format version, reads ``model.json`` and
 turns a run directory into one of its fold's models; :mod:`escnet.model_dir.io` saves and loads
-the network. Only the layout is imported with this package: the ONNX path needs no torch.
+the network; :mod:`escnet.model_dir.members` resolves an ensemble's members (torch-free) and
+:mod:`escnet.model_dir.ensemble` loads them as one network. Only the layout is imported with
+this package: the ONNX path needs no torch.
 """
 
 from __future__ import annotations

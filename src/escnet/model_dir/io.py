@@ -40,10 +40,12 @@ from escnet.cache import atomic_path, atomic_write_json, sha256_file
 from escnet.errors import ModelDirError, ParameterError
 from escnet.features.spectrogram import FrontEndConfig
 from escnet.model_dir.layout import (
+    ACTIVATIONS,
     FORMAT_VERSION,
     MODEL_JSON,
     TORCH_FIELDS,
     WEIGHTS,
+    head_activation,
     read_model_json,
 )
 from escnet.models import SpectralClassifier, create_model, get_model_info
@@ -51,6 +53,7 @@ from escnet.version import __version__
 
 __all__ = [
     "LoadedModel",
+    "default_activation",
     "front_end_from_dict",
     "front_end_to_dict",
     "load_model",
@@ -106,6 +109,8 @@ class LoadedModel:
         clip_seconds: the clip length the model was trained on.
         metadata: the content of ``model.json``.
         path: the directory it was loaded from (``None`` when built in memory).
+        activation: ``"softmax"`` (one label per clip) or ``"sigmoid"`` (multi-label scores),
+            as ``model.json`` records it.
     """
 
     model: SpectralClassifier
@@ -116,6 +121,7 @@ class LoadedModel:
     clip_seconds: float
     metadata: dict[str, Any]
     path: Path | None = None
+    activation: str = "softmax"
 
     def __post_init__(self) -> None:
         self._features = self.front_end.build().to(next(self.model.parameters()).device).eval()
@@ -145,8 +151,21 @@ class LoadedModel:
         return self.model(self.images(waveforms)).float()
 
     def probabilities(self, waveforms: torch.Tensor) -> torch.Tensor:
-        """Softmax of :meth:`logits`."""
-        return self.logits(waveforms).softmax(1)
+        """Scores of :meth:`logits` through the head's :attr:`activation`: a softmax (they sum
+        to 1) or, for a multi-label head, a sigmoid (each label on its own)."""
+        logits = self.logits(waveforms)
+        return torch.sigmoid(logits) if self.activation == "sigmoid" else logits.softmax(1)
+
+
+def default_activation(model: SpectralClassifier) -> str:
+    """The activation a model's head gets when :func:`save_model` is not told: ``"sigmoid"`` for
+    ``mn04_as`` with AudioSet's 527 outputs (its pretrained multi-label head), else
+    ``"softmax"`` (what ``escnet train`` trains: one label per clip)."""
+    from escnet.models.mobilenet_audioset import AUDIOSET_NUM_CLASSES
+
+    if model.model_info.name == "mn04_as" and model.num_classes == AUDIOSET_NUM_CLASSES:
+        return "sigmoid"
+    return "softmax"
 
 
 def save_model(
@@ -160,6 +179,7 @@ def save_model(
     selection: Mapping[str, Any] | None = None,
     model_kwargs: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
+    activation: str | None = None,
 ) -> Path:
     """Write ``model`` as a self-contained model directory (created or replaced file by file,
     each file atomically; ``model.json`` last, so a directory with it is complete).
@@ -178,6 +198,8 @@ def save_model(
             the network with them again.
         extra: further JSON fields for ``model.json``, for the record (a refit's
             ``trained_on`` and ``cross_validation``); they cannot replace the fields above.
+        activation: how the head's logits become scores, ``"softmax"`` or ``"sigmoid"``
+            (multi-label); default :func:`default_activation`.
 
     Returns:
         The directory.
@@ -188,6 +210,11 @@ def save_model(
         )
     if not (math.isfinite(clip_seconds) and clip_seconds > 0):
         raise ParameterError(f"clip_seconds must be a positive number, got {clip_seconds}")
+    activation = default_activation(model) if activation is None else activation
+    if activation not in ACTIVATIONS:
+        raise ParameterError(
+            f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}"
+        )
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().cpu() for k, v in (state_dict or model.state_dict()).items()}
@@ -208,6 +235,7 @@ def save_model(
             "sample_rate": front_end.sample_rate,
             "clip_seconds": float(clip_seconds),
             "input_norm": list(info.input_norm) if info.input_norm is not None else None,
+            "activation": activation,
             "escnet_version": __version__,
             "weights": {"file": WEIGHTS, "sha256": sha256_file(out / WEIGHTS)},
             "training_config": dict(config) if config is not None else None,
@@ -276,4 +304,5 @@ def load_model(directory: str | os.PathLike[str], *, device: str = "cpu") -> Loa
         clip_seconds=float(meta["clip_seconds"]),
         metadata=meta,
         path=path,
+        activation=head_activation(meta, meta_path),
     )

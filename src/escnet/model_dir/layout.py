@@ -23,6 +23,7 @@ from typing import Any
 from escnet.errors import ModelDirError
 
 __all__ = [
+    "ACTIVATIONS",
     "ENSEMBLE_JSON",
     "FINAL_DIR",
     "FORMAT_VERSION",
@@ -31,6 +32,7 @@ __all__ = [
     "TORCH_FIELDS",
     "WEIGHTS",
     "final_model_dir",
+    "head_activation",
     "is_ensemble",
     "is_model_dir",
     "member_run_dir",
@@ -52,6 +54,10 @@ ENSEMBLE_JSON = "ensemble.json"
 #: A run's model refitted on all its data (``escnet train --refit``): ``RUN/final``. Prediction
 #: and the service take it, when it exists, for a run directory given without a fold.
 FINAL_DIR = "final"
+
+#: How a head's logits become scores: ``softmax`` (one label per clip: the scores are a
+#: distribution) or ``sigmoid`` (multi-label, as AudioSet: each label scored on its own).
+ACTIVATIONS = ("softmax", "sigmoid")
 
 #: Fields a model directory needs for the torch backend; prediction alone needs fewer.
 TORCH_FIELDS = ("model", "num_classes", "classes", "front_end", "clip_seconds", "weights")
@@ -144,6 +150,22 @@ def read_model_json(
     return meta
 
 
+def head_activation(meta: dict[str, Any], where: str | os.PathLike[str] = MODEL_JSON) -> str:
+    """The activation ``model.json`` records for the head (:data:`ACTIVATIONS`); a directory
+    written before the field existed used a softmax.
+
+    Raises:
+        ModelDirError: an activation escnet does not know (naming ``where``).
+    """
+    activation = meta.get("activation", "softmax")
+    if activation not in ACTIVATIONS:
+        raise ModelDirError(
+            f"{where}: activation {activation!r} is not one of {', '.join(ACTIVATIONS)}; "
+            "re-export the model"
+        )
+    return str(activation)
+
+
 def resolve_model_dir(path: str | os.PathLike[str], fold: int | None = None) -> Path:
     """A model directory from a model directory or a run directory.
 
@@ -162,7 +184,8 @@ def resolve_model_dir(path: str | os.PathLike[str], fold: int | None = None) -> 
     if (p / ENSEMBLE_JSON).is_file():
         raise ModelDirError(
             f"{p}: an ensemble directory holds no model of its own; give one of its member "
-            "runs (listed in its ensemble.json), or predict or serve it with the torch backend"
+            "runs (listed in its ensemble.json), or pass the ensemble itself to escnet predict, "
+            "serve or export"
         )
     if not (p / "config.json").is_file():
         raise ModelDirError(

@@ -53,6 +53,8 @@ __all__ = [
     "feature_columns",
     "feature_dim",
     "mean_probability_logits",
+    "pooled_parts",
+    "roll_time",
 ]
 
 #: Every block index of ``MobileNetAudioSet.features`` (stem, 15 bottlenecks, last conv).
@@ -129,19 +131,30 @@ class MultiLevelPool(nn.Module):
         self.depth = ALL_BLOCKS[-1] if self.embedding else max(self.blocks)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        parts: list[torch.Tensor] = []
-        x = images
-        features = self.body.features
-        for i in range(self.depth + 1):
-            x = features[i](x)
-            if i in self.blocks:
-                parts.append(x.mean(dim=(2, 3)))
-                parts.append(x.amax(dim=(2, 3)))
-        if self.embedding:
-            classifier = self.body.classifier
-            # avgpool, flatten, linear, hard-swish: the hidden layer (dropout is identity here).
-            parts.append(classifier[3](classifier[2](x.mean(dim=(2, 3)))))
-        return torch.cat(parts, dim=1)
+        return torch.cat(pooled_parts(self.body, images, self.blocks, self.embedding), dim=1)
+
+
+def pooled_parts(
+    body: MobileNetAudioSet, images: torch.Tensor, blocks: Sequence[int], embedding: bool
+) -> list[torch.Tensor]:
+    """The pooled outputs :class:`MultiLevelPool` concatenates, as a list: for each block of
+    ``blocks`` (ascending) its mean over frequency and time, then its maximum, then the
+    embedding when asked. The body runs only as far as the deepest block it needs, once."""
+    blocks = _check_blocks(blocks)
+    depth = ALL_BLOCKS[-1] if embedding else max(blocks)
+    parts: list[torch.Tensor] = []
+    x = images
+    features = body.features
+    for i in range(depth + 1):
+        x = features[i](x)
+        if i in blocks:
+            parts.append(x.mean(dim=(2, 3)))
+            parts.append(x.amax(dim=(2, 3)))
+    if embedding:
+        classifier = body.classifier
+        # avgpool, flatten, linear, hard-swish: the hidden layer (dropout is identity here).
+        parts.append(classifier[3](classifier[2](x.mean(dim=(2, 3)))))
+    return parts
 
 
 class ProbeNet(nn.Module):
@@ -215,9 +228,9 @@ class ProbeNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if len(self.tta_shifts) == 1:
-            return self.classify(self.pool(_roll(images, self.tta_shifts[0])))
+            return self.classify(self.pool(roll_time(images, self.tta_shifts[0])))
         return mean_probability_logits(
-            torch.stack([self.classify(self.pool(_roll(images, s))) for s in self.tta_shifts])
+            torch.stack([self.classify(self.pool(roll_time(images, s))) for s in self.tta_shifts])
         )
 
 
@@ -235,7 +248,7 @@ def mean_probability_logits(logits: torch.Tensor) -> torch.Tensor:
     return logits.softmax(2).mean(0).clamp_min(1e-30).log()
 
 
-def _roll(images: torch.Tensor, shift: int) -> torch.Tensor:
+def roll_time(images: torch.Tensor, shift: int) -> torch.Tensor:
     """``images`` rolled by ``shift`` frames along time (the last axis)."""
     return images if shift == 0 else torch.roll(images, shifts=shift, dims=-1)
 
