@@ -334,7 +334,7 @@ def test_refit_trains_on_every_clip_and_predict_uses_it(
 
     capsys.readouterr()
     assert main(["predict", str(run), str(ds[0].path)]) == 0
-    assert f"model {final} (mn04_as_probe)" in capsys.readouterr().err
+    assert f"model {final} (mn04_as_probe;" in capsys.readouterr().err
 
 
 def test_refit_of_an_ensemble_is_one_model_directory_of_refitted_members(
@@ -371,3 +371,22 @@ def test_refit_of_an_ensemble_is_one_model_directory_of_refitted_members(
     with pytest.raises(EscnetError, match="refitted ensemble has no folds"):
         escnet.load(final, fold=1)
     assert main(["refit", str(tmp_path / "nothing")]) == 2
+
+
+def test_a_run_records_its_data_copy_and_an_ensemble_refuses_a_mix(
+    tmp_path: Path, tones: Path, stand_in_weights: Path
+) -> None:
+    """Every figure says what it was measured on: results.json names the copy (its directory's
+    last two parts, codec and rate, metadata digest); members from two copies are not mixed."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    cross_validate(probe_config(), a, progress=False)
+    cross_validate(probe_config(), b, progress=False)
+    data = json.loads((a / "results.json").read_text())["data"]
+    assert data["dataset"] == "esc50" and data["copy"].endswith("/esc50")
+    assert "Hz" in data["audio"] and len(data["metadata_sha256"]) == 16
+    assert ensemble_runs([a, b], tmp_path / "ens")["data"] == data
+    results = json.loads((b / "results.json").read_text())
+    results["data"] = {**data, "audio": "ogg/opus 48000 Hz", "metadata_sha256": "0" * 16}
+    (b / "results.json").write_text(json.dumps(results))
+    with pytest.raises(EscnetError, match="different copies of the data set"):
+        ensemble_runs([a, b], tmp_path / "ens2")

@@ -424,3 +424,32 @@ def test_a_run_names_its_cpu_briefly(
     monkeypatch.setattr(machine, "cpu_model", lambda: reported)
     monkeypatch.setattr(machine, "usable_cores", lambda: 2)
     assert machine.describe_cpu() == f"{short}, 2 cores"
+
+
+def test_the_data_copy_is_a_column_and_older_csvs_without_it_still_read(
+    runs: Path, tmp_path: Path
+) -> None:
+    results = json.loads((runs / "a" / "results.json").read_text())
+    results["data"] = {
+        "dataset": "esc10",
+        "copy": "data/esc50",
+        "audio": "ogg/opus 48000 Hz",
+        "metadata_sha256": "0123456789abcdef",
+    }
+    (runs / "a" / "results.json").write_text(json.dumps(results))
+    out = aggregate([runs], tmp_path / "out").out
+    rows = {Path(r["run_dir"]).name: r for r in _csv(out / "results.csv")}
+    assert rows["a"]["data"] == "data/esc50: ogg/opus 48000 Hz, metadata 0123456789abcdef"
+    assert rows["b"]["data"] == ""  # not recorded: no guess
+    assert "| data |" in (out / "results.md").read_text()
+    assert "data/esc50: ogg/opus 48000 Hz" in (out / "results.md").read_text()
+    # a results.csv written before the column existed is still carried
+    table = _csv(out / "results.csv")
+    old = tmp_path / "old" / "results.csv"
+    old.parent.mkdir()
+    with open(old, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[c for c in table[0] if c != "data"])
+        writer.writeheader()
+        writer.writerows({k: v for k, v in r.items() if k != "data"} for r in table)
+    again = aggregate([old], tmp_path / "again").out
+    assert {r["data"] for r in _csv(again / "results.csv")} == {""}

@@ -16,7 +16,7 @@ import logging
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,7 +120,9 @@ class Dataset:
                 audio = f"unreadable ({exc})"
         return {
             "dataset": self.name,
-            "copy": self.root.name if self.root.name != self.name else self.root.parent.name,
+            # The root's last two parts tell copies apart ("data/esc50", "datasets/esc50")
+            # without printing where on a machine they are.
+            "copy": f"{self.root.parent.name}/{self.root.name}",
             "audio": audio,
             "metadata_sha256": digest.hexdigest()[:16],
         }
@@ -598,3 +600,15 @@ def get_dataset(name: str, **kwargs: object) -> Dataset:
             "dataset 'folder' needs root= (the directory with one sub-directory per class)"
         )
     return loader(**kwargs)
+
+
+def describe_copy(info: Mapping[str, Any]) -> str:
+    """A data copy's record (:meth:`Dataset.copy_info`) in one line, e.g.
+    ``"data/esc50: ogg/opus 48000 Hz, metadata 1f0e2c3d4b5a6978"``.
+
+    >>> describe_copy({"copy": "datasets/esc50", "audio": "flac/pcm_16 16000 Hz",
+    ...                "metadata_sha256": "0123456789abcdef"})
+    'datasets/esc50: flac/pcm_16 16000 Hz, metadata 0123456789abcdef'
+    """
+    copy, audio, digest = (info.get(k, "?") for k in ("copy", "audio", "metadata_sha256"))
+    return f"{copy}: {audio}, metadata {digest}"

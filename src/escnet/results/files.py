@@ -25,7 +25,7 @@ from escnet.results.rows import CSV_COLUMNS, RunRow
 __all__ = ["CURVE_COLUMNS", "is_results_csv", "read_results_csv", "write_csv", "write_curves"]
 
 #: Columns of ``results.csv`` added after its first release: an older file may lack them.
-_LATER_COLUMNS = frozenset({"planned_folds"})
+_LATER_COLUMNS = frozenset({"planned_folds", "data"})
 #: The first columns of ``curves.csv``, then the folds' ``metrics.csv`` columns in their order.
 CURVE_COLUMNS = ("run_dir", "test_fold")
 
@@ -116,6 +116,7 @@ def _row(r: dict[str, str], curves: dict[int, list[dict[str, float]]]) -> RunRow
         planned_folds=[int(f) for f in (r.get("planned_folds") or "").split()],
         random_init=r["random_init"] == "True",
         machine=r["machine"],
+        data=r.get("data") or "",
     )
 
 

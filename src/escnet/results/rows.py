@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from escnet.data.datasets import describe_copy
 from escnet.data.folds import is_leaky, protocol_label
 from escnet.errors import EscnetError
 
@@ -63,6 +64,7 @@ CSV_COLUMNS = (
     "paper_accuracy",
     "random_init",
     "machine",
+    "data",
     "run_dir",
 )
 
@@ -89,6 +91,8 @@ class RunRow:
     planned_folds: list[int] = field(default_factory=list)  # empty: the folds it has
     random_init: bool = False  # a model with pretrained weights, trained from random ones
     machine: str = ""  # where it trained: "CPU" or the GPU's name ("": not recorded)
+    #: The data copy it read (:func:`~escnet.data.datasets.describe_copy`; "": not recorded).
+    data: str = ""
 
     @property
     def name(self) -> str:
@@ -151,6 +155,7 @@ class RunRow:
             "paper_accuracy": _num(self.paper_accuracy),
             "random_init": self.random_init,
             "machine": self.machine,
+            "data": self.data,
             "run_dir": str(self.run_dir),
         }
 
@@ -241,6 +246,7 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunRow:
         planned_folds=[int(f) for f in results.get("planned_folds") or []],
         random_init=is_random_init(config, model),
         machine=_machine(env),
+        data=describe_copy(results["data"]) if isinstance(results.get("data"), dict) else "",
     )
 
 

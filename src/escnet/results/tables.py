@@ -106,7 +106,7 @@ def _paper_table(out: io.StringIO, rows: Sequence[RunRow]) -> None:
 def _detail_table(out: io.StringIO, rows: Sequence[RunRow]) -> None:
     out.write(
         "\n| model | policy | protocol | folds | accuracy (%) | per fold (%) | loss | seconds "
-        "| machine | commit |\n|---|---|---|---|---:|---|---:|---:|---|---|\n"
+        "| machine | data | commit |\n|---|---|---|---|---:|---|---:|---:|---|---|---|\n"
     )
     for r in rows:
         folds = ",".join(str(f) for f in r.folds) + (f" ({r.progress})" if r.progress else "")
@@ -118,7 +118,7 @@ def _detail_table(out: io.StringIO, rows: Sequence[RunRow]) -> None:
         out.write(
             f"| {r.name} | {r.augment} | {protocol} | {folds} | {_pct(*r.accuracy)} "
             f"| {per_fold} | {_loss(*r.loss)} | {secs} | {r.machine or '–'} "
-            f"| {_commit(r.commit)} |\n"
+            f"| {r.data or '–'} | {_commit(r.commit)} |\n"
         )
 
 

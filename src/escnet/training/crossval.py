@@ -115,6 +115,7 @@ def cross_validate(
             for entry in previous
         }
         results: dict[int, FoldResult] = {}
+        data = dataset.copy_info()
 
         def summarise() -> dict[str, Any]:
             return report.build_results(
@@ -122,6 +123,7 @@ def cross_validate(
                 [r.to_dict() for r in results.values()],
                 dataset.classes,
                 planned_folds=folds,
+                data=data,
             )
 
         for fold in folds:
@@ -287,7 +289,9 @@ def evaluate_run(
             raise FileNotFoundError(f"{run}: no fold{{k}}/best.pt checkpoint to evaluate")
 
     entries = [_evaluate_fold(run, k, config, dataset, dev, progress) for k in folds]
-    out = report.build_results(config.to_dict(), entries, dataset.classes, planned_folds=folds)
+    out = report.build_results(
+        config.to_dict(), entries, dataset.classes, planned_folds=folds, data=dataset.copy_info()
+    )
     matches = _matches_results(run, entries)
     return {
         "run_dir": str(run),

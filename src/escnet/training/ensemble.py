@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -251,7 +251,7 @@ def ensemble_runs(
 
     Raises:
         EscnetError: no run, a directory that is not a finished run, runs of different data
-            sets, no fold common to all runs, or different validation/test clips.
+            sets or copies of one, no fold common to all runs, or different validation/test clips.
     """
     runs = [Path(r) for r in run_dirs]
     if not runs:
@@ -267,6 +267,7 @@ def ensemble_runs(
         raise EscnetError(
             f"ensemble: the runs are of different data sets ({sorted(map(str, datasets))})"
         )
+    data = _members_data(runs, finished)
     done = [{int(e["test_fold"]) for e in f.get("folds", [])} for f in finished]
     common = sorted(set.intersection(*done))
     chosen = sorted(set(folds)) if folds is not None else common
@@ -303,12 +304,32 @@ def ensemble_runs(
         "seed": base.get("seed"),
         "members": [str(r) for r in runs],
     }
-    results = report.build_results(config, entries, classes, planned_folds=chosen)
+    results = report.build_results(config, entries, classes, planned_folds=chosen, data=data)
     ensemble = {"members": [str(r) for r in runs], "folds": records}
     atomic_write_json(out / ENSEMBLE_JSON, ensemble)
     report.write_results(out, results)
     report.write_report(out)
     return {**results, "ensemble": ensemble}
+
+
+def _members_data(
+    runs: Sequence[Path], finished: Sequence[Mapping[str, Any]]
+) -> dict[str, Any] | None:
+    """The data copy the members were measured on (their results.json's ``data``). Members
+    measured on different copies would make the ensemble's figure a mix: refused."""
+    seen: dict[str, Mapping[str, Any]] = {
+        str(r): f["data"] for r, f in zip(runs, finished, strict=True) if f.get("data")
+    }
+    # A copy moved to another directory is the same copy: compared by content, not name.
+    digests = {(d.get("metadata_sha256"), d.get("audio")) for d in seen.values()}
+    if len(digests) > 1:
+        listing = "; ".join(f"{r}: {d.get('copy')} ({d.get('audio')})" for r, d in seen.items())
+        raise EscnetError(
+            f"the member runs were trained on different copies of the data set ({listing}); "
+            "train them all on one copy (--data-dir) and ensemble those"
+        )
+    first = next(iter(seen.values()), None)
+    return None if first is None else dict(first)
 
 
 def _json(path: Path) -> dict[str, Any]:

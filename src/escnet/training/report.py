@@ -156,6 +156,7 @@ def build_results(
     classes: Sequence[str],
     *,
     planned_folds: Sequence[int] | None = None,
+    data: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The content of ``results.json`` from the run's config and its per-fold test metrics.
 
@@ -168,6 +169,9 @@ def build_results(
         classes: class names, by label.
         planned_folds: the folds the run is meant to cover (``complete`` says whether all are
             done); default: those in ``folds``.
+        data: which copy of the data set the run read
+            (:meth:`~escnet.data.datasets.Dataset.copy_info`), kept as ``data`` so that every
+            figure made from the run can say what it was measured on.
 
     Returns:
         A JSON-ready dict; NaN values are ``None``. ``summary`` holds mean and sample standard
@@ -202,6 +206,7 @@ def build_results(
             "summary": summary,
             "confusion_matrix_total": cm_total.tolist(),
             "config": dict(config),
+            **({"data": dict(data)} if data else {}),
         }
     )
 
