@@ -28,7 +28,12 @@ from _inference_helpers import (  # noqa: E402
 from escnet.cli import main  # noqa: E402
 from escnet.data.audio import AudioConfig, load_audio  # noqa: E402
 from escnet.inference import Predictor  # noqa: E402
-from escnet.inference.stream import Windower, iter_blocks, window_starts  # noqa: E402
+from escnet.inference.stream import (  # noqa: E402
+    Windower,
+    iter_blocks,
+    window_count,
+    window_starts,
+)
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +62,9 @@ def test_window_starts_cover_the_recording() -> None:
     assert window_starts(11, 4, 2) == [0, 2, 4, 6, 7]  # the last one ends at the end
     assert window_starts(4, 4, 2) == [0]
     assert window_starts(1, 4, 2) == [0]
+    # an Opus 5-s clip decodes to 5.001 s: one window, not a second that repeats the first
+    assert window_starts(160_032, 160_000, 80_000) == [0]
+    assert window_starts(160_000 + 1601, 160_000, 80_000) == [0, 1601]  # 50 ms: covered
     with pytest.raises(ValueError, match="hop"):
         window_starts(10, 4, 0)
 
@@ -64,17 +72,19 @@ def test_window_starts_cover_the_recording() -> None:
 def test_windower_matches_window_starts_for_any_blocks() -> None:
     rng = np.random.default_rng(0)
     for _ in range(500):
-        total, window, hop = (int(v) for v in rng.integers((1, 1, 1), (80, 20, 20)))
+        # windows of up to 400 samples: a tail of up to 1 % (tail_slack) gets no window
+        total, window, hop = (int(v) for v in rng.integers((1, 1, 1), (1500, 400, 400)))
         x = np.arange(1, total + 1, dtype=np.float32)
         w = Windower(window, hop)
         got: list[tuple[int, np.ndarray]] = []
         i = 0
         while i < total:
-            n = int(rng.integers(1, 15))
+            n = int(rng.integers(1, 150))
             got += w.push(x[i : i + n])
             i += n
         got += w.finish()
         assert [s for s, _ in got] == window_starts(total, window, hop)
+        assert len(got) == window_count(total, window, hop)
         for start, samples in got:
             expected = np.zeros(window, np.float32)
             part = x[start : start + window]
