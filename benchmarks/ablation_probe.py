@@ -258,13 +258,32 @@ def table(
     return out
 
 
-def write(rows: list[dict[str, str]], dataset: str, out_dir: Path) -> Path:
+def data_copy(dataset: str, runs: Path) -> str:
+    """The data copy the rows were measured on: the one their runs recorded (all must agree),
+    or, for runs made before runs recorded it, the copy the data directory holds now."""
+    from escnet.data.datasets import describe_copy, get_dataset
+
+    recorded = {
+        describe_copy(data)
+        for path in sorted(runs.glob("*/results.json"))
+        if isinstance(data := json.loads(path.read_text()).get("data"), dict)
+    }
+    if len(recorded) > 1:
+        raise SystemExit(f"{runs}: rows measured on different data copies: {sorted(recorded)}")
+    if recorded:
+        return recorded.pop()
+    return f"{describe_copy(get_dataset(dataset).copy_info())} (the data directory's copy)"
+
+
+def write(rows: list[dict[str, str]], dataset: str, out_dir: Path, runs: Path) -> Path:
     eligible = [i for i, r in enumerate(rows) if r["eligible"] == "yes"]
     best = max(eligible, key=lambda i: (float(rows[i]["val_mean"]), -i))
     lines = [
         f"# Probe ablation on {dataset}: five official folds, choice on validation",
         "",
         f"Machine: {describe(('numpy', 'torch'))}",
+        "",
+        f"Data: {data_copy(dataset, runs)}",
         "",
         "Written by `benchmarks/ablation_probe.py`. Validation: the grouped validation split of "
         "each fold's training folds (what the head's regularisation and the ensemble weights "
@@ -316,7 +335,7 @@ def main() -> None:
         path = runs / "timings.json"
         timings = json.loads(path.read_text()) if path.is_file() else {}
     done = [r for r in ROWS if finished(runs / r.name)]  # the table shows every finished row
-    print(write(table(done, args.dataset, runs, timings), args.dataset, Path(args.out)))
+    print(write(table(done, args.dataset, runs, timings), args.dataset, Path(args.out), runs))
 
 
 if __name__ == "__main__":
