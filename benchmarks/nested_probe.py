@@ -246,7 +246,7 @@ def main() -> None:
         timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
     else:
         timings = run_inner(rows, args.dataset, data_root, nested, folds)
-    out = Path(args.out) / f"nested_{args.dataset}.md"
+    out = Path(args.out) / f"ablation_{args.dataset}_nested.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(tabulate(rows, args.dataset, runs, nested, folds, timings))
     print(out)
