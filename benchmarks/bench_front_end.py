@@ -13,7 +13,7 @@ The baseline is read with ``git show REV:src/escnet/export_front_end.py`` and im
 module of its own, so nothing is checked out.
 
     python benchmarks/bench_front_end.py [--baseline 64b5af7] [--repeats 200] [--profile] \\
-        [--weights /work/shared/weights/efficientat/mn04_as_mAP_432.pt]
+        [--weights $ESCNET_WEIGHTS_DIR/efficientat/mn04_as_mAP_432.pt]
 """
 
 from __future__ import annotations
@@ -153,7 +153,9 @@ def main() -> None:
         model = create_model("mn04_as", 527, pretrained=True, weights_path=args.weights).eval()
     else:
         model = create_model("mn04_as", 50).eval()
-    print(f"mn04_as weights: {args.weights or 'random (probabilities uniform)'}\n")
+    # The file's name, not its path: the table goes into the docs, which name no machine's paths.
+    shown = args.weights.name if args.weights else "random (probabilities uniform)"
+    print(f"mn04_as weights: {shown}\n")
     clip = 0.1 * np.random.default_rng(0).standard_normal((1, 5 * cfg.sample_rate))
     clip = clip.astype(np.float32)
     revisions = {f"baseline {args.baseline}": load_revision(args.baseline), "this tree": current}
