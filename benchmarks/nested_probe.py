@@ -46,7 +46,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import describe  # noqa: E402
-from ablation_probe import ESCNET, REPO, ROWS, Row, finished, mean_std  # noqa: E402
+from ablation_probe import ESCNET, REPO, ROWS, Row, data_copy, finished, mean_std  # noqa: E402
 
 #: Candidates unless ``--rows`` says otherwise: every eligible row, in the order they are run
 #: (the main job's members and their ensembles first, so that an interrupted run has compared
@@ -168,8 +168,7 @@ def tabulate(
     per_fold = {k: max(order, key=lambda n: (inner[n][k], -order.index(n))) for k in folds}
     eligible = [r.name for r in rows if r.eligible]
     recipe = max(eligible, key=lambda n: (statistics.mean(inner[n].values()), -order.index(n)))
-    data = json.loads((runs / rows[0].name / "results.json").read_text()).get("data") or {}
-    copy = f"{data.get('copy', '?')}: {data.get('audio', '?')}" if data else "not recorded"
+    copy = data_copy(dataset, runs)
     fold_cols = " | ".join(f"fold {k}" for k in folds)
     lines = [
         f"# Nested choice among the probe rows on {dataset}",
