@@ -49,20 +49,28 @@ PACKAGES = ("numpy", "torch", "onnxruntime")
 DEFAULT_BASELINE = "64b5af7"
 
 
-def load_revision(rev: str) -> types.ModuleType:
-    """``escnet.export.front_end`` as it was at git revision ``rev``, as a separate module."""
+def module_at_revision(rev: str, path: str) -> types.ModuleType:
+    """The module at ``path`` (from the repository root) as it was at git revision ``rev``,
+    loaded as a separate module, so that a benchmark can time an earlier version beside this
+    tree's in one process."""
     source = subprocess.run(
-        ["git", "-C", str(REPO), "show", f"{rev}:src/escnet/export_front_end.py"],
+        ["git", "-C", str(REPO), "show", f"{rev}:{path}"],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    spec = importlib.util.spec_from_loader(f"export_front_end_{rev}", loader=None)
+    name = f"{Path(path).stem}_{rev}"
+    spec = importlib.util.spec_from_loader(name, loader=None)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
-    exec(compile(source, f"{rev}:export_front_end.py", "exec"), module.__dict__)
+    exec(compile(source, f"{rev}:{path}", "exec"), module.__dict__)
     return module
+
+
+def load_revision(rev: str) -> types.ModuleType:
+    """The export front end as it was at ``rev`` (before the package layout: one module)."""
+    return module_at_revision(rev, "src/escnet/export_front_end.py")
 
 
 class WholeModel(nn.Module):

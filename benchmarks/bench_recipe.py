@@ -25,10 +25,8 @@ graphs (one pass and four pass), each in a fresh process, against a 5-s clip.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +41,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import describe, load_average  # noqa: E402
+from bench_front_end import module_at_revision  # noqa: E402
 from bench_inference import run_file, write_long_file  # noqa: E402
 from escnet.data.audio import AudioConfig, load_audio  # noqa: E402
 from escnet.export.ensemble import ensemble_graph  # noqa: E402
@@ -72,16 +71,7 @@ RECIPE_NOTE = (
 
 def previous_front_end(rev: str) -> types.ModuleType:
     """``escnet.export.front_end`` as it was at ``rev``, as a module of its own."""
-    source = subprocess.run(
-        ["git", "-C", str(REPO), "show", f"{rev}:src/escnet/export/front_end.py"],
-        check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
-    spec = importlib.util.spec_from_loader(f"front_end_{rev}", loader=None)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    exec(compile(source, f"{rev}:front_end.py", "exec"), module.__dict__)
-    return module
+    return module_at_revision(rev, "src/escnet/export/front_end.py")
 
 
 class Whole(nn.Module):
