@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import importlib
 import importlib.util
 import json
 import os
@@ -68,9 +69,31 @@ def module_at_revision(rev: str, path: str) -> types.ModuleType:
     return module
 
 
+#: Modules that the package layout by stage moved: a revision from before it imports the old
+#: names, which are served by the new modules while its front end is loaded.
+MOVED_MODULES = {"escnet.spectrogram": "escnet.features.spectrogram"}
+
+
 def load_revision(rev: str) -> types.ModuleType:
-    """The export front end as it was at ``rev`` (before the package layout: one module)."""
-    return module_at_revision(rev, "src/escnet/export_front_end.py")
+    """The export front end as it was at ``rev``: ``src/escnet/export/front_end.py``, or before
+    the package layout by stage, ``src/escnet/export_front_end.py`` with its imports of moved
+    modules answered by their new homes."""
+    listing = subprocess.run(
+        ["git", "-C", str(REPO), "ls-tree", "--name-only", rev, "src/escnet/export/front_end.py"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    if listing.strip():
+        return module_at_revision(rev, "src/escnet/export/front_end.py")
+    added = [old for old in MOVED_MODULES if old not in sys.modules]
+    for old in added:
+        sys.modules[old] = importlib.import_module(MOVED_MODULES[old])
+    try:
+        return module_at_revision(rev, "src/escnet/export_front_end.py")
+    finally:
+        for old in added:
+            del sys.modules[old]
 
 
 class WholeModel(nn.Module):

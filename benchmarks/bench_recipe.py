@@ -30,7 +30,6 @@ import shlex
 import sys
 import tempfile
 import time
-import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import describe, load_average  # noqa: E402
-from bench_front_end import module_at_revision  # noqa: E402
+from bench_front_end import load_revision  # noqa: E402
 from bench_inference import run_file, write_long_file  # noqa: E402
 from escnet.data.audio import AudioConfig, load_audio  # noqa: E402
 from escnet.export.ensemble import ensemble_graph  # noqa: E402
@@ -67,11 +66,6 @@ RECIPE_NOTE = (
     "the four-pass file {four_file}, after optimisation {four_opt}; in the one-pass file "
     "{one_file}. The honest ONNX four-pass row is each member's own graph in its own session.\n"
 )
-
-
-def previous_front_end(rev: str) -> types.ModuleType:
-    """``escnet.export.front_end`` as it was at ``rev``, as a module of its own."""
-    return module_at_revision(rev, "src/escnet/export/front_end.py")
 
 
 class Whole(nn.Module):
@@ -127,7 +121,7 @@ def mn04_variants(
     save_model(root / "mn04", model, [f"l{i}" for i in range(527)], clip_seconds=5.0)
     loaded = load_model(root / "mn04")
     clip = np.zeros((1, loaded.num_samples), np.float32)
-    old = previous_front_end(rev)
+    old = load_revision(rev)
     front_end = loaded.front_end.build()
     paths = {
         "old": write_to(

@@ -239,3 +239,26 @@ def test_mn04_as_onnx_parity_on_100_esc50_clips(
     got = np.concatenate([onnx_p.probabilities(b) for b in batches])
     assert (got.argmax(1) == expected.argmax(1)).all()
     assert float(np.abs(got - expected).max()) <= 1e-4
+
+
+def test_front_end_benchmark_loads_its_baselines() -> None:
+    """``bench_front_end.py`` compares with earlier revisions, also ones from before the layout
+    by stage, whose front end imported modules that have moved since."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(repo / "benchmarks"))
+    try:
+        import bench_front_end
+    finally:
+        sys.path.pop(0)
+    for rev in (bench_front_end.DEFAULT_BASELINE, "HEAD"):
+        known = subprocess.run(
+            ["git", "-C", str(repo), "cat-file", "-e", f"{rev}^{{commit}}"], capture_output=True
+        )
+        if known.returncode != 0:
+            pytest.skip(f"this checkout lacks the history of revision {rev}")
+        module = bench_front_end.load_revision(rev)
+        assert callable(module.export_front_end)
+    assert "escnet.spectrogram" not in sys.modules  # the alias is gone after loading

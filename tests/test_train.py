@@ -465,3 +465,24 @@ def test_checkpoint_interval_keeps_the_best_epoch_and_the_same_results(
     assert best["epoch"] == fold["best_epoch"] and last["epoch"] == config.epochs
     if best["epoch"] < last["epoch"]:
         assert any(not torch.equal(best["model"][k], v) for k, v in last["model"].items())
+
+
+def test_a_model_with_weights_warns_when_started_at_random(
+    data_base: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from escnet.training.crossval import _resolve
+    from escnet.training.data import load_dataset
+
+    device = torch.device("cpu")
+    for model, pretrained, warned in [
+        ("mn04_as", False, True),
+        ("mn04_as", True, False),
+        ("tiny_test_cnn", False, False),  # no pretrained weights exist: nothing to warn about
+    ]:
+        config = make_config(data_base, model=model, pretrained=pretrained)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="escnet.training.crossval"):
+            _resolve(config, load_dataset(config), device)
+        assert ("starts from random weights" in caplog.text) is warned, (model, pretrained)
+        if warned:
+            assert "--pretrained" in caplog.text

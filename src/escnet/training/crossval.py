@@ -158,7 +158,15 @@ def _resolve(config: TrainConfig, dataset: Dataset, device: torch.device) -> Tra
             f"of {dataset.name} in {dataset.root}, which has folds "
             f"{','.join(map(str, dataset.folds))}; pick test folds among those"
         )
-    get_model_info(config.model)  # fail before any work on an unknown model
+    info = get_model_info(config.model)  # fail before any work on an unknown model
+    if info.has_weights and not config.pretrained:
+        # Users who pick an AudioSet model almost always mean its weights; a silent random
+        # start costs a full training run before the low accuracy shows it.
+        log.warning(
+            "%s starts from random weights: pass --pretrained (TrainConfig.pretrained=True) "
+            "to start from its pretrained weights",
+            config.model,
+        )
     workers = config.workers if config.workers is not None else default_workers()
     return dataclasses.replace(
         config,
