@@ -27,3 +27,31 @@ def load_average() -> str:
     import os
 
     return ", ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def command_line(argv: list[str]) -> str:
+    """``python`` and ``argv`` as a reader can retype it: the script's path relative to the
+    repository, escnet's data and weights directories written as their environment variables,
+    so that the table printed into the docs names no path of this machine."""
+    import os
+    import shlex
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    places = [
+        (os.path.realpath(value), f"${name}")
+        for name in ("ESCNET_WEIGHTS_DIR", "ESCNET_DATA_DIR", "ESCNET_CACHE_DIR")
+        if (value := os.environ.get(name))
+    ]
+
+    def portable(arg: str) -> str:
+        if arg.startswith("/") or os.sep in arg:
+            real = os.path.realpath(arg)
+            for place, name in places:
+                if real == place or real.startswith(place + os.sep):
+                    return name + real[len(place) :]
+            if real.startswith(str(repo) + os.sep):
+                return os.path.relpath(real, repo)
+        return shlex.quote(arg)
+
+    return "python " + " ".join(portable(a) for a in argv)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import describe, load_average  # noqa: E402
+from _machine import command_line, describe, load_average  # noqa: E402
 from escnet.export.onnx import export_model  # noqa: E402
 
 PACKAGES = ("numpy", "torch", "onnxruntime")
@@ -60,7 +59,7 @@ def main() -> None:
     ap.add_argument("--calibration-clips", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=50)
     args = ap.parse_args()
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    command = command_line(sys.argv)
     print(f"`{command}` (load average before: {load_average()})\n")
     print(f"machine: {describe(PACKAGES)}\n")
     print(

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import describe, load_average  # noqa: E402
+from _machine import command_line, describe, load_average  # noqa: E402
 from bench_front_end import load_revision  # noqa: E402
 from bench_inference import run_file, write_long_file  # noqa: E402
 from escnet.data.audio import AudioConfig, load_audio  # noqa: E402
@@ -330,7 +329,7 @@ def main() -> None:
     ap.add_argument("--hour-minutes", type=float, default=60.0)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    command = command_line(sys.argv)
     print(f"`{command}` (load average before: {load_average()})\n")
     print(f"machine: {describe(PACKAGES)}\n")
     calibration = training_clips(args.data_dir, args.calibration_clips)

@@ -98,3 +98,33 @@ def test_every_api_page_documents_modules_that_exist() -> None:
     for page in sorted((DOCS / "api").glob("*.md")):
         for name in re.findall(r"^::: (\S+)", page.read_text(encoding="utf-8"), flags=re.M):
             assert importlib.util.find_spec(name) is not None, f"{page.name}: no module {name}"
+
+
+def test_benchmark_command_lines_name_no_path_of_the_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Benchmarks print their command above the table that goes into the docs."""
+    repo = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(repo / "benchmarks"))
+    try:
+        from _machine import command_line
+    finally:
+        sys.path.pop(0)
+    weights = tmp_path / "weights"
+    (weights / "efficientat").mkdir(parents=True)
+    monkeypatch.setenv("ESCNET_WEIGHTS_DIR", str(weights))
+    line = command_line(
+        [
+            str(repo / "benchmarks" / "bench_recipe.py"),
+            "--recipe",
+            "runs/main/final",
+            "--weights",
+            str(weights / "efficientat" / "mn04_as_mAP_432.pt"),
+            "--label",
+            "two words",
+        ]
+    )
+    assert line == (
+        "python benchmarks/bench_recipe.py --recipe runs/main/final "
+        "--weights $ESCNET_WEIGHTS_DIR/efficientat/mn04_as_mAP_432.pt --label 'two words'"
+    )
