@@ -45,7 +45,7 @@ def command_line(argv: list[str]) -> str:
     ]
 
     def portable(arg: str) -> str:
-        if arg.startswith("/") or os.sep in arg:
+        if os.sep in arg:
             real = os.path.realpath(arg)
             for place, name in places:
                 if real == place or real.startswith(place + os.sep):
