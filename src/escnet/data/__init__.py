@@ -2,7 +2,9 @@
 
 * :mod:`escnet.data.audio` -- decode, mix down, resample, fit a clip to its length;
 * :mod:`escnet.data.metadata` -- strict reading of a data set's metadata table;
-* :mod:`escnet.data.datasets` -- ESC-50, ESC-10, UrbanSound8K and any folder of sounds;
+* :mod:`escnet.data.clips` -- the clip and data set records every loader returns;
+* :mod:`escnet.data.datasets` -- ESC-50, ESC-10, UrbanSound8K, and every data set by name;
+* :mod:`escnet.data.folder` -- any folder of sounds, one sub-directory per class;
 * :mod:`escnet.data.folds` -- official folds, grouped validation splits, leaky protocols;
 * :mod:`escnet.data.download` -- resumable, checksummed downloads.
 
@@ -20,7 +22,8 @@ from escnet._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from escnet.data.audio import AudioConfig, load_audio, read_audio, resample
-    from escnet.data.datasets import Clip, Dataset, get_dataset
+    from escnet.data.clips import Clip, Dataset
+    from escnet.data.datasets import get_dataset
     from escnet.data.download import download_dataset, download_file
     from escnet.data.folds import (
         Split,
@@ -35,8 +38,8 @@ _EXPORTS = {
     "load_audio": "escnet.data.audio",
     "read_audio": "escnet.data.audio",
     "resample": "escnet.data.audio",
-    "Clip": "escnet.data.datasets",
-    "Dataset": "escnet.data.datasets",
+    "Clip": "escnet.data.clips",
+    "Dataset": "escnet.data.clips",
     "get_dataset": "escnet.data.datasets",
     "Split": "escnet.data.folds",
     "fold_split": "escnet.data.folds",

@@ -1,10 +1,12 @@
-"""Data sets with their official folds: ESC-50, ESC-10, UrbanSound8K and any class-per-folder tree.
+"""Data sets with their official folds: ESC-50, ESC-10 and UrbanSound8K, and the registry of
+every data set by name (:func:`get_dataset`), the ``folder`` one (:mod:`escnet.data.folder`)
+included.
 
-A :class:`Dataset` is a list of :class:`Clip` records (audio path, label, fold, group) plus the
-class names. Nothing is decoded here: audio is loaded by :mod:`escnet.data.audio`, split by fold in
-:mod:`escnet.data.folds`. Each clip's *group* is the recording it was cut from (ESC-50's
-``src_file``,
-UrbanSound8K's ``fsID``): clips of one group must never be on both sides of a split.
+A :class:`~escnet.data.clips.Dataset` is a list of :class:`~escnet.data.clips.Clip` records
+(audio path, label, fold, group) plus the class names. Nothing is decoded here: audio is loaded
+by :mod:`escnet.data.audio`, split by fold in :mod:`escnet.data.folds`. Each clip's *group* is
+the recording it was cut from (ESC-50's ``src_file``, UrbanSound8K's ``fsID``): clips of one
+group must never be on both sides of a split.
 
 A clip's audio is found by the metadata filename's stem with any of ``.wav``, ``.flac``, ``.ogg``,
 because re-encoded copies of these data sets are common.
@@ -14,16 +16,13 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from escnet.data.audio import AUDIO_EXTENSIONS
+from escnet.data.clips import Clip, Dataset, fold_list, sorted_folds
+from escnet.data.folder import load_folder, stratified_group_folds
 from escnet.data.metadata import (
     MAX_FOLD,
     Row,
@@ -35,113 +34,25 @@ from escnet.data.metadata import (
 from escnet.errors import DatasetError, ParameterError
 from escnet.settings import data_dir as default_data_dir
 
+# Clip, Dataset and the folder loader are defined in their own modules and stay importable
+# from here, where most code looks for them.
+__all__ = [
+    "DATASETS",
+    "DESCRIPTIONS",
+    "ESC10_CLASSES",
+    "ESC50_CLASSES",
+    "Clip",
+    "Dataset",
+    "describe_copy",
+    "get_dataset",
+    "load_esc10",
+    "load_esc50",
+    "load_folder",
+    "load_us8k",
+    "stratified_group_folds",
+]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Clip:
-    """One labelled audio clip of a data set."""
-
-    path: Path
-    label: int
-    fold: int
-    group: str
-    clip_id: str
-
-
-@dataclass
-class Dataset:
-    """Clips, class names and the audio settings the data set was recorded for.
-
-    Attributes:
-        name: registry name (``esc50``, ``esc10``, ``us8k``, ``folder``).
-        root: directory the data set was read from.
-        classes: class names; a clip's ``label`` indexes this list.
-        clips: the clips, in metadata order.
-        duration: clip length in seconds that loading pads or crops to (ESC: 5 s, UrbanSound8K:
-            4 s, zero-padded); ``None`` keeps each file's length.
-    """
-
-    name: str
-    root: Path
-    classes: list[str]
-    clips: list[Clip]
-    duration: float | None = 5.0
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def __getitem__(self, index: int) -> Clip:
-        return self.clips[index]
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def folds(self) -> list[int]:
-        return sorted({c.fold for c in self.clips})
-
-    @property
-    def labels(self) -> np.ndarray:
-        return np.array([c.label for c in self.clips], dtype=np.int64)
-
-    @property
-    def fold_of(self) -> np.ndarray:
-        return np.array([c.fold for c in self.clips], dtype=np.int64)
-
-    def fold_sizes(self) -> dict[int, int]:
-        return dict(sorted(Counter(c.fold for c in self.clips).items()))
-
-    def subset(self, indices: Iterable[int]) -> Dataset:
-        """A data set of the same classes holding only the clips at ``indices``."""
-        return Dataset(
-            self.name, self.root, self.classes, [self.clips[i] for i in indices], self.duration
-        )
-
-    def copy_info(self) -> dict[str, Any]:
-        """Which copy of the data set this is: its directory's name, its audio's container,
-        codec and sample rate (of the first clip), and a digest of its metadata tables (every
-        ``*.csv`` in the root and ``meta/``, e.g. the metadata and a provenance list), so that a
-        figure says what it was measured on."""
-        import hashlib
-
-        import soundfile
-
-        digest = hashlib.sha256()
-        for table in sorted([*self.root.glob("*.csv"), *self.root.glob("meta/*.csv")]):
-            digest.update(table.name.encode() + b"\0" + table.read_bytes())
-        audio = "none"
-        if self.clips:
-            try:
-                sf = soundfile.info(str(self.clips[0].path))
-                audio = f"{sf.format.lower()}/{sf.subtype.lower()} {sf.samplerate} Hz"
-            except (RuntimeError, OSError) as exc:  # named, not fatal: this only describes
-                audio = f"unreadable ({exc})"
-        return {
-            "dataset": self.name,
-            # The root's last two parts tell copies apart ("data/esc50", "datasets/esc50")
-            # without printing where on a machine they are.
-            "copy": f"{self.root.parent.name}/{self.root.name}",
-            "audio": audio,
-            "metadata_sha256": digest.hexdigest()[:16],
-        }
-
-    def info(self) -> dict[str, Any]:
-        """Summary used by ``escnet info``: counts of clips, classes, folds and groups."""
-        per_class = Counter(c.label for c in self.clips)
-        return {
-            "dataset": self.name,
-            "root": str(self.root),
-            "clips": len(self.clips),
-            "classes": self.num_classes,
-            "folds": self.fold_sizes(),
-            "groups": len({c.group for c in self.clips}),
-            "clips_per_class": {"min": min(per_class.values()), "max": max(per_class.values())}
-            if per_class
-            else {},
-            "duration_s": self.duration,
-        }
 
 
 def _stem(filename: str) -> str:
@@ -179,15 +90,6 @@ def _resolve_root(
     if root is not None:
         return Path(root).expanduser()
     return default_data_dir(data_dir) / name
-
-
-def _parse_folds(folds: Iterable[int] | None) -> list[int] | None:
-    return None if folds is None else sorted({int(f) for f in folds})
-
-
-def _fold_list(folds: Iterable[int]) -> str:
-    """``1,2,10``: a fold list as --folds takes it."""
-    return ",".join(str(f) for f in sorted(folds))
 
 
 #: ESC-10's classes in escnet's label order: sorted by their ESC-50 target number.
@@ -283,7 +185,7 @@ def load_esc50(
         _fixed_classes(table, ESC50_CLASSES, "ESC-50")
         classes = list(ESC50_CLASSES)
         remap = {t: t for t in table}
-    wanted = _parse_folds(folds)
+    wanted = sorted_folds(folds)
     if wanted is not None:
         present = {fold_of[i] for i in chosen}
         absent = [f for f in wanted if f not in present]
@@ -325,7 +227,7 @@ def _us8k_folds(base: Path, listed: set[int], folds: Iterable[int] | None) -> li
     """The folds to load: those asked for, or every listed fold whose directory the copy holds."""
     audio = base / "audio"
     have = sorted(f for f in listed if (audio / f"fold{f}").is_dir())
-    wanted = _parse_folds(folds)
+    wanted = sorted_folds(folds)
     if wanted is None:
         if not have:
             raise DatasetError(
@@ -339,7 +241,7 @@ def _us8k_folds(base: Path, listed: set[int], folds: Iterable[int] | None) -> li
         raise DatasetError(
             f"us8k: fold(s) {absent} requested but {audio} has no "
             f"{', '.join(f'fold{f}' for f in absent)}; this copy holds folds {have}. "
-            f"Pass --folds {_fold_list(have) or '...'}, or leave --folds out to use every fold "
+            f"Pass --folds {fold_list(have) or '...'}, or leave --folds out to use every fold "
             "the copy holds."
         )
     return wanted
@@ -392,176 +294,6 @@ def load_us8k(
     if missing:
         raise _missing_audio_error("us8k", base / "audio", missing, len(clips) + len(missing))
     return Dataset("us8k", base, classes, clips, 4.0)
-
-
-def _compile_group_pattern(group_pattern: str | None) -> re.Pattern[str] | None:
-    if not group_pattern:
-        return None
-    try:
-        return re.compile(group_pattern)
-    except re.error as exc:
-        raise DatasetError(
-            f"folder: --group-pattern {group_pattern!r} is not a valid regular expression "
-            f"({exc}); e.g. '^(rec\\d+)_' groups rec12_a.wav with rec12_b.wav"
-        ) from None
-
-
-def _class_files(
-    base: Path, group_pattern: str | None
-) -> tuple[list[str], list[tuple[Path, int, str]]]:
-    """Class names and (path, label, group) per audio file; a class directory without audio is
-    reported and left out, so that it does not become a class no clip can teach."""
-    pattern = _compile_group_pattern(group_pattern)
-    dirs = sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
-    classes: list[str] = []
-    files: list[tuple[Path, int, str]] = []
-    for d in dirs:
-        audio = [
-            p
-            for p in sorted(d.iterdir())
-            if p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith(".")
-        ]
-        if not audio:
-            log.warning(
-                "folder: %s has no audio files (%s); it is not counted as a class",
-                d,
-                "/".join(AUDIO_EXTENSIONS),
-            )
-            continue
-        for path in audio:
-            group = f"{d.name}/{path.stem}"
-            if pattern is not None:
-                m = pattern.search(path.name)
-                if m is None:
-                    raise DatasetError(
-                        f"folder: --group-pattern {group_pattern!r} does not match {path}; "
-                        f"fix the pattern so that it matches every file name"
-                    )
-                group = (m.group(1) if m.groups() else m.group(0)) or ""
-                if not group:
-                    raise DatasetError(
-                        f"folder: --group-pattern {group_pattern!r} matches an empty group in "
-                        f"{path}; make the pattern match at least one character"
-                    )
-            files.append((path, len(classes), group))
-        classes.append(d.name)
-    return classes, files
-
-
-def _folds_from_csv(base: Path, folds_csv: Path, files: Sequence[Path]) -> list[int]:
-    rows = read_rows(folds_csv, ["filename", "fold"])
-    check_unique(rows, "filename")
-    fold_by_name = {r.text("filename"): r.integer("fold", 1, MAX_FOLD) for r in rows}
-    assigned = []
-    for path in files:
-        fold = fold_by_name.get(path.relative_to(base).as_posix(), fold_by_name.get(path.name))
-        if fold is None:
-            raise DatasetError(f"folder: {path} has no row in {folds_csv} (column filename)")
-        assigned.append(fold)
-    return assigned
-
-
-def load_folder(
-    root: str | os.PathLike[str],
-    *,
-    folds_csv: str | os.PathLike[str] | None = None,
-    num_folds: int = 5,
-    group_pattern: str | None = None,
-    seed: int = 0,
-    folds: Iterable[int] | None = None,
-    duration: float | None = 5.0,
-) -> Dataset:
-    """Any directory with one sub-directory of audio files per class.
-
-    Folds come from ``folds_csv`` (columns ``filename`` and ``fold``; filename relative to
-    ``root`` or a bare file name) or, without it, from a stratified k-fold split into
-    ``num_folds`` folds that keeps every group in one fold. A group is the first match (group 1
-    if the pattern has a group) of the regular expression ``group_pattern`` on the file name;
-    without a pattern each file is its own group. A class directory without audio files is
-    reported (a logged warning) and is not a class.
-
-    Raises:
-        DatasetError: ``root`` holds no class with audio, ``group_pattern`` is invalid or misses
-            a file, ``folds`` asks for a fold the data set does not have, ...
-        MetadataError: a row of ``folds_csv`` is wrong (a file listed twice, a fold that is not
-            a whole number >= 1, ...).
-    """
-    base = Path(root).expanduser()
-    if not base.is_dir():
-        raise DatasetError(f"folder: {base} is not a directory")
-    if folds_csv is None and (isinstance(num_folds, bool) or not 2 <= num_folds <= MAX_FOLD):
-        raise ParameterError(f"--num-folds / num_folds must be in 2..{MAX_FOLD}, got {num_folds}")
-    classes, files = _class_files(base, group_pattern)
-    if not classes:
-        raise DatasetError(
-            f"folder: {base} has no class sub-directory with audio files "
-            f"({'/'.join(AUDIO_EXTENSIONS)}); expected {base}/<class>/*.wav"
-        )
-    if folds_csv is not None:
-        assigned = _folds_from_csv(base, Path(folds_csv), [p for p, _, _ in files])
-        source = f"{folds_csv}"
-    else:
-        assigned = stratified_group_folds(
-            [label for _, label, _ in files], [g for _, _, g in files], num_folds, seed
-        )
-        source = f"--num-folds {num_folds}"
-    clips = [
-        Clip(path, label, fold, group, path.stem)
-        for (path, label, group), fold in zip(files, assigned, strict=True)
-    ]
-    wanted = _parse_folds(folds)
-    if wanted is not None:
-        have = sorted(set(assigned))
-        absent = [f for f in wanted if f not in have]
-        if absent:
-            raise DatasetError(
-                f"folder: fold(s) {absent} requested but {base} has folds "
-                f"{_fold_list(have)} (from {source}); pass --folds among those"
-                + ("" if folds_csv is not None else f", or --num-folds {max(absent)}")
-            )
-        clips = [c for c in clips if c.fold in wanted]
-    return Dataset("folder", base, classes, clips, duration)
-
-
-def stratified_group_folds(
-    labels: Sequence[int], groups: Sequence[str], num_folds: int, seed: int = 0
-) -> list[int]:
-    """Assign folds 1..num_folds so every group lies in one fold and classes spread evenly.
-
-    Groups are taken largest first (ties in a seeded random order) and each is put in the fold
-    that currently holds the fewest clips of the group's majority class, then fewest overall.
-    """
-    if num_folds < 2:
-        raise ParameterError(f"num_folds must be >= 2, got {num_folds}")
-    members: dict[str, list[int]] = {}
-    for i, g in enumerate(groups):
-        members.setdefault(g, []).append(i)
-    if len(members) < num_folds:
-        raise DatasetError(
-            f"folder: only {len(members)} recording group(s) for {num_folds} folds; "
-            + (
-                f"pass --num-folds {len(members)} or fewer, or a finer --group-pattern"
-                if len(members) >= 2
-                else "a split needs two groups or more: use a finer --group-pattern"
-            )
-        )
-    rng = np.random.default_rng(seed)
-    names = list(members)
-    order = rng.permutation(len(names))
-    ranked = sorted((names[i] for i in order), key=lambda g: -len(members[g]))
-    num_classes = max(labels) + 1
-    per_class = np.zeros((num_folds, num_classes), dtype=np.int64)
-    total = np.zeros(num_folds, dtype=np.int64)
-    result = [0] * len(labels)
-    for g in ranked:
-        idx = members[g]
-        major = Counter(labels[i] for i in idx).most_common(1)[0][0]
-        fold = min(range(num_folds), key=lambda f: (per_class[f, major], total[f], f))
-        for i in idx:
-            result[i] = fold + 1
-            per_class[fold, labels[i]] += 1
-        total[fold] += len(idx)
-    return result
 
 
 #: Loaders by registry name; ``get_dataset`` and the CLI use this table.

@@ -34,7 +34,7 @@ from escnet.errors import ParameterError
 
 @dataclass(frozen=True)
 class Split:
-    """Indices into a :class:`~escnet.data.datasets.Dataset` for one train/validation/test split."""
+    """Indices into a :class:`~escnet.data.clips.Dataset` for one train/validation/test split."""
 
     train: tuple[int, ...]
     val: tuple[int, ...]

@@ -170,7 +170,7 @@ def build_results(
         planned_folds: the folds the run is meant to cover (``complete`` says whether all are
             done); default: those in ``folds``.
         data: which copy of the data set the run read
-            (:meth:`~escnet.data.datasets.Dataset.copy_info`), kept as ``data`` so that every
+            (:meth:`~escnet.data.clips.Dataset.copy_info`), kept as ``data`` so that every
             figure made from the run can say what it was measured on.
 
     Returns:
