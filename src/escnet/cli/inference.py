@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from escnet.cli._common import bounded, seconds, whole_number
+from escnet.cli.archive import add_archive_args, archive_requested, run_archive
 from escnet.inference.limits import (
     LONG_UPLOAD_SECONDS,
     MAX_BATCH,
@@ -46,6 +47,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from escnet.inference import load
     from escnet.inference.stream import find_audio_files
 
+    if archive_requested(args):
+        return run_archive(args)
     predictor = load(
         args.model,
         backend=args.backend,
@@ -285,7 +288,7 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _model_args(p)
-    p.add_argument("inputs", nargs="+", metavar="FILE|DIR", help="files, or folders (recursive)")
+    p.add_argument("inputs", nargs="*", metavar="FILE|DIR", help="files, or folders (recursive)")
     p.add_argument(
         "--top-k", type=whole_number(1), default=5, help="labels per file and window (5)"
     )
@@ -323,6 +326,7 @@ def register(sub: Any) -> None:
         help="exit with status 2 when any file was skipped (default: only when all were)",
     )
     _backend_args(p)
+    add_archive_args(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("export", help="write a self-contained model directory, optionally ONNX")
