@@ -248,3 +248,22 @@ def test_ray_without_ray_says_how_to_install(
     argv = ["predict", str(model_dir), str(files[0]), "--output", str(tmp_path / "o.csv"), "--ray"]
     assert main(argv) == 2
     assert "pip install 'escnet[distributed]'" in capsys.readouterr().err
+
+
+def test_memory_does_not_grow_with_the_number_of_files(model_dir: Path, tmp_path: Path) -> None:
+    import tracemalloc
+
+    predictor = escnet.load(model_dir)
+    peaks = []
+    clip = np.stack([synth("noise", 2.5, 22050, np.random.default_rng(0))] * 2, axis=1)
+    for count in (8, 48):
+        root = tmp_path / f"a{count}"
+        root.mkdir()
+        for i in range(count):  # the same file each time: only their number changes
+            sf.write(root / f"{i:03d}.flac", clip, 22050)
+        label(predictor, [root], output=tmp_path / f"{count}.csv", workers=0)  # warm-up
+        tracemalloc.start()
+        label(predictor, [root], output=tmp_path / f"{count}-again.csv", workers=0)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] < 1.3 * peaks[0], peaks  # six times the files, about the same peak

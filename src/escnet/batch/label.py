@@ -34,7 +34,7 @@ from escnet.batch.table import (
     prediction_row,
     prediction_types,
 )
-from escnet.batch.workers import DEFAULT_TIME_LIMIT, DecoderPool, InlineDecoder
+from escnet.batch.workers import DEFAULT_TIME_LIMIT, DecoderPool, Decoders, InlineDecoder
 from escnet.errors import ParameterError
 from escnet.inference import Predictor, load
 from escnet.machine import usable_cores
@@ -193,7 +193,7 @@ def label(
 
                 rows = run_on_ray(
                     list(todo), model, address=ray, actors=ray_actors, backend=backend,
-                    options=options, aggregate=aggregate, top_k=k,
+                    options=options, aggregate=aggregate, top_k=k, decode_timeout=decode_timeout,
                 )  # fmt: skip
                 for row, seconds in rows:
                     _record(table, summary, bar, start, row, seconds)
@@ -236,11 +236,14 @@ def label_files(
     window: float | None = None,
     hop: float | None = None,
     aggregate: str = "mean",
+    pool: Decoders | None = None,
 ) -> list[FileResult]:
-    """The results of ``paths``, in their order, decoded in this process with their windows
-    batched together: a Ray actor's work, and a small job's."""
+    """The results of ``paths``, in their order, with their windows batched together: a Ray
+    actor's work, and a small job's. Decoded by ``pool`` (kept open for the next call), or in
+    this process."""
     batcher = WindowBatcher(predictor, window=window, hop=hop, aggregate=aggregate)
-    results = list(_run_local(batcher, iter(paths), 0, DEFAULT_TIME_LIMIT, decode_file, None))
+    decoders = pool or InlineDecoder(predictor.sample_rate)
+    results = list(_drive(batcher, iter(paths), decoders))
     return sorted(results, key=lambda r: r.key)  # keys count up in the order of paths
 
 
@@ -268,42 +271,46 @@ def _run_local(
     workers: int | None,
     time_limit: float,
     decoder: Decoder,
-    summary: LabelSummary | None,
+    summary: LabelSummary,
 ) -> Iterator[FileResult]:
     """The finished files of a job on this machine, as they finish."""
     count = usable_cores() if workers is None else workers
     rate = batcher.predictor.sample_rate
-    pool: DecoderPool | InlineDecoder = (
+    pool: Decoders = (
         DecoderPool(count, rate, decoder=decoder, time_limit=time_limit)
         if count
         else InlineDecoder(rate, decoder=decoder)
     )
-    key, exhausted = 0, False
     try:
-        while True:
-            while not exhausted and pool.has_room():
-                path = next(files, None)
-                if path is None:
-                    exhausted = True
-                    break
-                batcher.start(key, path)
-                pool.submit(key, path)
-                key += 1
-            if exhausted and not pool.busy:
-                batcher.flush()
-                yield from batcher.results()
-                return
-            # With windows waiting, only take what is ready: the model never idles on a decoder.
-            events = pool.poll(0.0 if batcher.pending else 0.5)
-            if not events and batcher.pending:
-                batcher.flush()
-            for file_key, event in events:
-                batcher.handle(file_key, event)
-            yield from batcher.results()
+        yield from _drive(batcher, files, pool)
     finally:
-        if summary is not None:
-            summary.restarts = pool.restarts
+        summary.restarts = pool.restarts
         pool.close()
+
+
+def _drive(batcher: WindowBatcher, files: Iterator[str], pool: Decoders) -> Iterator[FileResult]:
+    """Feed ``files`` to ``pool`` and its events to ``batcher``; the files as they finish."""
+    key, exhausted = 0, False
+    while True:
+        while not exhausted and pool.has_room():
+            path = next(files, None)
+            if path is None:
+                exhausted = True
+                break
+            batcher.start(key, path)
+            pool.submit(key, path)
+            key += 1
+        if exhausted and not pool.busy:
+            batcher.flush()
+            yield from batcher.results()
+            return
+        # With windows waiting, only take what is ready: the model never idles on a decoder.
+        events = pool.poll(0.0 if batcher.pending else 0.5)
+        if not events and batcher.pending:
+            batcher.flush()
+        for file_key, event in events:
+            batcher.handle(file_key, event)
+        yield from batcher.results()
 
 
 def print_summary(summary: LabelSummary, prefix: str = "escnet predict") -> None:

@@ -5,7 +5,10 @@ Each actor loads the model once (ONNX Runtime where the directory has ``model.on
 :func:`escnet.batch.label.open_predictor`) and labels its batches of paths with the very code of
 a job on one machine (:func:`escnet.batch.label.label_files`: the same decoding, windows and
 batching), so the rows are the same; the job's own process writes them into the table as the
-batches arrive. Ray retries a batch whose actor died, on a restarted actor.
+batches arrive. Each actor decodes in a worker process of its own (:class:`escnet.batch.workers.
+DecoderPool`), so that a file that hangs or crashes the decoder is skipped with its reason, as on
+one machine; an actor that dies all the same is restarted by Ray Data, which retries its batch
+(its defaults for actor pools).
 
 The model directory and the audio files must be readable under the same paths on every node
 (a shared file system), as for any Ray job that reads files.
@@ -19,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from escnet.batch.workers import DEFAULT_TIME_LIMIT, DecoderPool
 from escnet.errors import ParameterError
 
 __all__ = ["INSTALL_HINT", "RayLabeller", "import_ray", "run_on_ray"]
@@ -29,9 +33,6 @@ INSTALL_HINT = "pip install 'escnet[distributed]' (or: pip install 'ray[data]')"
 #: Files per actor call: enough to batch the windows of short files, few enough that a retried
 #: call repeats little.
 FILES_PER_CALL = 16
-
-#: Times Ray restarts a dead actor, and retries a call that died with it.
-RETRIES = 3
 
 
 def import_ray() -> Any:
@@ -54,10 +55,17 @@ class RayLabeller:
         backend, options: as :func:`escnet.batch.label.open_predictor`.
         aggregate: as :meth:`escnet.inference.Predictor.predict_file`.
         top_k: labels per row.
+        decode_timeout: as :func:`escnet.batch.label`.
     """
 
     def __init__(
-        self, model: str, backend: str, options: dict[str, Any], aggregate: str, top_k: int
+        self,
+        model: str,
+        backend: str,
+        options: dict[str, Any],
+        aggregate: str,
+        top_k: int,
+        decode_timeout: float = DEFAULT_TIME_LIMIT,
     ) -> None:
         from escnet.batch.label import open_predictor
 
@@ -65,6 +73,10 @@ class RayLabeller:
         options = {**options, "threads": options.get("threads") or 1}
         self.predictor = open_predictor(model, backend, **options)
         self.window, self.hop = options.get("window"), options.get("hop")
+        # A decoding process of its own, started once: a file that hangs or crashes the decoder
+        # costs that file, as on one machine, instead of the actor (which Ray would retry on
+        # the same file again and again).
+        self.pool = DecoderPool(1, self.predictor.sample_rate, time_limit=decode_timeout)
         self.aggregate, self.top_k = aggregate, top_k
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -73,8 +85,9 @@ class RayLabeller:
 
         paths = [str(p) for p in batch["file"]]
         results = label_files(
-            self.predictor, paths, window=self.window, hop=self.hop, aggregate=self.aggregate
-        )
+            self.predictor, paths, window=self.window, hop=self.hop, aggregate=self.aggregate,
+            pool=self.pool,
+        )  # fmt: skip
         rows = [result_row(r, self.top_k) for r in results]
         out = {
             c: np.array([cell(r.get(c)) for r in rows], dtype=object)
@@ -94,6 +107,7 @@ def run_on_ray(
     options: dict[str, Any],
     aggregate: str,
     top_k: int,
+    decode_timeout: float = DEFAULT_TIME_LIMIT,
 ) -> Iterator[tuple[dict[str, Any], float]]:
     """``(row, seconds of audio)`` of every path, labelled on the cluster at ``address``
     (``"local"``: Ray's own choice), as the batches come back.
@@ -114,14 +128,12 @@ def run_on_ray(
         RayLabeller,
         fn_constructor_kwargs={
             "model": os.fspath(model), "backend": backend, "options": options,
-            "aggregate": aggregate, "top_k": top_k,
+            "aggregate": aggregate, "top_k": top_k, "decode_timeout": decode_timeout,
         },
         batch_size=FILES_PER_CALL,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=size),
         num_cpus=1,
-        max_restarts=RETRIES,
-        max_task_retries=RETRIES,
     )  # fmt: skip
     for batch in labelled.iter_batches(batch_size=None, batch_format="numpy"):
         seconds = batch.pop("seconds")

@@ -26,7 +26,7 @@ from typing import Any
 from escnet.batch.engine import Decoder, Event, decode_file
 from escnet.errors import ParameterError
 
-__all__ = ["DEFAULT_TIME_LIMIT", "DecoderPool", "InlineDecoder"]
+__all__ = ["DEFAULT_TIME_LIMIT", "DecoderPool", "Decoders", "InlineDecoder"]
 
 #: Seconds a decoder may go without producing a block (``--decode-timeout``): a 10-s block of
 #: any format decodes in well under a second, so this only catches a decoder that hangs.
@@ -229,3 +229,7 @@ class InlineDecoder:
     def close(self) -> None:
         self._jobs.clear()
         self._current = None
+
+
+#: Either way of decoding a job's files.
+Decoders = DecoderPool | InlineDecoder

@@ -1,0 +1,225 @@
+"""Archive benchmark: files/s of ``escnet predict`` over ESC-50 clips, today's command against
+the archive job (``--output``) with 0, 1 and 2 decoding workers and on a two-node Ray cluster,
+and the real-time factor of a one-hour WAV at hop = window on one thread.
+
+Every row is the wall time of the whole command in a fresh process (Python start-up and model
+loading included), run one after another in the same run so that they see the same machine;
+the load averages before and after are printed. Models (each an exported ONNX directory, or a
+model directory that is exported to a temporary one first):
+
+* ``--recipe``: the four-member recipe (``escnet export RUN --onnx``);
+* ``--one-pass``: a one-pass model (no test-time views).
+
+The reference row is today's command: ``escnet predict MODEL DIR --backend onnx --format csv``,
+one file after another in one process. The Ray rows start a local two-node cluster
+(``ray.cluster_utils.Cluster``, one CPU per node, on the loopback interface) before timing.
+
+    python benchmarks/bench_archive.py --recipe DIR --one-pass DIR [--data-dir DIR]
+        [--clips 2000] [--no-ray] [--hour] [--out docs/benchmarks/archive.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import command_line, describe, load_average  # noqa: E402
+from bench_inference import write_long_file  # noqa: E402
+
+PACKAGES = ("numpy", "onnxruntime", "soundfile", "soxr", "ray")
+
+#: The label of each row, and the options of ``escnet predict`` it adds to MODEL DIR.
+RUNS = [
+    ("today: one process, file after file (reference)", ["--format", "csv"], False),
+    ("--output, decoding in the same process (--workers 0)", ["--workers", "0"], True),
+    ("--output, 1 decoding worker (--workers 1 --threads 1)", ["--workers", "1", "--threads", "1"],
+     True),
+    ("--output, 2 decoding workers (--workers 2 --threads 1)", ["--workers", "2", "--threads", "1"],
+     True),
+]  # fmt: skip
+
+_HOUR_CHILD = """
+import json, sys, time
+import escnet
+predictor = escnet.load(sys.argv[1], backend="onnx", threads=1)
+window = predictor.window
+start = time.perf_counter()
+prediction = predictor.predict_file(sys.argv[2], hop=window, window=window)
+print(json.dumps({"seconds": time.perf_counter() - start, "duration": prediction.duration,
+                  "windows": len(prediction.windows), "window": window}))
+"""
+
+
+def onnx_dir(model: Path, scratch: Path, name: str) -> Path:
+    """``model`` when it holds ``model.onnx``, else its ONNX export into ``scratch``."""
+    if (model / "model.onnx").is_file():
+        return model
+    from escnet.export.onnx import export_model
+
+    return Path(export_model(model, scratch / name, onnx=True, check_clips=0).directory)
+
+
+def clip_dir(data_dir: Path, clips: int, scratch: Path) -> Path:
+    """A folder of links to the first ``clips`` ESC-50 clips by name."""
+    audio = sorted((data_dir / "esc50" / "audio").iterdir())[:clips]
+    if len(audio) < clips:
+        raise SystemExit(f"only {len(audio)} clips in {data_dir}/esc50/audio")
+    out = scratch / f"clips-{clips}"
+    out.mkdir()
+    for path in audio:
+        (out / path.name).symlink_to(path)
+    return out
+
+
+def escnet(args: list[str], env: dict[str, str] | None = None) -> float:
+    """Wall seconds of ``python -m escnet ARGS`` (its standard output discarded)."""
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "escnet", "-q", *args],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env=env,
+    )
+    return time.perf_counter() - start
+
+
+def top1(path: Path, today: bool) -> dict[str, str]:
+    """File -> top-1 label, from today's CSV (rank 1 of the file rows) or an archive table."""
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if today:
+        return {r["file"]: r["label"] for r in rows if r["scope"] == "file" and r["rank"] == "1"}
+    return {r["file"]: r["label_1"] for r in rows}
+
+
+def throughput(model: Path, clips: Path, scratch: Path, ray_address: str | None) -> list[str]:
+    """The table rows of one model: every way of labelling ``clips``."""
+    n = sum(1 for _ in clips.iterdir())
+    runs = list(RUNS)
+    if ray_address:
+        runs.append(
+            ("--output on Ray, 2 nodes x 1 CPU (--ray ADDRESS)", ["--ray", ray_address], True)
+        )
+    rows, reference, labels = [], 0.0, None
+    for i, (name, extra, table) in enumerate(runs):
+        out = scratch / f"{model.name}-{i}.csv"
+        args = ["predict", str(model), str(clips), "--backend", "onnx", *extra]
+        if table:
+            seconds = escnet([*args, "--output", str(out)], env=_ray_env())
+        else:
+            start = time.perf_counter()
+            with out.open("w") as f:
+                subprocess.run([sys.executable, "-m", "escnet", "-q", *args], check=True, stdout=f)
+            seconds = time.perf_counter() - start
+        found = top1(out, today=not table)
+        labels = labels or found
+        agree = sum(found.get(k) == v for k, v in labels.items())
+        reference = reference or seconds
+        rows.append(
+            f"| {name} | {seconds:.1f} | {n / seconds:.1f} | {reference / seconds:.2f}x "
+            f"| {agree}/{len(labels)} |"
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
+def _ray_env() -> dict[str, str]:
+    # The benchmark's cluster runs on the loopback interface (see start_ray): so must a client.
+    return {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+def start_ray() -> tuple[object, str]:
+    """A two-node local Ray cluster, one CPU per node, on 127.0.0.1; (cluster, address)."""
+    os.environ.update(_ray_env())
+    from ray.cluster_utils import Cluster
+
+    node = {"num_cpus": 1, "object_store_memory": 200 * 1024**2}
+    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    cluster.add_node(**node)
+    cluster.wait_for_nodes()
+    return cluster, str(cluster.address)
+
+
+def hour(model: Path, scratch: Path) -> str:
+    """The real-time factor of a one-hour 16-bit WAV at hop = window, one thread."""
+    wav = scratch / "hour.wav"
+    write_long_file(wav, 60.0, sr=16000)
+    out = subprocess.run(
+        [sys.executable, "-c", _HOUR_CHILD, str(model), str(wav)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    return (
+        f"| 60-min 16-bit WAV (16 kHz), hop = window = {r['window']:g} s, {r['windows']} windows "
+        f"| {r['seconds']:.1f} | {r['seconds'] / r['duration']:.4f} |"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--recipe", type=Path, required=True, help="the four-member recipe")
+    ap.add_argument("--one-pass", type=Path, required=True, help="a one-pass model")
+    ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("ESCNET_DATA_DIR", ".")))
+    ap.add_argument("--clips", type=int, default=2000, help="ESC-50 clips, first by name (2000)")
+    ap.add_argument("--no-ray", action="store_true", help="leave out the Ray rows")
+    ap.add_argument("--hour", action="store_true", help="also the one-hour real-time factor")
+    ap.add_argument("--out", type=Path, help="also write the tables to this Markdown file")
+    args = ap.parse_args()
+    before = load_average()
+    lines = [
+        f"`{command_line(sys.argv)}` (load average before: {before})",
+        "",
+        f"machine: {describe(PACKAGES)}",
+        "",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp)
+        models = [
+            ("the four-member recipe", onnx_dir(args.recipe, scratch, "recipe")),
+            ("the one-pass model", onnx_dir(args.one_pass, scratch, "one-pass")),
+        ]
+        clips = clip_dir(args.data_dir, args.clips, scratch)
+        cluster, address = (None, None) if args.no_ray else start_ray()
+        try:
+            for name, model in models:
+                lines += [
+                    f"**{name}, {args.clips} ESC-50 clips (Opus), onnx backend, wall time of "
+                    "the whole command**",
+                    "",
+                    "| command | seconds | files/s | vs today | top-1 as today |",
+                    "|---|---:|---:|---:|---:|",
+                    *throughput(model, clips, scratch, address),
+                    "",
+                ]
+        finally:
+            if cluster is not None:
+                cluster.shutdown()  # type: ignore[attr-defined]
+        if args.hour:
+            lines += [
+                f"**{models[1][0]}, one thread, one process (real-time factor = seconds / "
+                "audio seconds)**",
+                "",
+                "| recording | seconds | real-time factor |",
+                "|---|---:|---:|",
+                hour(models[1][1], scratch),
+                "",
+            ]
+    lines.append(f"load average after: {load_average()}")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
