@@ -7,14 +7,14 @@ loading included), run one after another in the same run so that they see the sa
 the load averages before and after are printed. Models (each an exported ONNX directory, or a
 model directory that is exported to a temporary one first):
 
-* ``--recipe``: the four-member recipe (``escnet export RUN --onnx``);
+* ``--recipe``: the four-member recipe (``escnet export RUN --onnx``), when given;
 * ``--one-pass``: a one-pass model (no test-time views).
 
 The reference row is today's command: ``escnet predict MODEL DIR --backend onnx --format csv``,
 one file after another in one process. The Ray rows start a local two-node cluster
 (``ray.cluster_utils.Cluster``, one CPU per node, on the loopback interface) before timing.
 
-    python benchmarks/bench_archive.py --recipe DIR --one-pass DIR [--data-dir DIR]
+    python benchmarks/bench_archive.py [--recipe DIR] --one-pass DIR [--data-dir DIR]
         [--clips 2000] [--no-ray] [--hour] [--out docs/benchmarks/archive.md]
 """
 
@@ -100,7 +100,15 @@ def top1(path: Path, today: bool) -> dict[str, str]:
     return {r["file"]: r["label_1"] for r in rows}
 
 
-def throughput(model: Path, clips: Path, scratch: Path, ray_address: str | None) -> list[str]:
+def table_rows(path: Path) -> list[list[str]]:
+    """An archive table's rows, sorted by file (they come in the order files finish)."""
+    with path.open(newline="") as f:
+        return sorted(list(csv.reader(f))[1:])
+
+
+def throughput(
+    model: Path, clips: Path, scratch: Path, ray_address: str | None, tag: str
+) -> list[str]:
     """The table rows of one model: every way of labelling ``clips``."""
     n = sum(1 for _ in clips.iterdir())
     runs = list(RUNS)
@@ -108,9 +116,9 @@ def throughput(model: Path, clips: Path, scratch: Path, ray_address: str | None)
         runs.append(
             ("--output on Ray, 2 nodes x 1 CPU (--ray ADDRESS)", ["--ray", ray_address], True)
         )
-    rows, reference, labels = [], 0.0, None
+    rows, reference, labels, first = [], 0.0, None, None
     for i, (name, extra, table) in enumerate(runs):
-        out = scratch / f"{model.name}-{i}.csv"
+        out = scratch / f"{tag}-{i}.csv"
         args = ["predict", str(model), str(clips), "--backend", "onnx", *extra]
         if table:
             seconds = escnet([*args, "--output", str(out)], env=_ray_env())
@@ -123,9 +131,13 @@ def throughput(model: Path, clips: Path, scratch: Path, ray_address: str | None)
         labels = labels or found
         agree = sum(found.get(k) == v for k, v in labels.items())
         reference = reference or seconds
+        same = ""
+        if table:  # the whole table, every cell, against the first archive row's
+            first = first or table_rows(out)
+            same = "yes" if table_rows(out) == first else "NO"
         rows.append(
             f"| {name} | {seconds:.1f} | {n / seconds:.1f} | {reference / seconds:.2f}x "
-            f"| {agree}/{len(labels)} |"
+            f"| {agree}/{len(labels)} | {same} |"
         )
         print(rows[-1], flush=True)
     return rows
@@ -167,7 +179,7 @@ def hour(model: Path, scratch: Path) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--recipe", type=Path, required=True, help="the four-member recipe")
+    ap.add_argument("--recipe", type=Path, help="the four-member recipe")
     ap.add_argument("--one-pass", type=Path, required=True, help="a one-pass model")
     ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("ESCNET_DATA_DIR", ".")))
     ap.add_argument("--clips", type=int, default=2000, help="ESC-50 clips, first by name (2000)")
@@ -184,21 +196,21 @@ def main() -> None:
     ]
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
-        models = [
-            ("the four-member recipe", onnx_dir(args.recipe, scratch, "recipe")),
-            ("the one-pass model", onnx_dir(args.one_pass, scratch, "one-pass")),
-        ]
+        models = [("the one-pass model", onnx_dir(args.one_pass, scratch, "one-pass"))]
+        if args.recipe:
+            models.insert(0, ("the four-member recipe", onnx_dir(args.recipe, scratch, "recipe")))
         clips = clip_dir(args.data_dir, args.clips, scratch)
         cluster, address = (None, None) if args.no_ray else start_ray()
         try:
-            for name, model in models:
+            for tag, (name, model) in enumerate(models):
                 lines += [
                     f"**{name}, {args.clips} ESC-50 clips (Opus), onnx backend, wall time of "
                     "the whole command**",
                     "",
-                    "| command | seconds | files/s | vs today | top-1 as today |",
-                    "|---|---:|---:|---:|---:|",
-                    *throughput(model, clips, scratch, address),
+                    "| command | seconds | files/s | vs today | top-1 as today | table as "
+                    "--workers 0's |",
+                    "|---|---:|---:|---:|---:|---|",
+                    *throughput(model, clips, scratch, address, tag),
                     "",
                 ]
         finally:
@@ -206,12 +218,12 @@ def main() -> None:
                 cluster.shutdown()  # type: ignore[attr-defined]
         if args.hour:
             lines += [
-                f"**{models[1][0]}, one thread, one process (real-time factor = seconds / "
+                f"**{models[-1][0]}, one thread, one process (real-time factor = seconds / "
                 "audio seconds)**",
                 "",
                 "| recording | seconds | real-time factor |",
                 "|---|---:|---:|",
-                hour(models[1][1], scratch),
+                hour(models[-1][1], scratch),
                 "",
             ]
     lines.append(f"load average after: {load_average()}")

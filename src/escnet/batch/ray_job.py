@@ -16,6 +16,7 @@ The model directory and the audio files must be readable under the same paths on
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -121,7 +122,14 @@ def run_on_ray(
     if not paths:
         return
     if not ray.is_initialized():
-        ray.init(address=None if address == "local" else address, log_to_driver=False)
+        ray.init(
+            address=None if address == "local" else address,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
+    # The job has its own progress bar and summary: Ray Data's would interleave with them.
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     size = actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
     dataset = ray.data.from_items([{"file": p} for p in paths])
     labelled = dataset.map_batches(
