@@ -17,6 +17,7 @@ import ray  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
+import _batch_faults  # noqa: E402
 from _inference_helpers import train_tiny_model  # noqa: E402
 from escnet.batch import label  # noqa: E402
 from escnet.export.onnx import export_model  # noqa: E402
@@ -28,6 +29,10 @@ NODE = {"num_cpus": 1, "object_store_memory": 100 * 1024**2}
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
+    # The nodes' workers import the fault decoders of tests/_batch_faults.py by name.
+    before = os.environ.get("PYTHONPATH")
+    paths = [str(Path(__file__).parent), before or ""]
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     c = Cluster(
         initialize_head=True,
         head_node_args={**NODE, "include_dashboard": False},
@@ -40,6 +45,10 @@ def cluster() -> Iterator[Cluster]:
     finally:
         ray.shutdown()
         c.shutdown()
+        if before is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = before
 
 
 def test_two_nodes_write_the_single_process_table(cluster: Cluster, tmp_path: Path) -> None:
@@ -61,3 +70,21 @@ def test_two_nodes_write_the_single_process_table(cluster: Cluster, tmp_path: Pa
     summary = label(exported, [tmp_path / "a"], output=out, ray=cluster.address, resume=True)
     assert (summary.already, summary.labelled + summary.skip_count) == (20, 21)
     assert read_table(out) == read_table(single)
+
+
+def test_a_decoder_that_crashes_or_hangs_costs_its_file_not_the_job(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    model = train_tiny_model(tmp_path / "model")
+    exported = export_model(model, tmp_path / "onnx", onnx=True, check_clips=0).directory
+    files = write_archive(tmp_path / "a", 6)
+    crash = files[0].rename(files[0].with_name("crash-" + files[0].name))
+    hang = files[1].rename(files[1].with_name("hang-" + files[1].name))
+    summary = label(
+        exported, [tmp_path / "a"], output=tmp_path / "ray.csv", ray=cluster.address,
+        ray_actors=2, decode_timeout=3, decoder=_batch_faults.faulty_decoder,
+    )  # fmt: skip
+    reasons = dict(summary.skipped)
+    assert "worker died on it (signal SIGKILL)" in reasons[str(crash)]
+    assert "no progress for 3 s" in reasons[str(hang)]
+    assert summary.labelled == 4 and len(read_table(tmp_path / "ray.csv")) == 6

@@ -194,6 +194,7 @@ def label(
                 rows = run_on_ray(
                     list(todo), model, address=ray, actors=ray_actors, backend=backend,
                     options=options, aggregate=aggregate, top_k=k, decode_timeout=decode_timeout,
+                    decoder=decoder,
                 )  # fmt: skip
                 for row, seconds in rows:
                     _record(table, summary, bar, start, row, seconds)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from escnet.batch.engine import Decoder, decode_file
 from escnet.batch.workers import DEFAULT_TIME_LIMIT, DecoderPool
 from escnet.errors import ParameterError
 
@@ -56,7 +57,7 @@ class RayLabeller:
         backend, options: as :func:`escnet.batch.label.open_predictor`.
         aggregate: as :meth:`escnet.inference.Predictor.predict_file`.
         top_k: labels per row.
-        decode_timeout: as :func:`escnet.batch.label`.
+        decode_timeout, decoder: as :func:`escnet.batch.label`.
     """
 
     def __init__(
@@ -67,6 +68,7 @@ class RayLabeller:
         aggregate: str,
         top_k: int,
         decode_timeout: float = DEFAULT_TIME_LIMIT,
+        decoder: Decoder = decode_file,
     ) -> None:
         from escnet.batch.label import open_predictor
 
@@ -77,7 +79,9 @@ class RayLabeller:
         # A decoding process of its own, started once: a file that hangs or crashes the decoder
         # costs that file, as on one machine, instead of the actor (which Ray would retry on
         # the same file again and again).
-        self.pool = DecoderPool(1, self.predictor.sample_rate, time_limit=decode_timeout)
+        self.pool = DecoderPool(
+            1, self.predictor.sample_rate, decoder=decoder, time_limit=decode_timeout
+        )
         self.aggregate, self.top_k = aggregate, top_k
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -109,6 +113,7 @@ def run_on_ray(
     aggregate: str,
     top_k: int,
     decode_timeout: float = DEFAULT_TIME_LIMIT,
+    decoder: Decoder = decode_file,
 ) -> Iterator[tuple[dict[str, Any], float]]:
     """``(row, seconds of audio)`` of every path, labelled on the cluster at ``address``
     (``"local"``: Ray's own choice), as the batches come back.
@@ -137,6 +142,7 @@ def run_on_ray(
         fn_constructor_kwargs={
             "model": os.fspath(model), "backend": backend, "options": options,
             "aggregate": aggregate, "top_k": top_k, "decode_timeout": decode_timeout,
+            "decoder": decoder,
         },
         batch_size=FILES_PER_CALL,
         batch_format="numpy",
