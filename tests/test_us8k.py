@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SHARED_DATASETS, tone
 
+from conftest import SHARED_DATASETS, tone
 from escnet.cli import main
 from escnet.data.audio import AudioConfig, load_audio
 from escnet.data.datasets import describe_copy, load_us8k
