@@ -114,3 +114,19 @@ def test_random_split_leaks_recordings_and_official_folds_do_not(shared_us8k: Pa
         shared = set(groups[list(leaky.train + leaky.val)]) & set(groups[list(leaky.test)])
         # Fragments of one Freesound recording (fsID) on both sides: most test recordings.
         assert len(shared) > 0.5 * len(set(groups[list(leaky.test)]))
+
+
+def test_the_time_estimate_reads_the_copy_s_folds_and_clip_length() -> None:
+    from escnet.experiment.throughput import estimate_cell_seconds
+
+    cell = {"dataset": "us8k", "model": "cnn7", "folds": [1, 2, 3], "epochs": 84}
+    complete = estimate_cell_seconds(cell, expansion=1)
+    partial = estimate_cell_seconds(
+        cell, expansion=1, fold_sizes={1: 873, 2: 888, 3: 387}, clip_seconds=4.0
+    )
+    assert complete is not None and partial is not None
+    # The complete data set trains each fold on nine folds' clips; this copy on two (or
+    # fewer) of 4-s clips: a sixth of the time or less, not the complete set's hours.
+    assert complete.train_images == int(8732 * 9 / 10 * 0.9)
+    assert partial.train_images == int((888 + 387) * 0.9)
+    assert partial.seconds < complete.seconds / 6
