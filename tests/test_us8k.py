@@ -127,6 +127,6 @@ def test_the_time_estimate_reads_the_copy_s_folds_and_clip_length() -> None:
     assert complete is not None and partial is not None
     # The complete data set trains each fold on nine folds' clips; this copy on two (or
     # fewer) of 4-s clips: a sixth of the time or less, not the complete set's hours.
-    assert complete.train_images == int(8732 * 9 / 10 * 0.9)
+    assert complete.train_images == int(873 * 9 * 0.9)
     assert partial.train_images == int((888 + 387) * 0.9)
     assert partial.seconds < complete.seconds / 6
