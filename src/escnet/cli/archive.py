@@ -55,12 +55,14 @@ def add_archive_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--workers",
         type=whole_number(0, 256),
+        metavar="N",
         help="decoding processes beside the model (default: the usable cores; 0: decode in "
         "the main process)",
     )
     g.add_argument(
         "--decode-timeout",
         type=seconds(86400.0),
+        metavar="SECONDS",
         default=None,
         help=f"skip a file whose decoder makes no progress for this many seconds "
         f"({DEFAULT_TIME_LIMIT:g}) and replace its worker",
@@ -76,6 +78,7 @@ def add_archive_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--ray-actors",
         type=whole_number(1, 100_000),
+        metavar="N",
         help="--ray: actors holding the model, one CPU each (default: the cluster's CPUs)",
     )
 
