@@ -133,8 +133,8 @@ def run_on_ray(
             logging_level=logging.WARNING,
         )
     # The job has its own progress bar and summary: Ray Data's would interleave with them.
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     ray.data.DataContext.get_current().enable_progress_bars = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
     size = actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
     dataset = ray.data.from_items([{"file": p} for p in paths])
     labelled = dataset.map_batches(
