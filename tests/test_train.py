@@ -340,7 +340,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(data_base: Path, tmp_pat
     code = _run_worker([str(config_path), str(killed), "--kill-after", "7"], tmp_path / "log")
     assert code == -9, (tmp_path / "log").read_text()[-3000:]
     assert not (killed / "results.json").exists()
-    state = torch.load(killed / "fold1" / "last.pt", weights_only=False)
+    state = torch.load(killed / "fold1" / "last.pt", weights_only=True)
     assert state["epoch"] == 1
 
     resumed = cross_validate(config, killed, resume=True, progress=False)
