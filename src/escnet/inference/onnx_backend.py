@@ -17,7 +17,13 @@ import numpy as np
 from escnet.cache import sha256_file
 from escnet.errors import EscnetError, ParameterError
 from escnet.inference.backend import ModelSpec
-from escnet.model_dir.layout import MODEL_JSON, ONNX_FILE, head_activation, read_model_json
+from escnet.model_dir.layout import (
+    MODEL_JSON,
+    ONNX_FILE,
+    head_activation,
+    inside,
+    read_model_json,
+)
 from escnet.model_dir.runtime import import_onnxruntime
 
 __all__ = ["OnnxBackend", "load_onnx"]
@@ -70,7 +76,9 @@ def load_onnx(
     meta = read_model_json(root, required=("classes", "sample_rate", "clip_seconds"))
     activation = head_activation(meta, root / MODEL_JSON)
     record = meta.get("onnx")
-    onnx_path = root / str((record or {}).get("file", ONNX_FILE))
+    if record is not None and not isinstance(record, dict):
+        raise EscnetError(f"{root / MODEL_JSON}: onnx must be a JSON object; re-export the model")
+    onnx_path = inside(root, (record or {}).get("file", ONNX_FILE), root / MODEL_JSON)
     if not record or not onnx_path.is_file():
         raise EscnetError(
             f"{onnx_path}: missing; write it with `escnet export {root} --out DIR --onnx` "
