@@ -394,8 +394,8 @@ def test_cli_predict_names_counts_and_skips_every_bad_file(
     rc, out, err = _run(["-q", "predict", str(model_dir), str(folder), "--format", "json"], capsys)
     assert rc == 0, err
     items = {Path(i["source"]).name: i for i in json.loads(out)}
-    assert len(items) == 6 and items["good.wav"]["top_k"][0]["label"] == "low_tone"
-    assert "1 of 6 file(s) labelled, 5 skipped" in err  # the dangling link counted too
+    assert len(items) == 8 and items["good.wav"]["top_k"][0]["label"] == "low_tone"
+    assert "1 of 8 file(s) labelled, 7 skipped" in err  # the dangling link counted too
     for path in bad.values():
         reason = items[path.name]["error"]
         assert f"escnet predict: skipped {path}: {reason}" in err

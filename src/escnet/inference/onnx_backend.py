@@ -54,7 +54,12 @@ class OnnxBackend:
                 f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0]}); re-export it"
             ) from None
         self.input_name = self.session.get_inputs()[0].name
-        self.output_name = self.session.get_outputs()[0].name
+        output = self.session.get_outputs()[0]
+        self.output_name = output.name
+        #: Scores per window the graph declares (``None`` when its last axis is symbolic).
+        self.width = (
+            output.shape[-1] if output.shape and isinstance(output.shape[-1], int) else None
+        )
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(batch, dtype=np.float32)
@@ -99,4 +104,13 @@ def load_onnx(
         metadata={**meta, "activation": activation},
         path=root,
     )
-    return spec, OnnxBackend(onnx_path, threads=threads)
+    backend = OnnxBackend(onnx_path, threads=threads)
+    width = backend.width
+    if width is None:  # a symbolic output axis: what one window of silence gives
+        width = backend(np.zeros((1, spec.num_samples), np.float32)).shape[-1]
+    if width != len(spec.classes):
+        raise EscnetError(
+            f"{onnx_path}: the graph gives {width} scores per window but {MODEL_JSON} names "
+            f"{len(spec.classes)} classes; the two do not belong together: re-export the model"
+        )
+    return spec, backend

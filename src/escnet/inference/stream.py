@@ -26,7 +26,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from escnet.data.audio import decode_blocks, open_sound
+from escnet.data.audio import block_frames, decode_blocks, open_sound
 from escnet.errors import AudioError, ParameterError
 
 __all__ = [
@@ -314,7 +314,7 @@ def iter_blocks(
             blocks were yielded: a file damaged in the middle).
     """
     source = path if isinstance(path, AudioSource) else open_audio(path)
-    block_frames = max(1, int(block_seconds * source.sample_rate))
+    frames = block_frames(source.sample_rate, source.channels, block_seconds)
     yield from resample_blocks(
-        _decoded_blocks(source, block_frames), source.sample_rate, sample_rate, quality
+        _decoded_blocks(source, frames), source.sample_rate, sample_rate, quality
     )

@@ -15,6 +15,7 @@ is 503 with ``Retry-After`` before anything is decoded.
 from __future__ import annotations
 
 import asyncio
+import logging
 import unicodedata
 from collections.abc import AsyncGenerator
 from pathlib import Path
@@ -25,13 +26,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from escnet.data.audio import open_sound
-from escnet.errors import AudioError, NotAudioError, ParameterError
+from escnet.data.audio import block_frames, open_sound
+from escnet.errors import AudioError, ModelOutputError, NotAudioError, ParameterError
 from escnet.inference import Prediction, Predictor, StreamLabeller
 from escnet.inference.stream import BLOCK_SECONDS, read_blocks, resample_blocks
 from escnet.serve.batcher import Batcher
 
 __all__ = ["LongUploads", "extract_upload", "label_upload", "read_body", "safe_name"]
+
+log = logging.getLogger(__name__)
 
 #: Longest file name echoed back (characters); a longer one keeps its start and its extension.
 MAX_NAME = 100
@@ -172,7 +175,7 @@ async def label_upload(
             slots.acquire(name, duration)
             held = True
         labeller = StreamLabeller(predictor, how=how, batch_size=batcher.max_batch)
-        frames = max(1, int(BLOCK_SECONDS * f.samplerate))
+        frames = block_frames(int(f.samplerate), int(f.channels), BLOCK_SECONDS)
         blocks = resample_blocks(
             read_blocks(f, Path(name), frames), int(f.samplerate), predictor.sample_rate
         )
@@ -186,6 +189,13 @@ async def label_upload(
         raise HTTPException(422, f"{name}: {exc.reason}") from None
     except ParameterError as exc:
         raise HTTPException(422, f"{name}: {exc}") from None
+    except ModelOutputError as exc:  # the model's fault, not the upload's: no score goes out
+        log.error("%s: %s", name, exc)  # the operator's log names the model; the client not
+        raise HTTPException(
+            500,
+            "the model gave unusable scores (NaN, infinite or not one per class); the "
+            "service's model must be re-exported",
+        ) from None
     finally:
         if held:
             slots.release()
