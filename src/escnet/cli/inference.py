@@ -204,6 +204,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         max_long_uploads=args.max_long_uploads,
         upload_timeout=args.upload_timeout,
+        header_timeout=args.header_timeout,
+        max_connections=args.max_connections,
     )
     serve(
         args.model,
@@ -378,6 +380,18 @@ def register(sub: Any) -> None:
         type=seconds(3600.0),
         default=60.0,
         help="seconds a client may take to send its upload (60); 408 after",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=seconds(3600.0),
+        default=10.0,
+        help="seconds a client may take to send a request's headers (10); 408 and closed after",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=whole_number(1, 100_000),
+        default=100,
+        help="connections open at once (100); more are answered 503 and closed",
     )
     _backend_args(p)
     p.set_defaults(func=cmd_serve)

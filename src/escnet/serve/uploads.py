@@ -77,8 +77,12 @@ async def extract_upload(request: Request, body: bytes) -> tuple[bytes, str]:
     async def stream() -> AsyncGenerator[bytes, None]:
         yield body
 
+    parser = MultiPartParser(request.headers, stream(), max_files=1, max_fields=8)
+    # Starlette spools a file part over 1 MB to a temporary file; the body is in memory and
+    # bounded already, so its file stays there too: nothing of an upload touches the disk.
+    parser.spool_max_size = len(body) + 1
     try:
-        form = await MultiPartParser(request.headers, stream(), max_files=1, max_fields=8).parse()
+        form = await parser.parse()
     except MultiPartException as exc:
         raise HTTPException(400, f"malformed multipart body: {exc.message}") from None
     try:
