@@ -76,9 +76,10 @@ def audio_extensions() -> tuple[str, ...]:
 def find_audio_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Files named in ``paths``, with directories walked recursively for the extensions of
     :func:`audio_extensions` (any case), sorted per directory; files named directly are kept
-    whatever their extension, and so are paths that do not exist and dangling symbolic links:
-    decoding then names each as a bad file (:func:`open_audio`) rather than dropping it. A path
-    found twice is listed once.
+    whatever their extension, and so are paths that do not exist, dangling symbolic links and
+    entries that are no regular file (a FIFO, a socket, a device): decoding then names each as a
+    bad file (:func:`open_audio`, before opening it) rather than dropping it. A path found twice
+    is listed once.
     """
     extensions = set(audio_extensions())
     files: list[Path] = []
@@ -86,19 +87,11 @@ def find_audio_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
         p = Path(item)
         if p.is_dir():
             files.extend(
-                sorted(
-                    f
-                    for f in p.rglob("*")
-                    if f.suffix.lower() in extensions and (f.is_file() or _dangling(f))
-                )
+                sorted(f for f in p.rglob("*") if f.suffix.lower() in extensions and not f.is_dir())
             )
         else:
             files.append(p)
     return list(dict.fromkeys(files))  # a file named twice (or inside a folder named) once
-
-
-def _dangling(path: Path) -> bool:
-    return path.is_symlink() and not path.exists()
 
 
 def tail_slack(window: int) -> int:
