@@ -14,7 +14,7 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 # Read before the autouse fixture below replaces the variables: CI points them at ../shared.
-SHARED_DATASETS = Path(os.environ.get("ESCNET_DATA_DIR") or SHARED / "datasets")
+SHARED_DATASETS = Path(os.environ.get("ESCNET_DATA_DIR") or SHARED / "data")
 SHARED_WEIGHTS = Path(os.environ.get("ESCNET_WEIGHTS_DIR") or SHARED / "weights")
 
 
@@ -31,7 +31,7 @@ def _isolated_dirs(
 
 @pytest.fixture
 def shared_datasets() -> Path:
-    """../shared/datasets when it holds ESC-50; the test is skipped otherwise."""
+    """$ESCNET_DATA_DIR (else ../shared/data) when it holds ESC-50; else the test is skipped."""
     if not (SHARED_DATASETS / "esc50" / "meta" / "esc50.csv").is_file():
         pytest.skip(f"{SHARED_DATASETS}/esc50 is absent")
     return SHARED_DATASETS

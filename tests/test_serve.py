@@ -14,6 +14,9 @@ import pytest
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).parent))
+import httpx  # noqa: E402
+import uvicorn  # noqa: E402, F401  (escnet serve's server: a missing one fails, never skips)
+
 from _inference_helpers import (  # noqa: E402
     CLASSES,
     Server,
@@ -23,8 +26,6 @@ from _inference_helpers import (  # noqa: E402
 )
 from escnet.serve.batcher import Batcher  # noqa: E402
 
-httpx = pytest.importorskip("httpx")
-pytest.importorskip("uvicorn")
 MAX_UPLOAD_MB = 1.5
 MAX_DURATION = 30.0
 UPLOAD_TIMEOUT = 3.0
