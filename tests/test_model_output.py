@@ -49,7 +49,7 @@ def _graph_dir(root: Path, width: int, *, nan: bool) -> Path:
         initializer=[
             helper.make_tensor("axes", TensorProto.INT64, [1], [1]),
             helper.make_tensor("shape", TensorProto.INT64, [2], [1, width]),
-            helper.make_tensor("one", TensorProto.FLOAT, [], [1.0]),
+            *([helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])] if nan else []),
         ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
