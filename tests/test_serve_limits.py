@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).parent))
 import escnet  # noqa: E402
-from _inference_helpers import Server, synth, train_tiny_model  # noqa: E402
+from _inference_helpers import free_port, synth, train_tiny_model  # noqa: E402
 from escnet.inference import Predictor  # noqa: E402
 from escnet.inference.backend import ModelSpec  # noqa: E402
 from escnet.serve import ServeConfig, create_app  # noqa: E402
@@ -85,8 +85,13 @@ def test_while_two_long_uploads_hold_their_slots_exactly_the_others_get_503() ->
 
 
 @pytest.fixture(scope="module")
-def predictor(tmp_path_factory: pytest.TempPathFactory) -> Predictor:
-    return escnet.load(train_tiny_model(tmp_path_factory.mktemp("tiny") / "model", epochs=1))
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_tiny_model(tmp_path_factory.mktemp("tiny") / "model", epochs=1)
+
+
+@pytest.fixture(scope="module")
+def predictor(model_dir: Path) -> Predictor:
+    return escnet.load(model_dir)
 
 
 def test_a_multipart_upload_is_never_spooled_to_disk(
@@ -127,13 +132,51 @@ def test_a_many_channel_high_rate_upload_is_decoded_in_bounded_blocks(
 
 
 @pytest.fixture(scope="module")
-def bounded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("bounded")
-    model = train_tiny_model(root / "model", epochs=1)
-    (root / "tmp").mkdir()
-    args = ["--threads", "1", "--header-timeout", "1", "--max-connections", "4"]
-    with Server(model, args, root / "tmp", root / "server.log") as running:
-        yield running.url
+def bounded_server(predictor: Predictor) -> Iterator[str]:
+    """uvicorn with the service's bounded protocol (1-s header deadline, 4 connections), in a
+    thread of this process: what :func:`escnet.serve.serve` runs, without a second interpreter
+    to start (``test_serve_wires_the_bounds_into_uvicorn`` checks that it passes them)."""
+    import uvicorn
+
+    from escnet.serve.connections import bounded_protocol
+
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(predictor), host="127.0.0.1", port=port, log_level="warning",
+        http=bounded_protocol(1.0, 4),
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_serve_wires_the_bounds_into_uvicorn(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    from escnet.serve import serve
+
+    seen: dict[str, object] = {}
+
+    def run(self: uvicorn.Server, sockets: object = None) -> None:
+        seen["http"] = self.config.http
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    config = ServeConfig(header_timeout=3.0, max_connections=7)
+    serve(model_dir, port=0, threads=1, config=config)
+    protocol = seen["http"]
+    assert vars(protocol)["header_timeout"] == 3.0
+    assert vars(protocol)["max_connections"] == 7
 
 
 def _connect(url: str) -> socket.socket:
