@@ -221,3 +221,24 @@ def test_connections_past_the_bound_get_503(bounded_server: str) -> None:
             sock.close()
     time.sleep(0.3)
     assert httpx.get(f"{bounded_server}/health").status_code == 200  # room again
+
+
+def test_the_header_deadline_leaves_a_request_whose_headers_came(bounded_server: str) -> None:
+    """Headers complete at once, the body over 2 s (past the 1-s header deadline, within the
+    upload timeout): answered 200, and a second request on the same connection too."""
+    buffer = io.BytesIO()
+    sf.write(buffer, synth("noise", 1.0, 8000, np.random.default_rng(4)), 8000, format="WAV")
+    body = buffer.getvalue()
+    head = (
+        f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with _connect(bounded_server) as sock:
+        for _ in range(2):
+            sock.sendall(head + body[:100])
+            time.sleep(2.0)
+            sock.sendall(body[100:])
+            answer = sock.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+            while b'"model"' not in answer:  # the rest of the JSON answer
+                answer += sock.recv(65536)

@@ -48,7 +48,10 @@ class _BoundedProtocol(H11Protocol):
         self._deadline = self.loop.call_later(self.header_timeout, self._expire, waiting_for)
 
     def _expire(self, waiting_for: Any) -> None:
-        if self.cycle is waiting_for and not self.transport.is_closing():
+        # Still the same cycle and none in flight: no request's headers came (a pipelined
+        # request that started before the deadline was armed is being answered: leave it).
+        idle = self.cycle is None or self.cycle.response_complete
+        if self.cycle is waiting_for and idle and not self.transport.is_closing():
             self.transport.write(_TIMEOUT)
             self.transport.close()
 
