@@ -3,7 +3,7 @@ its request's headers within ``header_timeout`` seconds of connecting (or of its
 answer), and at most ``max_connections`` connections are open at once.
 
 uvicorn closes an idle keep-alive connection, but one that trickles its headers a byte at a time
-was never closed (200 of them stayed open for 90 s); the body has its own limit
+was never closed; the body has its own limit
 (``upload_timeout``, :func:`escnet.serve.uploads.read_body`).
 """
 
