@@ -5,7 +5,7 @@ pad/crop to 5 s, ``librosa.feature.melspectrogram`` + ``librosa.power_to_db``.
 escnet: ``prepare_features`` (threaded decoding, batched torch log-mel), cold (empty cache) and
 warm (second run, cache filled). Prints a Markdown table with clips/s and the machine.
 
-    python benchmarks/bench_features.py --data-dir ../shared/datasets [--clips 2000]
+    python benchmarks/bench_features.py --data-dir ../shared/data [--clips 2000]
 """
 
 from __future__ import annotations

@@ -51,7 +51,12 @@ from escnet.augment.audio import (  # noqa: E402
 )
 from escnet.data.audio import AudioConfig, load_audio  # noqa: E402
 
-DEFAULT_AUDIO_DIR = Path(__file__).resolve().parents[1] / ".." / "shared/datasets/esc50/audio"
+# $ESCNET_DATA_DIR's ESC-50, else ../shared/data's.
+DEFAULT_AUDIO_DIR = (
+    Path(os.environ.get("ESCNET_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared/data")
+    / "esc50"
+    / "audio"
+)
 SAMPLE_RATE = 22050
 SEMITONES = (2.0, -2.0)
 RATES = (0.7, 1.2)
@@ -200,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         "--audio-dir",
         type=Path,
         default=DEFAULT_AUDIO_DIR,
-        help="folder of ESC-50 *.flac files (../shared/datasets/esc50/audio)",
+        help="folder of ESC-50 clips ($ESCNET_DATA_DIR/esc50/audio, else ../shared/data/...)",
     )
     args = parser.parse_args(argv)
     if args.clips < 1:

@@ -8,7 +8,7 @@ escnet: ``expand_clips`` (same DSP library, processes over the cores, batched to
 cache), cold (empty cache) and warm (second run). Quality is the same by construction (the same
 librosa calls); the tests in tests/test_augment_audio.py check pitch and duration.
 
-    python benchmarks/bench_naa_expansion.py --data-dir ../shared/datasets [--clips 200]
+    python benchmarks/bench_naa_expansion.py --data-dir ../shared/data [--clips 200]
 """
 
 from __future__ import annotations

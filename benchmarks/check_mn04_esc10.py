@@ -7,13 +7,19 @@ or layer gives far less.
 
 Usage::
 
-    .venv/bin/python benchmarks/check_mn04_esc10.py [--shared DIR] [--batch-size N]
+    .venv/bin/python benchmarks/check_mn04_esc10.py [--data-dir DIR] [--weights-dir DIR]
+        [--batch-size N]
+
+The data directory (holding ``esc50/``) is ``--data-dir``, else ``$ESCNET_DATA_DIR``, else
+``../shared/data``; the weights directory (holding ``efficientat/``) ``--weights-dir``, else
+``$ESCNET_WEIGHTS_DIR``, else ``../shared/weights``.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 import time
 from pathlib import Path
@@ -44,7 +50,12 @@ ESC10_TO_AUDIOSET: dict[str, tuple[str, ...]] = {
     "crackling_fire": ("Fire", "Crackle"),
 }
 
-DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def default_dir(env: str, fallback: str) -> Path:
+    """``$env`` when set, else ``../shared/<fallback>`` beside the repository."""
+    return Path(os.environ.get(env) or SHARED / fallback)
 
 
 def esc10_clips(esc50_root: Path) -> list[tuple[Path, str]]:
@@ -63,12 +74,23 @@ def esc10_clips(esc50_root: Path) -> list[tuple[Path, str]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="shared data folder")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=default_dir("ESCNET_DATA_DIR", "data"),
+        help="directory holding esc50/ ($ESCNET_DATA_DIR, else ../shared/data)",
+    )
+    parser.add_argument(
+        "--weights-dir",
+        type=Path,
+        default=default_dir("ESCNET_WEIGHTS_DIR", "weights"),
+        help="directory holding efficientat/ ($ESCNET_WEIGHTS_DIR, else ../shared/weights)",
+    )
     parser.add_argument("--batch-size", type=int, default=40)
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
-    weights_dir = args.shared / "weights" / "efficientat"
+    weights_dir = args.weights_dir / "efficientat"
     labels = read_audioset_labels(weights_dir / "audioset_class_labels_indices.csv")
     index = {name: i for i, name in enumerate(labels)}
     targets = {cat: [index[name] for name in names] for cat, names in ESC10_TO_AUDIOSET.items()}
@@ -78,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     model = build_mn04_as(weights_path=weights_dir / MN04_AS_FILENAME).eval()
     audio_config = AudioConfig(sample_rate=front_config.sample_rate, duration=5.0)
 
-    clips = esc10_clips(args.shared / "datasets" / "esc50")
+    clips = esc10_clips(args.data_dir / "esc50")
     top1: dict[str, list[bool]] = {cat: [] for cat in ESC10_TO_AUDIOSET}
     top5: dict[str, list[bool]] = {cat: [] for cat in ESC10_TO_AUDIOSET}
     top_names: dict[str, dict[str, int]] = {cat: {} for cat in ESC10_TO_AUDIOSET}

@@ -14,7 +14,7 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 # Read before the autouse fixture below replaces the variables: CI points them at ../shared.
-SHARED_DATASETS = Path(os.environ.get("ESCNET_DATA_DIR") or SHARED / "datasets")
+SHARED_DATASETS = Path(os.environ.get("ESCNET_DATA_DIR") or SHARED / "data")
 SHARED_WEIGHTS = Path(os.environ.get("ESCNET_WEIGHTS_DIR") or SHARED / "weights")
 
 
@@ -31,7 +31,7 @@ def _isolated_dirs(
 
 @pytest.fixture
 def shared_datasets() -> Path:
-    """../shared/datasets when it holds ESC-50; the test is skipped otherwise."""
+    """$ESCNET_DATA_DIR (else ../shared/data) when it holds ESC-50; else the test is skipped."""
     if not (SHARED_DATASETS / "esc50" / "meta" / "esc50.csv").is_file():
         pytest.skip(f"{SHARED_DATASETS}/esc50 is absent")
     return SHARED_DATASETS
@@ -129,7 +129,8 @@ def bad_audio_files(root: Path) -> dict[str, Path]:
     """The files that every reader (training, ``escnet predict``, the service,
     ``escnet spectrogram``) must refuse alike, written in ``root``: a WAV whose header declares
     4 GB but holds 1 s, a WAV and a FLAC cut in half, a FLAC whose header says total samples = 0
-    (a streaming encoder's "length unknown"), and a dangling symbolic link."""
+    (a streaming encoder's "length unknown"), a WAV whose header declares 2 147 483 647 Hz for
+    its 1 000 samples, one of 4 samples (half a millisecond), and a dangling symbolic link."""
     import struct
 
     root.mkdir(parents=True, exist_ok=True)
@@ -160,6 +161,14 @@ def bad_audio_files(root: Path) -> dict[str, Path]:
     unknown[22:26] = b"\0\0\0\0"
     files["flac_unknown_length"] = root / "unknown_length.flac"
     files["flac_unknown_length"].write_bytes(bytes(unknown))
+    absurd = root / "absurd_rate.wav"
+    sf.write(absurd, noise[:1000], 16000, subtype="PCM_16")
+    data = bytearray(absurd.read_bytes())
+    data[24:28] = struct.pack("<I", 2_147_483_647)  # the fmt chunk's sample rate
+    absurd.write_bytes(bytes(data))
+    files["absurd_rate"] = absurd
+    files["too_short"] = root / "too_short.wav"
+    sf.write(files["too_short"], noise[:4], 8000, subtype="PCM_16")
     files["dangling"] = root / "dangling.wav"
     files["dangling"].symlink_to(root / "moved-away.wav")
     return files

@@ -188,6 +188,9 @@ def test_every_reader_refuses_a_bad_file_with_the_same_reason(tmp_path: Path) ->
         "wav_half": "truncated: its WAV header declares 96000 bytes",
         "flac_half": "truncated or damaged: the decoder failed",
         "flac_unknown_length": "its header does not state its length",
+        "absurd_rate": "its header declares a sample rate of 2147483647 Hz, outside the "
+        "1000-1000000 Hz of real recordings",
+        "too_short": "holds 4 sample(s) at 8000 Hz, less than 1 ms",
         "dangling": "dangling symbolic link to",
     }
     for kind, path in bad_audio_files(tmp_path).items():

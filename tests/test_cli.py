@@ -218,3 +218,32 @@ def test_python_dash_m_escnet_runs_the_command() -> None:
         timeout=300,
     )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_a_closed_pipe_ends_the_command_quietly() -> None:
+    """``escnet models | head``: the reader is gone before escnet writes; no "error: Broken
+    pipe", no traceback, the status a shell gives SIGPIPE."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "escnet", "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 141 and err == ""
+
+
+@pytest.mark.parametrize("command", [["models"], ["predict", "m", "f.wav"], ["train"]])
+def test_an_unknown_option_is_named_by_its_sub_command(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([*command, "--no-such-option", "1"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    assert err == (
+        f"escnet {command[0]}: error: unrecognized arguments: --no-such-option 1 "
+        f"(see escnet {command[0]} --help)\n"
+    )

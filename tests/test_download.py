@@ -226,13 +226,16 @@ def test_wrong_sha256_leaves_existing_dest_alone(server: Server, tmp_path: Path)
     server.files["/f.bin"] = b"new"
     dest = tmp_path / "f.bin"
     dest.write_bytes(b"old")
-    with pytest.raises(DownloadError):
+    # The checksum's own error, not any download error (a connection failure would be one).
+    with pytest.raises(ChecksumMismatchError, match="sha256 mismatch") as info:
         download_file(server.url("/f.bin"), dest, sha256="0" * 64, progress=False)
+    assert info.value.quantity == "sha256" and info.value.expected == "0" * 64
     assert dest.read_bytes() == b"old"
 
 
 def test_offline_is_one_line_with_url_and_hint(closed_port_url: str, tmp_path: Path) -> None:
-    with pytest.raises(DownloadError) as info:
+    refused = rf"^cannot download {re.escape(closed_port_url)}: "  # the network's error, no other
+    with pytest.raises(DownloadError, match=refused) as info:
         download_file(
             closed_port_url,
             tmp_path / "f.bin",
@@ -392,7 +395,8 @@ def test_dataset_wrong_sha256_installs_nothing(server: Server, tmp_path: Path) -
 
 def test_dataset_offline_names_url_and_data_dir_env(closed_port_url: str, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    with pytest.raises(DownloadError) as info:
+    refused = rf"^cannot download {re.escape(closed_port_url)}: "  # the network's error, no other
+    with pytest.raises(DownloadError, match=refused) as info:
         download_dataset(
             "esc50", data_dir, progress=False, url=closed_port_url, cache_dir=tmp_path / "cache"
         )

@@ -436,3 +436,55 @@ def test_cells_recorded_in_an_earlier_results_csv_are_not_run_again(
     assert main([*args[:-1], str(meta)]) == 2
     err = capsys.readouterr().err
     assert "meta.csv: not a results.csv" in err and len(err.strip().splitlines()) == 1
+
+
+def test_offline_a_cell_without_its_weights_is_skipped_listed_and_the_grid_goes_on(
+    tiny_grid: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """The paper's grid offline: ImageNet's squeezenet1_1 weights cannot be downloaded. That
+    cell is skipped and named at the end; the next cell still runs; exit status 0."""
+    import urllib.error
+
+    import torch
+
+    def offline(*_args: object, **_kwargs: object) -> None:
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty hub cache
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    body = tiny_grid.read_text().replace('models = ["tiny_test_cnn"]\naugment = ["none", "taa"]',
+                                         'models = ["squeezenet1_1", "tiny_test_cnn"]\n'
+                                         'augment = ["none"]\nepochs = 1\n'
+                                         "[models.squeezenet1_1]\npretrained = true")  # fmt: skip
+    assert "squeezenet1_1" in body
+    grid = tmp_path / "offline.toml"
+    grid.write_text(body)
+    out = tmp_path / "runs"
+    assert main(["-q", "experiment", str(grid), "--out", str(out)]) == 0
+    # torch.hub prints its attempt ("Downloading: ...") on stdout too
+    printed = [ln for ln in capsys.readouterr().out.splitlines() if "Downloading" not in ln]
+    assert printed[0].startswith("[1/2] esc50-squeezenet1_1-none")
+    assert "skipped, its pretrained weights are not at hand" in printed[0]
+    assert printed[1].startswith("[2/2] esc50-tiny_test_cnn-none") and "accuracy" in printed[1]
+    assert "1 run now" in printed[2] and "1 without their weights, 0 failed" in printed[2]
+    assert printed[3].startswith(
+        "not run for want of pretrained weights (1): esc50-squeezenet1_1-none-official-folds; put"
+    )
+
+
+@pytest.mark.parametrize("runs", ["absent", "empty"])
+def test_results_of_a_recorded_csv_and_a_run_root_with_no_run_yet(
+    tmp_path: Path, runs: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's third command on a new machine: runs/paper absent, or made but empty."""
+    recorded = _recorded_csv(tmp_path / "recorded.csv", {"none": "1 2"})
+    root = tmp_path / "runs" / "paper"
+    if runs == "empty":
+        root.mkdir(parents=True)
+    args = ["results", str(recorded), str(root), "--complete-only", "--out", str(tmp_path / "r")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"{root}: no finished run there yet; the rows of the results given are kept" in out
+    assert "1 cell(s) aggregated" in out
+    # Without a results.csv to carry, an empty root is still an error: there is nothing to show.
+    assert main(["results", str(root)]) == 2

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import SHARED_DATASETS, SHARED_WEIGHTS
 from escnet.data.audio import AudioConfig, find_audio_file, load_audio
 from escnet.errors import WeightsError
 from escnet.models.mobilenet_audioset import (
@@ -25,10 +26,10 @@ from escnet.models.mobilenet_audioset import (
     read_audioset_labels,
 )
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-WEIGHTS_DIR = SHARED / "weights" / "efficientat"
+# $ESCNET_DATA_DIR / $ESCNET_WEIGHTS_DIR, else ../shared/data and ../shared/weights (conftest).
+WEIGHTS_DIR = SHARED_WEIGHTS / "efficientat"
 CHECKPOINT = WEIGHTS_DIR / MN04_AS_FILENAME
-ESC50 = SHARED / "datasets" / "esc50"
+ESC50 = SHARED_DATASETS / "esc50"
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "check_mn04_esc10.py"
 
 
@@ -271,3 +272,17 @@ def test_dog_and_rooster_clips_tagged_in_top5(checkpoint: Path) -> None:
         for r, top in zip(chosen, top5, strict=True)
     )
     assert hits >= 8, f"only {hits}/10 dog/rooster clips have their AudioSet label in the top 5"
+
+
+def test_the_esc50_copy_is_found_where_the_data_env_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test and the benchmark read ESC-50 from $ESCNET_DATA_DIR (else ../shared/data), not
+    from a ../shared/datasets that no longer exists."""
+    import conftest
+
+    assert conftest.SHARED_DATASETS.name != "datasets"
+    assert ESC50 == conftest.SHARED_DATASETS / "esc50"
+    benchmark = _benchmark()
+    monkeypatch.setenv("ESCNET_DATA_DIR", "/somewhere/data")
+    assert benchmark.default_dir("ESCNET_DATA_DIR", "data") == Path("/somewhere/data")
+    monkeypatch.delenv("ESCNET_DATA_DIR")
+    assert benchmark.default_dir("ESCNET_DATA_DIR", "data") == benchmark.SHARED / "data"

@@ -144,3 +144,29 @@ def test_resolve_model_dir(tmp_path: Path) -> None:
     assert resolve_model_dir(run, fold=3) == run / "fold3" / "model"
     with pytest.raises(ModelDirError, match="fold7"):
         resolve_model_dir(run, fold=7)
+
+
+@pytest.mark.parametrize("where", ["../outside.pt", "{abs}", "link.pt"])
+def test_weights_outside_the_model_directory_are_refused(tmp_path: Path, where: str) -> None:
+    """A model.json that points its weights elsewhere (a relative path up, an absolute path, a
+    link out of the directory) is refused, although that file holds the right weights."""
+    path, _ = _saved(tmp_path)
+    outside = tmp_path / "outside.pt"
+    outside.write_bytes((path / "weights.pt").read_bytes())  # same bytes: the sha256 matches
+    (path / "link.pt").symlink_to(outside)
+    meta = json.loads((path / "model.json").read_text())
+    meta["weights"]["file"] = where.format(abs=outside)
+    (path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelDirError, match=r"model\.json: .* is outside the model directory"):
+        load_model(path)
+
+
+def test_onnx_graph_outside_the_model_directory_is_refused(tmp_path: Path) -> None:
+    from escnet.inference.onnx_backend import load_onnx
+
+    path, _ = _saved(tmp_path)
+    meta = json.loads((path / "model.json").read_text())
+    meta["onnx"] = {"file": "/etc/passwd", "sha256": "0" * 64}
+    (path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(EscnetError, match=r"'/etc/passwd' is outside the model directory"):
+        load_onnx(path)

@@ -322,6 +322,16 @@ def test_mn04_as_pretrained_from_the_weights_dir(
     assert model.net.num_classes == 10
     with torch.no_grad():
         assert model.eval()(torch.randn(1, 1, 128, 100)).shape == (1, 10)
+    # The weights are the checkpoint's, not a fresh network's of the right shape: the first
+    # convolution, a deep block and the kept hidden layer of the head, exactly.
+    checkpoint = shared_weights / "efficientat" / "mn04_as_mAP_432.pt"
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    ours = dict(model.net.named_parameters())
+    for name in ("features.0.0.weight", "features.4.block.1.0.weight", "classifier.2.weight"):
+        torch.testing.assert_close(ours[name], state[name], rtol=0, atol=0)
+    fresh = create_model("mn04_as", num_classes=10)
+    assert not torch.equal(dict(fresh.net.named_parameters())["features.0.0.weight"],
+                           state["features.0.0.weight"])  # fmt: skip
 
 
 def test_describe_models_rows() -> None:

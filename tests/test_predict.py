@@ -394,8 +394,8 @@ def test_cli_predict_names_counts_and_skips_every_bad_file(
     rc, out, err = _run(["-q", "predict", str(model_dir), str(folder), "--format", "json"], capsys)
     assert rc == 0, err
     items = {Path(i["source"]).name: i for i in json.loads(out)}
-    assert len(items) == 6 and items["good.wav"]["top_k"][0]["label"] == "low_tone"
-    assert "1 of 6 file(s) labelled, 5 skipped" in err  # the dangling link counted too
+    assert len(items) == 8 and items["good.wav"]["top_k"][0]["label"] == "low_tone"
+    assert "1 of 8 file(s) labelled, 7 skipped" in err  # the dangling link counted too
     for path in bad.values():
         reason = items[path.name]["error"]
         assert f"escnet predict: skipped {path}: {reason}" in err
@@ -430,3 +430,53 @@ def test_cli_predict_warns_of_silence_and_shows_progress_in_seconds(
     rc, _, err = _run(["predict", str(model_dir), str(long), "--hop", "1"], capsys)
     assert rc == 0 and re.search(r"\| \d+\.\d/130\.0 s \[", err), err[-300:]
     assert not re.search(r"\d\.\d{3,}", err) and " s/s" not in err  # no raw float sums
+
+
+def test_cli_predict_escapes_control_characters_in_names(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A newline in a file name must not split a row of the one-line-per-file output, nor a
+    right-to-left override (U+202E) reorder the terminal's text; CSV and JSON keep the name
+    exactly, quoted."""
+    folder = tmp_path / "names"
+    folder.mkdir()
+    names = ["new\nline.wav", "evil\u202evaw.wav", "bell\x07\x1b[31m.wav"]
+    for name in names:
+        sf.write(folder / name, synth("noise", 1.0, 8000, np.random.default_rng(1)), 8000)
+    rc, out, err = _run(
+        ["-q", "predict", str(model_dir), str(folder), "--format", "labels"], capsys
+    )
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 3, lines  # one row per file
+    assert f"{folder}/bell\\x07\\x1b[31m.wav\tnoise" in lines
+    assert f"{folder}/evil\\u202evaw.wav\tnoise" in lines
+    assert f"{folder}/new\\nline.wav\tnoise" in lines
+    assert not any(c in out for c in "\u202e\x07\x1b")
+    rc, out, _ = _run(["-q", "predict", str(model_dir), str(folder)], capsys)  # the table
+    assert rc == 0 and not any(c in out for c in "\u202e\x07\x1b")
+    assert sum(line.startswith(str(folder)) for line in out.splitlines()) == 3
+    rc, out, _ = _run(["-q", "predict", str(model_dir), str(folder), "--format", "csv"], capsys)
+    files = {row["file"] for row in csv.DictReader(io.StringIO(out))}
+    assert files == {str(folder / name) for name in names}
+    rc, out, _ = _run(["-q", "predict", str(model_dir), str(folder), "--format", "json"], capsys)
+    assert {item["source"] for item in json.loads(out)} == {str(folder / n) for n in names}
+    assert "\u202e" not in out  # JSON escapes it
+
+
+def test_cli_predict_names_and_counts_a_fifo_in_a_folder(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    folder = tmp_path / "with-fifo"
+    folder.mkdir()
+    os.mkfifo(folder / "pipe.wav")  # opening it would block: it must be refused unopened
+    good = folder / "good.wav"
+    sf.write(good, synth("high_tone", 1.0, 8000, np.random.default_rng(2)), 8000)
+    rc, out, err = _run(
+        ["-q", "predict", str(model_dir), str(folder), "--format", "labels"], capsys
+    )
+    assert rc == 0 and out == f"{good}\thigh_tone\n", err
+    assert f"skipped {folder / 'pipe.wav'}: is not a regular file (a device, pipe or socket)" in err
+    assert "1 of 2 file(s) labelled, 1 skipped" in err

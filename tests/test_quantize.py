@@ -13,16 +13,17 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+import onnxruntime  # noqa: E402, F401  (declared in the dev extras: a missing one is an error)
+
 import escnet  # noqa: E402
 from _inference_helpers import CLASSES, SAMPLE_RATE, synth, train_tiny_model  # noqa: E402
 from conftest import write_esc50_layout  # noqa: E402
 from escnet.cli import main  # noqa: E402
+from escnet.data.audio import AudioConfig, load_audio  # noqa: E402
 from escnet.errors import EscnetError  # noqa: E402
 from escnet.export import quantize  # noqa: E402
 from escnet.export.onnx import export_model, write_graph  # noqa: E402
 from escnet.model_dir.io import load_model, save_model  # noqa: E402
-
-pytest.importorskip("onnxruntime")
 
 
 @pytest.fixture(scope="module")
@@ -52,15 +53,32 @@ def one_thread() -> Any:
 
 
 def test_an_int8_export_is_calibrated_on_training_folds_and_scored_on_the_test_fold(
-    fold_model: Path, tmp_path: Path
+    fold_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "int8"
+    seen: list[np.ndarray] = []
+    real = quantize.quantize_graph
+
+    def spy(float_path: Path, out_path: Path, calibration: np.ndarray) -> None:
+        seen.append(np.array(calibration))
+        real(float_path, out_path, calibration)
+
+    monkeypatch.setattr(quantize, "quantize_graph", spy)
     # The default bound (0.5 points): on these clear classes int8 loses nothing.
     result = export_model(fold_model, out, onnx=True, check_clips=0, quantize=True)
     assert result.onnx is not None
     q = result.onnx["quantized"]
     assert q["calibration"] == {"clips": 36, "from": "the model's training folds"}  # folds 2-5
     assert q["test_clips"] == 9  # fold 1, never calibrated on
+    # Not the exporter's word for it: each clip the calibrator was given, found among the data
+    # set's files, is a different training-fold clip (ESC-50 names begin with the fold).
+    audio = fold_model.parent / "data" / "esc50" / "audio"
+    config = AudioConfig(sample_rate=SAMPLE_RATE, duration=1.0)
+    files = {f.name: load_audio(f, config) for f in sorted(audio.iterdir())}
+    (calibration,) = seen
+    sources = [next(n for n, y in files.items() if np.array_equal(y, row)) for row in calibration]
+    assert len(set(sources)) == len(sources) == 36
+    assert {name.split("-")[0] for name in sources} == {"2", "3", "4", "5"}
     assert q["accuracy_int8"] == q["accuracy_float"] == 1.0
     assert "held-out" in q["summary"]
     import onnx

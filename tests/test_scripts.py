@@ -46,3 +46,20 @@ def test_prepare_gpu_carry_refuses_a_wrong_data_dir(tmp_path: Path, given: str) 
     assert len(lines) == 1 and "esc50/meta/esc50.csv" in lines[0], done.stderr
     assert "ESCNET_DATA_DIR" in lines[0]
     assert not (work / "carry").exists()  # nothing written before the check
+
+
+def test_the_test_command_requires_the_browser_test_to_run() -> None:
+    """scripts/test.sh (what CI runs) sets ESCNET_REQUIRE_BROWSER=1 before pytest, so that the
+    page test fails there instead of skipping when chromium or playwright is missing."""
+    script = REPO / "scripts" / "test.sh"
+    code = (
+        f"source <(sed -n '/ESCNET_REQUIRE_BROWSER=/p' {script}); "
+        'echo "[$ESCNET_REQUIRE_BROWSER]"'
+    )
+    env = {"PATH": "/usr/bin:/bin"}
+    done = subprocess.run(["bash", "-c", code], env=env, capture_output=True, text=True)
+    assert done.stdout == "[1]\n", done.stderr
+    lines = script.read_text().splitlines()
+    sets = next(i for i, line in enumerate(lines) if line.startswith("export ESCNET_REQUIRE_B"))
+    runs = next(i for i, line in enumerate(lines) if "-m pytest" in line)
+    assert sets < runs

@@ -14,6 +14,9 @@ import pytest
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).parent))
+import httpx  # noqa: E402
+import uvicorn  # noqa: E402, F401  (escnet serve's server: a missing one fails, never skips)
+
 from _inference_helpers import (  # noqa: E402
     CLASSES,
     Server,
@@ -23,8 +26,6 @@ from _inference_helpers import (  # noqa: E402
 )
 from escnet.serve.batcher import Batcher  # noqa: E402
 
-httpx = pytest.importorskip("httpx")
-pytest.importorskip("uvicorn")
 MAX_UPLOAD_MB = 1.5
 MAX_DURATION = 30.0
 UPLOAD_TIMEOUT = 3.0
@@ -61,6 +62,8 @@ def test_health_classes_page_and_docs(server: tuple[str, Path]) -> None:
         "max_long_uploads": 2,
         "long_upload_seconds": 60.0,
         "upload_timeout": UPLOAD_TIMEOUT,
+        "header_timeout": 10.0,
+        "max_connections": 100,
     }
     assert httpx.get(f"{url}/classes").json() == {"classes": list(CLASSES)}
     page = httpx.get(f"{url}/")
@@ -410,6 +413,8 @@ def test_concurrent_long_uploads_are_bounded_in_memory_and_all_answered(tmp_path
         with ThreadPoolExecutor(4) as pool:
             answers = list(pool.map(post, range(4)))
         statuses = sorted(r.status_code for r in answers)
+        # How many overlap depends on the machine's speed: exactly two refused while two hold
+        # their slots is test_serve_limits.py's, with a model that waits to be released.
         assert set(statuses) <= {200, 503} and statuses.count(200) >= 2, statuses
         for r in answers:
             if r.status_code == 503:

@@ -95,7 +95,8 @@ def naa_run(data_base: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
 
 
 def test_metrics_match_sklearn() -> None:
-    sk = pytest.importorskip("sklearn.metrics")
+    from sklearn import metrics as sk  # the independent reference (dev extras)
+
     rng = np.random.default_rng(0)
     y_true = rng.integers(0, 6, 200)
     y_pred = np.where(rng.random(200) < 0.6, y_true, rng.integers(0, 7, 200))
@@ -340,7 +341,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(data_base: Path, tmp_pat
     code = _run_worker([str(config_path), str(killed), "--kill-after", "7"], tmp_path / "log")
     assert code == -9, (tmp_path / "log").read_text()[-3000:]
     assert not (killed / "results.json").exists()
-    state = torch.load(killed / "fold1" / "last.pt", weights_only=False)
+    state = torch.load(killed / "fold1" / "last.pt", weights_only=True)
     assert state["epoch"] == 1
 
     resumed = cross_validate(config, killed, resume=True, progress=False)
@@ -405,8 +406,7 @@ def test_no_validation_split_keeps_last_epoch(data_base: Path, tmp_path: Path) -
 def test_cnn7_smoke(data_base: Path, tmp_path: Path) -> None:
     from escnet.models import list_models
 
-    if "cnn7" not in list_models():
-        pytest.skip("the model registry has no cnn7")
+    assert "cnn7" in list_models()  # the recipe's baseline: its absence is a failure, no skip
     config = make_config(
         data_base, model="cnn7", augment="none", folds=[1], epochs=1, max_train_batches=2
     )

@@ -7,6 +7,7 @@ reader sees either the whole entry or none: an interrupted run leaves no half-wr
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -57,9 +58,49 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, target)
+    except OSError as exc:
+        if _disk_full(exc):
+            raise disk_full_error(target.parent) from None
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _disk_full(exc: OSError) -> bool:
+    # numpy reports a short write in its own words, without an errno ("27648 requested and
+    # 20448 written"); on a local file that is the disk (or a quota) running out.
+    short_write = exc.errno is None and "requested and" in str(exc) and "written" in str(exc)
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT) or short_write
+
+
+def _device_of(directory: Path) -> str:
+    """The device (as ``/proc/mounts`` names it) of the file system holding ``directory``, or
+    its mount point where that is not known."""
+    path = directory.resolve()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    dev = path.stat().st_dev
+    while path != path.parent and path.parent.stat().st_dev == dev:
+        path = path.parent
+    try:
+        for line in Path("/proc/mounts").read_text().splitlines():
+            device, mount = line.split()[:2]
+            if mount == str(path):
+                return device
+    except OSError:
+        pass
+    return str(path)
+
+
+def disk_full_error(directory: Path) -> OSError:
+    """The one-line error of a write that ran out of space, naming the device and the
+    directory."""
+    return OSError(
+        errno.ENOSPC,
+        f"no space left on {_device_of(directory)} ({directory}); free space there, or write "
+        "elsewhere (--cache-dir or $ESCNET_CACHE_DIR for the cache, --run-dir for a run)",
+    )
 
 
 def _probe_writable(directory: Path) -> None:

@@ -62,6 +62,11 @@ class ModelDirError(EscnetError):
     """A model directory that cannot be loaded; the message names the file and the fix."""
 
 
+class ModelOutputError(EscnetError):
+    """A model gave scores that cannot be right (NaN or infinite, or not one per class): the
+    model is broken, not the audio; the service answers 500 for it."""
+
+
 class WeightsError(EscnetError):
     """Pretrained weights are missing, corrupt or do not fit the model."""
 

@@ -79,15 +79,41 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; an option the sub-command does not know is refused by the sub-command's
+    own parser, so that the message names it (``escnet predict: error: ...``), not ``escnet``."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        command = subs.choices.get(getattr(args, "command", None) or "", parser)
+        command.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of stdout went away (``escnet models | head``): stop quietly, as Unix tools
+    do, with the status a shell gives a process that SIGPIPE ended."""
+    # Python would report the pipe again when it flushes stdout at exit: point stdout at
+    # /dev/null first.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + 13  # SIGPIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     logging.basicConfig(level=logging.WARNING, format="escnet: %(message)s", stream=sys.stderr)
     if args.weights_dir:
         os.environ["ESCNET_WEIGHTS_DIR"] = str(Path(args.weights_dir).expanduser())
     try:
         _check_cache_dir(args)
-        return int(args.func(args))
+        status = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe is found here, not at exit with a traceback
+        return status
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except (EscnetError, ValueError) as exc:
         print(f"escnet {args.command}: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2

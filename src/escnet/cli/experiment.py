@@ -37,14 +37,22 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         recorded=args.recorded,
     )
     failed = [o.cell.name for o in outcomes if o.status == "failed"]
+    unweighted = [o.cell.name for o in outcomes if o.status == "no-weights"]
     ran = sum(o.status == "done" for o in outcomes)
     recorded = sum(o.status == "recorded" for o in outcomes)
     print(
         f"{len(outcomes)} cell(s): {ran} run now, "
         f"{sum(o.status == 'skipped' for o in outcomes)} complete already, "
         + (f"{recorded} in the results given, " if recorded else "")
+        + (f"{len(unweighted)} without their weights, " if unweighted else "")
         + f"{len(failed)} failed"
     )
+    if unweighted:
+        print(
+            f"not run for want of pretrained weights ({len(unweighted)}): {', '.join(unweighted)}; "
+            "put the weights in the weights directory (--weights-dir, $ESCNET_WEIGHTS_DIR) or "
+            "run online, then run the same command again"
+        )
     return 1 if failed else 0
 
 
@@ -53,6 +61,8 @@ def cmd_results(args: argparse.Namespace) -> int:
 
     written = aggregate(args.run_dirs, args.out, complete_only=args.complete_only)
     left = f" ({written.left_out} incomplete left out)" if written.left_out else ""
+    for root in written.empty:
+        print(f"{root}: no finished run there yet; the rows of the results given are kept")
     print(f"{len(written.rows)} cell(s) aggregated into {written.out}{left}:")
     for path in written.files:
         print(f"  {path}")

@@ -11,6 +11,7 @@ import argparse
 import csv
 import json
 import sys
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,25 @@ _SCORES = {
     "softmax": "softmax probabilities",
     "sigmoid": "sigmoid scores, multi-label: each label 0-1 on its own",
 }
+
+
+def shown(text: object) -> str:
+    """``text`` safe to print on a line of its own: control and formatting characters (a
+    newline, ESC, U+202E right-to-left override) escaped as ``\\n``, ``\\x1b``, ``\\u202e``, so
+    that a file name can neither split a row nor reorder or recolour the terminal's text. CSV
+    and JSON quote such names themselves.
+
+    Examples:
+        >>> print(shown("a\\nb\\u202e.wav"))
+        a\\nb\\u202e.wav
+    """
+    out = []
+    for c in str(text):
+        if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") or c == "\\":
+            out.append(ascii(c)[1:-1] if c != "\\" else "\\\\")
+        else:
+            out.append(c)
+    return "".join(out)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -81,11 +101,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
             writer.error(path, exc.reason)
             continue
         for warning in prediction.warnings:
-            print(f"escnet predict: warning: {path}: {warning}", file=sys.stderr)
+            print(f"escnet predict: warning: {shown(path)}: {warning}", file=sys.stderr)
         writer.write(prediction)
     writer.close()
     for path, reason in skipped:
-        print(f"escnet predict: skipped {path}: {reason}", file=sys.stderr)
+        print(f"escnet predict: skipped {shown(path)}: {reason}", file=sys.stderr)
     if skipped:
         print(
             f"escnet predict: {len(files) - len(skipped)} of {len(files)} file(s) labelled, "
@@ -117,7 +137,7 @@ class _Writer:
         elif self.csv is not None:
             self._csv_rows(summary)
         elif self.fmt == "labels":
-            print(f"{summary['source']}\t{summary['top_k'][0]['label']}", flush=True)
+            print(f"{shown(summary['source'])}\t{summary['top_k'][0]['label']}", flush=True)
         else:
             self._table(summary)
 
@@ -149,7 +169,7 @@ class _Writer:
         note = f", {len(windows)} windows, {s['aggregate']} over windows" if windows else ""
         if s.get("activation") == "sigmoid":
             note += ", sigmoid scores"
-        print(f"{s['source']}  ({s['duration']:.2f} s{note})")
+        print(f"{shown(s['source'])}  ({s['duration']:.2f} s{note})")
         print(f"  {labels(s['top_k'])}")
         for w in windows:
             print(f"    {w['start']:8.2f} - {w['end']:8.2f} s  {labels(w['top_k'][:1])}")
@@ -207,6 +227,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         max_long_uploads=args.max_long_uploads,
         upload_timeout=args.upload_timeout,
+        header_timeout=args.header_timeout,
+        max_connections=args.max_connections,
     )
     serve(
         args.model,
@@ -382,6 +404,18 @@ def register(sub: Any) -> None:
         type=seconds(3600.0),
         default=60.0,
         help="seconds a client may take to send its upload (60); 408 after",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=seconds(3600.0),
+        default=10.0,
+        help="seconds a client may take to send a request's headers (10); 408 and closed after",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=whole_number(1, 100_000),
+        default=100,
+        help="connections open at once (100); more are answered 503 and closed",
     )
     _backend_args(p)
     p.set_defaults(func=cmd_serve)

@@ -49,6 +49,16 @@ UNKNOWN_FRAMES = 2**63 - 1
 # more frames than the file holds cannot make escnet allocate memory for them.
 _BLOCK_SAMPLES = 1 << 20
 
+#: Sample rates a file may declare (Hz). Telephone audio is 8 kHz and ultrasound recorders stay
+#: at or below 1 MHz; a header outside is damaged or hostile (2 147 483 647 Hz made 1 000 samples
+#: resample to none, and the run stopped there).
+MIN_SAMPLE_RATE = 1000
+MAX_SAMPLE_RATE = 1_000_000
+
+#: Shortest recording a file may hold (seconds): less is no sound to label, and resamples to no
+#: sample at all at some rates.
+MIN_RECORDING_S = 0.001
+
 
 @dataclass(frozen=True)
 class AudioConfig:
@@ -220,7 +230,33 @@ def open_sound(source: str | os.PathLike[str] | bytes, name: str | None = None) 
     if f.frames <= 0:
         f.close()
         raise AudioError(label, "file decodes to zero samples")
+    if not MIN_SAMPLE_RATE <= f.samplerate <= MAX_SAMPLE_RATE:
+        f.close()
+        raise AudioError(
+            label,
+            f"its header declares a sample rate of {f.samplerate} Hz, outside the "
+            f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz of real recordings; the header is damaged: "
+            "replace it with a good copy",
+        )
+    if f.frames < MIN_RECORDING_S * f.samplerate:
+        frames = f.frames
+        f.close()
+        raise AudioError(
+            label,
+            f"holds {frames} sample(s) at {f.samplerate} Hz, less than {MIN_RECORDING_S * 1000:g} "
+            "ms: too short to label; replace it with a longer recording",
+        )
     return f
+
+
+def block_frames(sample_rate: int, channels: int, seconds: float) -> int:
+    """Frames per decoded block: ``seconds`` of audio, but never more than about a million
+    samples over all channels (4 MB of float32), so that a many-channel, high-rate file (8
+    channels at 384 kHz) is decoded and mixed down in blocks as small as a mono one's."""
+    frames = _BLOCK_SAMPLES // max(1, channels)
+    if math.isfinite(seconds):
+        frames = min(frames, int(seconds * sample_rate))
+    return max(1, frames)
 
 
 def decode_blocks(
@@ -281,7 +317,7 @@ def read_audio(
         with open_sound(p) as f:
             sr = int(f.samplerate)
             limit = None if max_seconds is None else math.ceil(max_seconds * sr)
-            block = max(1, _BLOCK_SAMPLES // max(1, f.channels))
+            block = block_frames(sr, f.channels, math.inf)
             parts = list(decode_blocks(f, p, block, limit))
     except OSError as exc:
         raise AudioError(p, os_error_reason(exc)) from None

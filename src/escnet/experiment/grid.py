@@ -61,7 +61,7 @@ from escnet.augment.policy import get_policy
 from escnet.cache import atomic_write_json
 from escnet.data.datasets import DATASETS
 from escnet.data.folds import NAA_IMAGES_PER_CLIP, check_protocol, is_leaky, protocol_label
-from escnet.errors import EscnetError, ParameterError
+from escnet.errors import EscnetError, ParameterError, WeightsError
 from escnet.models import get_model_info
 from escnet.results.files import read_results_csv
 from escnet.results.rows import is_random_init, shown_model
@@ -176,7 +176,9 @@ class CellOutcome:
     """What running (or skipping) one cell gave."""
 
     cell: Cell
-    status: str  # "done" (ran now), "skipped" (complete before), "recorded", "failed"
+    #: "done" (ran now), "skipped" (complete before), "recorded", "failed", or "no-weights"
+    #: (its pretrained weights are not on this machine and cannot be downloaded: left for later)
+    status: str
     seconds: float = 0.0
     accuracy: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
@@ -186,6 +188,8 @@ class CellOutcome:
         head = f"[{index}/{total}] {self.cell.name}"
         if self.status == "failed":
             return f"{head}: FAILED after {self.seconds:.0f} s: {self.error}"
+        if self.status == "no-weights":
+            return f"{head}: skipped, its pretrained weights are not at hand: {self.error}"
         mean, std = self.accuracy.get("mean"), self.accuracy.get("std")
         acc = "accuracy –" if mean is None else f"accuracy {100 * mean:.2f} %"
         if mean is not None and std is not None:
@@ -465,6 +469,10 @@ def run_grid(
             start = time.perf_counter()
             try:
                 outcome = _run_cell(cell, progress=progress, overrides=overrides or {})
+            except WeightsError as exc:
+                # Offline without the weights (ImageNet's, AudioSet's): the cell cannot run
+                # here, the others can; it is listed at the end and runs once they are there.
+                outcome = CellOutcome(cell, "no-weights", error=str(exc))
             except (EscnetError, ValueError, RuntimeError, OSError) as exc:
                 if not keep_going:
                     raise

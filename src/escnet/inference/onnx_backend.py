@@ -17,7 +17,13 @@ import numpy as np
 from escnet.cache import sha256_file
 from escnet.errors import EscnetError, ParameterError
 from escnet.inference.backend import ModelSpec
-from escnet.model_dir.layout import MODEL_JSON, ONNX_FILE, head_activation, read_model_json
+from escnet.model_dir.layout import (
+    MODEL_JSON,
+    ONNX_FILE,
+    head_activation,
+    inside,
+    read_model_json,
+)
 from escnet.model_dir.runtime import import_onnxruntime
 
 __all__ = ["OnnxBackend", "load_onnx"]
@@ -48,7 +54,12 @@ class OnnxBackend:
                 f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0]}); re-export it"
             ) from None
         self.input_name = self.session.get_inputs()[0].name
-        self.output_name = self.session.get_outputs()[0].name
+        output = self.session.get_outputs()[0]
+        self.output_name = output.name
+        #: Scores per window the graph declares (``None`` when its last axis is symbolic).
+        self.width = (
+            output.shape[-1] if output.shape and isinstance(output.shape[-1], int) else None
+        )
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(batch, dtype=np.float32)
@@ -70,7 +81,9 @@ def load_onnx(
     meta = read_model_json(root, required=("classes", "sample_rate", "clip_seconds"))
     activation = head_activation(meta, root / MODEL_JSON)
     record = meta.get("onnx")
-    onnx_path = root / str((record or {}).get("file", ONNX_FILE))
+    if record is not None and not isinstance(record, dict):
+        raise EscnetError(f"{root / MODEL_JSON}: onnx must be a JSON object; re-export the model")
+    onnx_path = inside(root, (record or {}).get("file", ONNX_FILE), root / MODEL_JSON)
     if not record or not onnx_path.is_file():
         raise EscnetError(
             f"{onnx_path}: missing; write it with `escnet export {root} --out DIR --onnx` "
@@ -91,4 +104,13 @@ def load_onnx(
         metadata={**meta, "activation": activation},
         path=root,
     )
-    return spec, OnnxBackend(onnx_path, threads=threads)
+    backend = OnnxBackend(onnx_path, threads=threads)
+    width = backend.width
+    if width is None:  # a symbolic output axis: what one window of silence gives
+        width = backend(np.zeros((1, spec.num_samples), np.float32)).shape[-1]
+    if width != len(spec.classes):
+        raise EscnetError(
+            f"{onnx_path}: the graph gives {width} scores per window but {MODEL_JSON} names "
+            f"{len(spec.classes)} classes; the two do not belong together: re-export the model"
+        )
+    return spec, backend

@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from escnet.data.audio import resample, to_mono
-from escnet.errors import AudioError, EscnetError, ParameterError
+from escnet.errors import AudioError, EscnetError, ModelOutputError, ParameterError
 from escnet.inference.backend import Backend, ModelSpec
 from escnet.inference.limits import MAX_BATCH, MAX_OVERLAP, MAX_WINDOW_SECONDS, MAX_WINDOWS
 from escnet.inference.results import (
@@ -152,7 +152,19 @@ class Predictor:
             fixed = np.zeros((x.shape[0], n), np.float32)
             fixed[:, : min(n, x.shape[1])] = x[:, :n]
             x = fixed
-        return np.asarray(self.backend(np.ascontiguousarray(x)), dtype=np.float32)
+        scores = np.asarray(self.backend(np.ascontiguousarray(x)), dtype=np.float32)
+        if scores.shape != (x.shape[0], len(self.classes)):
+            raise ModelOutputError(
+                f"{self.spec.path}: the model gave scores of shape {scores.shape} for "
+                f"{x.shape[0]} window(s) of {len(self.classes)} classes; re-export the model"
+            )
+        if not np.isfinite(scores).all():
+            # NaN would print as a label with score "nan" and go out as null: refuse it.
+            raise ModelOutputError(
+                f"{self.spec.path}: the model gave NaN or infinite scores; its weights or graph "
+                "are broken: re-export it (or retrain, if the training diverged)"
+            )
+        return scores
 
     def predict(
         self,

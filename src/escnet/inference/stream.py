@@ -26,7 +26,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from escnet.data.audio import decode_blocks, open_sound
+from escnet.data.audio import block_frames, decode_blocks, open_sound
 from escnet.errors import AudioError, ParameterError
 
 __all__ = [
@@ -76,9 +76,10 @@ def audio_extensions() -> tuple[str, ...]:
 def find_audio_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Files named in ``paths``, with directories walked recursively for the extensions of
     :func:`audio_extensions` (any case), sorted per directory; files named directly are kept
-    whatever their extension, and so are paths that do not exist and dangling symbolic links:
-    decoding then names each as a bad file (:func:`open_audio`) rather than dropping it. A path
-    found twice is listed once.
+    whatever their extension, and so are paths that do not exist, dangling symbolic links and
+    entries that are no regular file (a FIFO, a socket, a device): decoding then names each as a
+    bad file (:func:`open_audio`, before opening it) rather than dropping it. A path found twice
+    is listed once.
     """
     extensions = set(audio_extensions())
     files: list[Path] = []
@@ -86,19 +87,11 @@ def find_audio_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
         p = Path(item)
         if p.is_dir():
             files.extend(
-                sorted(
-                    f
-                    for f in p.rglob("*")
-                    if f.suffix.lower() in extensions and (f.is_file() or _dangling(f))
-                )
+                sorted(f for f in p.rglob("*") if f.suffix.lower() in extensions and not f.is_dir())
             )
         else:
             files.append(p)
     return list(dict.fromkeys(files))  # a file named twice (or inside a folder named) once
-
-
-def _dangling(path: Path) -> bool:
-    return path.is_symlink() and not path.exists()
 
 
 def tail_slack(window: int) -> int:
@@ -314,7 +307,7 @@ def iter_blocks(
             blocks were yielded: a file damaged in the middle).
     """
     source = path if isinstance(path, AudioSource) else open_audio(path)
-    block_frames = max(1, int(block_seconds * source.sample_rate))
+    frames = block_frames(source.sample_rate, source.channels, block_seconds)
     yield from resample_blocks(
-        _decoded_blocks(source, block_frames), source.sample_rate, sample_rate, quality
+        _decoded_blocks(source, frames), source.sample_rate, sample_rate, quality
     )

@@ -46,6 +46,7 @@ from escnet.model_dir.layout import (
     TORCH_FIELDS,
     WEIGHTS,
     head_activation,
+    inside,
     read_model_json,
 )
 from escnet.models import SpectralClassifier, create_model, get_model_info
@@ -256,7 +257,9 @@ def load_model(directory: str | os.PathLike[str], *, device: str = "cpu") -> Loa
     path = Path(directory)
     meta = read_model_json(path, required=TORCH_FIELDS)
     meta_path = path / MODEL_JSON
-    weights_path = path / str(meta["weights"].get("file", WEIGHTS))
+    if not isinstance(meta["weights"], dict):
+        raise ModelDirError(f"{meta_path}: weights must be a JSON object; re-export the model")
+    weights_path = inside(path, meta["weights"].get("file", WEIGHTS), meta_path)
     if not weights_path.is_file():
         raise ModelDirError(f"{weights_path}: missing; the model directory is incomplete")
     digest = sha256_file(weights_path)

@@ -33,6 +33,7 @@ __all__ = [
     "WEIGHTS",
     "final_model_dir",
     "head_activation",
+    "inside",
     "is_ensemble",
     "is_model_dir",
     "member_run_dir",
@@ -110,6 +111,24 @@ def member_run_dir(ensemble_dir: str | os.PathLike[str], member: str) -> Path:
         f"{root / ENSEMBLE_JSON}: member run {member} not found (nor {beside}); keep the member "
         "runs where they were, or beside the ensemble directory"
     )
+
+
+def inside(root: str | os.PathLike[str], name: object, where: str | os.PathLike[str]) -> Path:
+    """``root / name`` for a file or directory that ``model.json`` (or ``ensemble.json``) names,
+    refused when it leaves ``root``: a model directory is data, and must not make escnet read
+    files elsewhere (``"../../x.pt"``, an absolute path, a link pointing out).
+
+    Raises:
+        ModelDirError: naming ``where`` and the field's value (never the resolved target).
+    """
+    base = Path(root).resolve()
+    target = (base / str(name)).resolve()
+    if not isinstance(name, str) or not name or base not in target.parents:
+        raise ModelDirError(
+            f"{where}: {name!r} is outside the model directory; a model directory names only "
+            "files inside it: re-export the model"
+        )
+    return target
 
 
 def read_model_json(

@@ -30,6 +30,7 @@ from escnet.errors import EscnetError
 from escnet.model_dir.layout import (
     ENSEMBLE_JSON,
     MODEL_JSON,
+    inside,
     member_run_dir,
     read_model_json,
     resolve_model_dir,
@@ -86,9 +87,7 @@ def _refit_members(root: Path) -> tuple[list[Member], dict[str, Any]]:
     for i, m in enumerate(meta["members"]):
         if not isinstance(m, dict) or not {"dir", "weight", "temperature"} <= set(m):
             raise EscnetError(f"{where}: member {i} needs dir, weight and temperature")
-        path = (root / str(m["dir"])).resolve()
-        if root.resolve() not in path.parents:
-            raise EscnetError(f"{where}: member {i} ({m['dir']}) is outside {root}")
+        path = inside(root, m["dir"], f"{where}: member {i}")
         members.append(Member(path, float(m["weight"]), float(m["temperature"])))
     return members, {"ensemble": str(root), "fold": None, **(meta.get("trained_on") or {})}
 

@@ -50,6 +50,8 @@ class Aggregate:
     files: list[Path]
     left_out: int = 0  # incomplete runs left out (``complete_only``)
     kept: list[Path] = field(default_factory=list)  # figures kept as drawn, not rewritten
+    #: Run roots given beside an earlier results.csv that hold no run (yet): nothing to add.
+    empty: list[Path] = field(default_factory=list)
 
 
 def aggregate(
@@ -65,15 +67,20 @@ def aggregate(
 
     An input may also be an earlier aggregation's ``results.csv``: its rows are carried (with
     their curves from the ``curves.csv`` beside it), except where a run directory among the
-    inputs is of the same cell (:attr:`RunRow.cell`), which replaces the carried row.
+    inputs is of the same cell (:attr:`RunRow.cell`), which replaces the carried row. Beside
+    one, a run root that is missing or holds no run yet (a new machine that has run no cell) adds
+    nothing and is listed in :attr:`Aggregate.empty`.
 
     Raises:
-        EscnetError: a path is missing or holds no run, or ``complete_only`` leaves none.
+        EscnetError: a path is missing or holds no run (with no earlier ``results.csv`` given),
+            or ``complete_only`` leaves none.
     """
     target = Path(out)
     paths = list(run_dirs)
     earlier = [Path(p) for p in paths if is_results_csv(p)]
     dirs = [p for p in paths if not is_results_csv(p)]
+    empty = [Path(p) for p in dirs if earlier and not _holds_runs(Path(p))]
+    dirs = [p for p in dirs if Path(p) not in empty]
     # Read everything before writing: ``out`` may be where the earlier results.csv lives.
     found = [read_run(r) for r in find_runs(dirs)]
     fresh = {r.cell for r in found}
@@ -99,4 +106,8 @@ def aggregate(
     md = target / "results.md"
     atomic_write_text(md, markdown_tables(rows, figures))
     files.insert(1, md)
-    return Aggregate(target, rows, files, left_out=len(found) - len(rows), kept=kept)
+    return Aggregate(target, rows, files, left_out=len(found) - len(rows), kept=kept, empty=empty)
+
+
+def _holds_runs(path: Path) -> bool:
+    return path.is_dir() and next(path.rglob("results.json"), None) is not None

@@ -10,9 +10,11 @@ cannot get past it), 408 for one that takes longer than ``upload_timeout`` to ar
 recording over ``max_duration`` seconds, an empty, truncated or damaged upload or one with NaN
 samples, 415 for content that is not audio soundfile can decode, 400 for a malformed multipart
 body, 503 with ``Retry-After`` when ``max_long_uploads`` long recordings are already being
-labelled. Uploads are held in memory and decoded window by window
-(:mod:`escnet.serve.uploads`), so no request leaves anything on disk and a long one costs its
-bytes, not its decoded length.
+labelled. Uploads are held in memory (a multipart form's file too, never spooled to a temporary
+file) and decoded window by window (:mod:`escnet.serve.uploads`), so no request writes anything
+to disk and a long one costs its bytes, not its decoded length. A client that does not send its
+request's headers within ``header_timeout`` is answered 408 and disconnected, and connections
+past ``max_connections`` get 503 (:mod:`escnet.serve.connections`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from escnet.inference.limits import (
     MAX_UPLOAD_MB,
 )
 from escnet.serve.batcher import Batcher
+from escnet.serve.connections import bounded_protocol
 from escnet.serve.uploads import LongUploads, extract_upload, label_upload, read_body
 from escnet.version import __version__
 
@@ -60,6 +63,9 @@ class ServeConfig:
             are answered 503 with ``Retry-After``.
         long_upload_seconds: what counts as a long recording (60 s).
         upload_timeout: seconds a client may take to send its body (60); 408 after.
+        header_timeout: seconds a client may take to send a request's headers (10); after it
+            the connection is answered 408 and closed.
+        max_connections: connections open at once (100); more are answered 503 and closed.
     """
 
     max_upload_bytes: int = 20_000_000
@@ -70,6 +76,8 @@ class ServeConfig:
     max_long_uploads: int = 2
     long_upload_seconds: float = LONG_UPLOAD_SECONDS
     upload_timeout: float = 60.0
+    header_timeout: float = 10.0
+    max_connections: int = 100
 
     def __post_init__(self) -> None:
         _check_range("max_upload_bytes", self.max_upload_bytes, 1, MAX_UPLOAD_MB * 1e6)
@@ -80,6 +88,8 @@ class ServeConfig:
         _check_range("max_long_uploads", self.max_long_uploads, 1, 64)
         _check_range("long_upload_seconds", self.long_upload_seconds, 0, 1e6, open_low=True)
         _check_range("upload_timeout", self.upload_timeout, 0, 3600, open_low=True)
+        _check_range("header_timeout", self.header_timeout, 0, 3600, open_low=True)
+        _check_range("max_connections", self.max_connections, 1, 100_000)
 
     def limits(self) -> dict[str, Any]:
         """The limits a client may meet, as ``/health`` reports them."""
@@ -89,6 +99,8 @@ class ServeConfig:
             "max_long_uploads": self.max_long_uploads,
             "long_upload_seconds": self.long_upload_seconds,
             "upload_timeout": self.upload_timeout,
+            "header_timeout": self.header_timeout,
+            "max_connections": self.max_connections,
         }
 
 
@@ -282,7 +294,12 @@ def serve(
             "  (API docs: /docs)",
             flush=True,
         )
-        server = uvicorn.Server(uvicorn.Config(app, host=host, port=bound, log_level=log_level))
+        cfg = config or ServeConfig()
+        protocol = bounded_protocol(cfg.header_timeout, cfg.max_connections)
+        uvicorn_config = uvicorn.Config(
+            app, host=host, port=bound, log_level=log_level, http=protocol
+        )
+        server = uvicorn.Server(uvicorn_config)
         server.run(sockets=[sock])
     finally:
         sock.close()

@@ -15,6 +15,7 @@ is 503 with ``Retry-After`` before anything is decoded.
 from __future__ import annotations
 
 import asyncio
+import logging
 import unicodedata
 from collections.abc import AsyncGenerator
 from pathlib import Path
@@ -25,13 +26,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from escnet.data.audio import open_sound
-from escnet.errors import AudioError, NotAudioError, ParameterError
+from escnet.data.audio import block_frames, open_sound
+from escnet.errors import AudioError, ModelOutputError, NotAudioError, ParameterError
 from escnet.inference import Prediction, Predictor, StreamLabeller
 from escnet.inference.stream import BLOCK_SECONDS, read_blocks, resample_blocks
 from escnet.serve.batcher import Batcher
 
 __all__ = ["LongUploads", "extract_upload", "label_upload", "read_body", "safe_name"]
+
+log = logging.getLogger(__name__)
 
 #: Longest file name echoed back (characters); a longer one keeps its start and its extension.
 MAX_NAME = 100
@@ -74,8 +77,12 @@ async def extract_upload(request: Request, body: bytes) -> tuple[bytes, str]:
     async def stream() -> AsyncGenerator[bytes, None]:
         yield body
 
+    parser = MultiPartParser(request.headers, stream(), max_files=1, max_fields=8)
+    # Starlette spools a file part over 1 MB to a temporary file; the body is in memory and
+    # bounded already, so its file stays there too: nothing of an upload touches the disk.
+    parser.spool_max_size = len(body) + 1
     try:
-        form = await MultiPartParser(request.headers, stream(), max_files=1, max_fields=8).parse()
+        form = await parser.parse()
     except MultiPartException as exc:
         raise HTTPException(400, f"malformed multipart body: {exc.message}") from None
     try:
@@ -172,7 +179,7 @@ async def label_upload(
             slots.acquire(name, duration)
             held = True
         labeller = StreamLabeller(predictor, how=how, batch_size=batcher.max_batch)
-        frames = max(1, int(BLOCK_SECONDS * f.samplerate))
+        frames = block_frames(int(f.samplerate), int(f.channels), BLOCK_SECONDS)
         blocks = resample_blocks(
             read_blocks(f, Path(name), frames), int(f.samplerate), predictor.sample_rate
         )
@@ -186,6 +193,13 @@ async def label_upload(
         raise HTTPException(422, f"{name}: {exc.reason}") from None
     except ParameterError as exc:
         raise HTTPException(422, f"{name}: {exc}") from None
+    except ModelOutputError as exc:  # the model's fault, not the upload's: no score goes out
+        log.error("%s: %s", name, exc)  # the operator's log names the model; the client not
+        raise HTTPException(
+            500,
+            "the model gave unusable scores (NaN, infinite or not one per class); the "
+            "service's model must be re-exported",
+        ) from None
     finally:
         if held:
             slots.release()

@@ -1,25 +1,40 @@
 """Checkpoints of one fold: ``best.pt`` (the selected weights), ``last.pt`` (everything needed to
 resume), and the progress they carry (:class:`FitState`). Every file is written atomically, best
 first, so that ``last.pt`` never points past a missing ``best.pt`` (:class:`Checkpointer`).
+
+A checkpoint holds tensors and plain types only (the RNG states too, :func:`plain_rng`), and is
+read back with ``torch.load(..., weights_only=True)`` (:func:`read_checkpoint`): a run directory
+is data, and a ``last.pt`` that is a pickle of code is refused, never run.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from escnet.cache import atomic_path
+from escnet.errors import EscnetError
 from escnet.models import SpectralClassifier
 from escnet.training.config import TrainConfig, check_resumable, nan_if_none
 from escnet.training.loop import Optimisation
 
-__all__ = ["Checkpointer", "FitState", "load_resume", "save_atomic"]
+__all__ = [
+    "Checkpointer",
+    "FitState",
+    "load_resume",
+    "plain_rng",
+    "read_checkpoint",
+    "restored_rng",
+    "save_atomic",
+]
 
 log = logging.getLogger(__name__)
 
@@ -69,25 +84,123 @@ class FitState:
         return improved
 
 
+#: What a file must hold to be a checkpoint of each kind (the keys a reader uses).
+_REQUIRED = {
+    "best.pt": ("model", "model_name", "classes", "config", "epoch"),
+    "last.pt": (
+        "model",
+        "optimizer",
+        "scheduler",
+        "scaler",
+        "epoch",
+        "best",
+        "since_best",
+        "stopped_early",
+        "history",
+        "rng",
+        "config",
+    ),
+}
+
+
+def read_checkpoint(path: Path, kind: str | None = None) -> dict[str, Any]:
+    """A checkpoint's contents, loaded with ``weights_only=True``: tensors and plain types only,
+    so that a file that would run code when unpickled is refused instead.
+
+    Args:
+        path: the file.
+        kind: ``"best.pt"`` or ``"last.pt"``: check that the keys of that kind are there
+            (default: the file's own name, when it is one of them).
+
+    Raises:
+        EscnetError: naming the file, when it is missing, corrupt, not a checkpoint of escnet,
+            or holds anything but tensors and plain types.
+    """
+    kind = kind or (path.name if path.name in _REQUIRED else None)
+    fix = "delete it (or the run directory) and train again"
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise EscnetError(f"{path}: no such checkpoint") from None
+    except pickle.UnpicklingError as exc:
+        # weights_only=True refuses any object but tensors and plain types before building it;
+        # torch's message is a page long: keep the line that names what was refused.
+        lines = [ln.strip() for ln in str(exc).splitlines()]
+        refused = next((ln for ln in lines if "GLOBAL" in ln), None)
+        if refused is None:
+            reason = next((ln for ln in lines if ln.startswith("Unsupported")), "unreadable")
+            raise EscnetError(
+                f"{path}: corrupt or not a PyTorch checkpoint ({reason}); {fix}"
+            ) from None
+        raise EscnetError(
+            f"{path}: refused: not a checkpoint of tensors and plain types ({refused[:160]}); "
+            f"escnet never unpickles code from a run directory; {fix}"
+        ) from None
+    except (RuntimeError, EOFError, ValueError, OSError, AttributeError) as exc:
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise EscnetError(
+            f"{path}: corrupt or not a PyTorch checkpoint ({reason}); {fix}"
+        ) from None
+    missing = [
+        k for k in _REQUIRED.get(kind or "", ()) if not isinstance(ckpt, dict) or k not in ckpt
+    ]
+    if not isinstance(ckpt, dict) or missing:
+        held = "no dictionary" if not isinstance(ckpt, dict) else f"no {', '.join(missing)}"
+        raise EscnetError(f"{path}: not an escnet {kind} checkpoint ({held}); {fix}")
+    return ckpt
+
+
+def plain_rng(state: dict[str, Any]) -> dict[str, Any]:
+    """An RNG state of :func:`escnet.training.distributed.rng_state` as tensors and plain types
+    (NumPy's key array becomes a tensor), so that ``weights_only=True`` loads it."""
+    out = dict(state)
+    if "numpy" in out:
+        name, key, pos, has_gauss, gauss = out["numpy"]
+        out["numpy"] = (str(name), torch.from_numpy(np.asarray(key, np.int64)), int(pos),
+                        int(has_gauss), float(gauss))  # fmt: skip
+    if "python" in out:
+        version, internal, gauss = out["python"]
+        out["python"] = (int(version), tuple(int(v) for v in internal), gauss)
+    return out
+
+
+def restored_rng(state: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`plain_rng`: the states ``set_rng_state`` takes."""
+    out = dict(state)
+    if "numpy" in out:
+        name, key, pos, has_gauss, gauss = out["numpy"]
+        out["numpy"] = (name, np.asarray(key, dtype=np.uint32), pos, has_gauss, gauss)
+    return out
+
+
 def load_resume(
     path: Path, config: TrainConfig, model: SpectralClassifier, optim: Optimisation
 ) -> FitState:
     """Restore ``model`` and ``optim`` from ``last.pt`` and return its progress.
 
     Raises:
-        EscnetError: the checkpoint was made with another configuration.
+        EscnetError: the checkpoint is corrupt, not escnet's (:func:`read_checkpoint`), does not
+            fit the model, or was made with another configuration.
     """
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    check_resumable(ckpt.get("config", {}), config, path)
-    model.load_state_dict(ckpt["model"])
-    optim.load_state_dict(ckpt)
+    ckpt = read_checkpoint(path, "last.pt")
+    check_resumable(ckpt.get("config") or {}, config, path)
+    try:
+        model.load_state_dict(ckpt["model"])
+        optim.load_state_dict(ckpt)
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise EscnetError(
+            f"{path}: does not fit this model and optimiser ({reason}); resume with the run's own "
+            "config.json or start a new run directory"
+        ) from None
+    rng = ckpt["rng"]
     return FitState(
-        epoch=ckpt["epoch"],
+        epoch=int(ckpt["epoch"]),
         best=ckpt["best"],
-        since_best=ckpt["since_best"],
-        stopped_early=ckpt["stopped_early"],
+        since_best=int(ckpt["since_best"]),
+        stopped_early=bool(ckpt["stopped_early"]),
         history=ckpt["history"],
-        rng=ckpt["rng"],
+        rng=None if rng is None else [restored_rng(r) for r in rng],
     )
 
 
@@ -147,7 +260,7 @@ class Checkpointer:
                 "since_best": state.since_best,
                 "stopped_early": state.stopped_early,
                 "history": state.history,
-                "rng": state.rng,
+                "rng": None if state.rng is None else [plain_rng(r) for r in state.rng],
                 "config": self.config.to_dict(),
             },
             self.fold_dir / "last.pt",
