@@ -151,7 +151,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
         )
     out, as_dir = _outputs(args, len(files))
     high = predictor.sample_rate / 2
-    detections, skipped, used = [], [], set()
+    detections: list[Any] = []
+    skipped: list[tuple[Path, str]] = []
+    used: set[str] = set()
     progress = not args.quiet
     for path in tqdm(files, unit="file", disable=not progress or len(files) < 2, leave=False):
         try:

@@ -38,6 +38,8 @@ __all__ = [
     "Event",
     "detect_prediction",
     "extract_events",
+    "shown_classes",
+    "track_summary",
 ]
 
 #: The warning of a recording shorter than one window (``{duration}``, ``{window}``).
@@ -214,8 +216,10 @@ def extract_events(
         if not column.any():
             continue
         if gap > 0:
-            others = np.delete(active, c, axis=1).any(axis=1) if exclusive else column
-            column = _close_gaps(column, gap, ~others if exclusive else np.ones_like(column))
+            free = np.ones_like(column)
+            if exclusive:  # a gap where another class is active stays open
+                free = ~np.delete(active, c, axis=1).any(axis=1)
+            column = _close_gaps(column, gap, free)
         for first, end in _runs(column):
             if end - first < max(shortest, 1):
                 continue
@@ -268,3 +272,36 @@ def detect_prediction(
         warnings.append(SHORT_WARNING.format(duration=tracks.duration, window=window))
     events = extract_events(tracks, params, source=source)
     return Detection(source, events, tracks, params, warnings)
+
+
+def shown_classes(detection: Detection, most: int = 6) -> list[str]:
+    """The classes worth drawing: those with events, then the highest-scoring; ``most``."""
+    labels = list(dict.fromkeys(e.label for e in detection.events))
+    t = detection.tracks
+    if len(labels) < most and t.scores.size:
+        order = np.argsort(-t.scores.max(axis=0), kind="stable")
+        labels += [t.classes[i] for i in order if t.classes[i] not in labels]
+    return labels[:most]
+
+
+def track_summary(detection: Detection, points: int = 600) -> dict[str, Any]:
+    """The score tracks of :func:`shown_classes`, at most ``points`` values each (the maximum
+    of each stretch, so that a peak is never lost), their thresholds, and the silent frames'
+    share of each stretch: what a page needs to draw the timeline."""
+    t = detection.tracks
+    n = t.scores.shape[0]
+    step = max(1, -(-n // points))
+    edges = np.arange(0, n, step)
+    shown = shown_classes(detection)
+    thresholds = detection.params.class_thresholds(t.classes)
+    silent = (t.levels < detection.params.min_level_db).astype(np.float32)
+    return {
+        "step": round(step * t.frame, 4),
+        "classes": shown,
+        "thresholds": [round(float(thresholds[t.classes.index(c)]), 4) for c in shown],
+        "scores": [
+            np.round(np.maximum.reduceat(t.scores[:, t.classes.index(c)], edges), 4).tolist()
+            for c in shown
+        ],
+        "silent": np.round(np.add.reduceat(silent, edges) / step, 2).tolist(),
+    }

@@ -100,7 +100,7 @@ def raven_text(detections: Sequence[Detection], *, high_freq: float = 0.0, **_: 
     import pandas as pd
     from crowsetta.formats.bbox import Raven
 
-    rows = []
+    rows: list[dict[str, object]] = []
     elapsed = 0.0
     for d in detections:
         for e in d.events:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from escnet.cache import atomic_path
-from escnet.events.detect import Detection
+from escnet.events.detect import Detection, shown_classes
 from escnet.inference.stream import iter_blocks, open_audio
 
 __all__ = ["COLUMNS", "plot_detection", "spectrogram"]
@@ -25,8 +25,6 @@ COLUMNS = 1200
 #: The rate the picture's spectrogram is computed at (Hz): the band ESC models hear.
 _RATE = 16_000
 _FFT = 512
-#: Most score tracks drawn.
-_TRACKS = 6
 
 
 def spectrogram(path: str | os.PathLike[str], duration: float) -> tuple[np.ndarray, int]:
@@ -76,7 +74,7 @@ def plot_detection(
         vmax=float(db.max()),
     )
     top.set_ylabel("kHz")
-    shown = _shown_classes(detection)
+    shown = shown_classes(detection)
     colours = {c: plt.get_cmap("tab10")(i % 10) for i, c in enumerate(shown)}
     for k, e in enumerate(detection.events):
         colour = colours.get(e.label, "white")
@@ -111,12 +109,3 @@ def plot_detection(
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
     return target
-
-
-def _shown_classes(detection: Detection) -> list[str]:
-    labels = list(dict.fromkeys(e.label for e in detection.events))
-    if len(labels) < _TRACKS:
-        t = detection.tracks
-        order = np.argsort(-t.scores.max(axis=0), kind="stable") if t.scores.size else []
-        labels += [t.classes[i] for i in order if t.classes[i] not in labels]
-    return labels[:_TRACKS]

@@ -258,7 +258,7 @@ class Predictor:
 
         x = np.asarray(samples)
         duration = x.shape[0] / sample_rate if x.ndim and sample_rate > 0 else 0.0
-        problem = self._detect_hop_problem(hop, duration)
+        problem = self.detect_hop_problem(hop, duration)
         if problem:
             raise ParameterError(problem)
         meter = FrameLevels(self.sample_rate)
@@ -285,7 +285,7 @@ class Predictor:
         from escnet.events.tracks import FrameLevels
 
         source = open_audio(path)
-        problem = self._detect_hop_problem(hop, source.duration)
+        problem = self.detect_hop_problem(hop, source.duration)
         if problem:
             raise AudioError(source.path, problem)
         meter = FrameLevels(self.sample_rate)
@@ -296,9 +296,12 @@ class Predictor:
             prediction, self.window, hop, self._detect_params(params), meter.levels()
         )
 
-    def _detect_hop_problem(self, hop: float, duration: float) -> str | None:
-        """Why ``hop`` cannot detect events in ``duration`` seconds, or ``None``. A bad hop
-        for any recording raises :class:`ParameterError` at once."""
+    def detect_hop_problem(self, hop: float, duration: float) -> str | None:
+        """Why ``hop`` cannot detect events in ``duration`` seconds, or ``None``.
+
+        Raises:
+            ParameterError: a hop no recording can take (<= 0, longer than the window, ...).
+        """
         self._window_hop(self.window, hop)
         if hop > self.window:
             raise ParameterError(
