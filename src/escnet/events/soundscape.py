@@ -183,9 +183,9 @@ def synthesize(
     n = int(round(config.duration * sr))
     background = _pink_noise(n, rng) * 10 ** (config.background_db / 20)
     if placements is None:
-        if not sources:
-            raise ParameterError("no source clips to draw events from")
         count = int(rng.integers(config.min_events, config.max_events + 1))
+        if count and not sources:
+            raise ParameterError("no source clips to draw events from")
         picks = [sources[int(i)] for i in rng.integers(0, len(sources), count)]
         clips = [_load(p, sr, config.trim_db) for p, _ in picks]
         onsets = _draw_onsets([c.size / sr for c in clips], config, rng)
