@@ -44,6 +44,7 @@ __all__ = [
     "Soundscape",
     "SoundscapeConfig",
     "esc50_sources",
+    "pink_noise",
     "read_reference",
     "synthesize",
     "trim_silence",
@@ -129,7 +130,8 @@ def trim_silence(clip: np.ndarray, sample_rate: int, trim_db: float = 30.0) -> n
     return clip[loud[0] * frame : min(clip.size, (loud[-1] + 1) * frame)]
 
 
-def _pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` samples of pink noise (power ~ 1/f), RMS 1."""
     spectrum = np.fft.rfft(rng.standard_normal(n))
     f = np.arange(spectrum.size)
     spectrum[1:] /= np.sqrt(f[1:])  # power ~ 1/f
@@ -181,7 +183,7 @@ def synthesize(
     rng = np.random.default_rng(seed)
     sr = config.sample_rate
     n = int(round(config.duration * sr))
-    background = _pink_noise(n, rng) * 10 ** (config.background_db / 20)
+    background = pink_noise(n, rng) * 10 ** (config.background_db / 20)
     if placements is None:
         count = int(rng.integers(config.min_events, config.max_events + 1))
         if count and not sources:
