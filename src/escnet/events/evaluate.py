@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from escnet.errors import EscnetError
 from escnet.events.detect import Event
 
 __all__ = ["DetectionScores", "score_events"]
@@ -76,7 +77,12 @@ def score_events(
     same order, with each recording's length in ``durations`` (seconds)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # dcase_util's deprecation warnings on import
-        import sed_eval
+        try:
+            import sed_eval
+        except ImportError as exc:  # sed_eval, or pkg_resources under it (setuptools >= 81)
+            raise EscnetError(
+                f"scoring events needs sed_eval ({exc}); pip install 'escnet[events]'"
+            ) from None
 
     labels = list(classes)
     events = sed_eval.sound_event.EventBasedMetrics(
