@@ -98,6 +98,20 @@ def test_softmax_gives_one_class_at_a_time_sigmoid_may_overlap() -> None:
     ]
 
 
+def test_edges_narrow_an_event_to_where_its_track_is_high() -> None:
+    # A track that climbs over 5 s to a 2-s plateau and falls again, as overlapping windows
+    # make it around a sound at 15-17 s.
+    scores = np.full((300, 3), 0.02)
+    up = np.linspace(0.1, 0.9, 50)
+    scores[100:150, 0], scores[150:170, 0], scores[170:220, 0] = up, 0.9, up[::-1]
+    wide = extract_events(_tracks(scores), DetectionParams(threshold=0.3, median_filter=0))
+    narrow = extract_events(
+        _tracks(scores), DetectionParams(threshold=0.3, median_filter=0, edge=0.9)
+    )
+    assert [(e.onset, e.offset) for e in wide] == [(11.3, 20.7)]
+    assert [(e.onset, e.offset) for e in narrow] == [(14.4, 17.6)]
+
+
 def test_silent_frames_get_no_events_whatever_the_scores() -> None:
     scores = _ramp(200, {0: [(0, 200)]}, high=0.96)
     levels = np.full(200, -120.0, np.float32)
@@ -115,6 +129,7 @@ def test_silent_frames_get_no_events_whatever_the_scores() -> None:
         {"min_duration": -1.0},
         {"max_gap": float("inf")},
         {"median_filter": -0.5},
+        {"edge": 1.2},
     ],
 )
 def test_bad_params_are_refused_naming_the_option(kwargs: dict) -> None:

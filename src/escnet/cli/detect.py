@@ -37,7 +37,7 @@ def _params(args: argparse.Namespace, predictor: Any) -> Any:
     params = saved_params(predictor.spec)
     given = {
         k: getattr(args, k)
-        for k in ("median_filter", "min_duration", "max_gap", "min_level_db")
+        for k in ("median_filter", "min_duration", "max_gap", "min_level_db", "edge")
         if getattr(args, k) is not None
     }
     if args.threshold is not None:  # one threshold for every class, in place of saved ones
@@ -250,6 +250,11 @@ def register(sub: Any) -> None:
         "--min-level-db",
         type=finite_number,
         help="quieter frames (RMS dBFS) are silence and get no events (-60)",
+    )
+    p.add_argument(
+        "--edge",
+        type=_unit,
+        help="event edges where its score reaches this share of its peak (0: at the threshold)",
     )
     p.add_argument(
         "--choose-thresholds",

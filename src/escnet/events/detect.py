@@ -11,7 +11,11 @@ records, in this order, each step with a documented default (:class:`DetectionPa
    scores one class against the others: it cannot say that two sounds are there at once);
 3. gaps shorter than ``max_gap`` between two runs of the same class are closed (for a softmax
    model only where no other class is active);
-4. runs shorter than ``min_duration`` are dropped.
+4. with ``edge`` above 0, each run is narrowed to the frames whose filtered score is at least
+   ``edge`` times the run's highest: a window scores a sound even when only part of it is in
+   the window, so a track rises a little before a sound starts and falls a little after it
+   ends; its edges lie where it has reached most of its height;
+5. runs shorter than ``min_duration`` are dropped.
 
 An event's peak and mean score are those of the unfiltered track over the event.
 """
@@ -63,6 +67,8 @@ class DetectionParams:
         max_gap: gaps shorter than this between events of a class are closed, seconds (1.0).
         min_level_db: frames quieter than this RMS level (dBFS) are silence and get no events
             (-60; digital silence is -120).
+        edge: an event's edges: where its filtered score reaches this share of its highest
+            (0: where it crosses the threshold).
     """
 
     threshold: float = 0.5
@@ -71,6 +77,7 @@ class DetectionParams:
     min_duration: float = 0.5
     max_gap: float = 1.0
     min_level_db: float = -60.0
+    edge: float = 0.0
 
     def __post_init__(self) -> None:
         for name, value in [("threshold", self.threshold), *self.thresholds.items()]:
@@ -81,6 +88,8 @@ class DetectionParams:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ParameterError(f"{name} must be a number of seconds >= 0, got {value}")
+        if not 0.0 <= self.edge <= 1.0:
+            raise ParameterError(f"edge must be in [0, 1], got {self.edge}")
         if not math.isfinite(self.min_level_db):
             raise ParameterError(f"min_level_db must be a finite number, got {self.min_level_db}")
 
@@ -190,6 +199,13 @@ def _close_gaps(active: np.ndarray, longest: int, free: np.ndarray) -> np.ndarra
     return out
 
 
+def _narrow(values: np.ndarray, edge: float, offset: int) -> tuple[int, int]:
+    """The first and end frame (from ``offset``) of the frames of ``values`` that reach
+    ``edge`` times its maximum."""
+    high = np.flatnonzero(values >= edge * values.max())
+    return offset + int(high[0]), offset + int(high[-1]) + 1
+
+
 def _frames(seconds: float, frame: float) -> int:
     return int(round(seconds / frame))
 
@@ -221,6 +237,8 @@ def extract_events(
                 free = ~np.delete(active, c, axis=1).any(axis=1)
             column = _close_gaps(column, gap, free)
         for first, end in _runs(column):
+            if params.edge > 0:
+                first, end = _narrow(filtered[first:end, c], params.edge, first)
             if end - first < max(shortest, 1):
                 continue
             values = scores[first:end, c]
