@@ -64,7 +64,7 @@ def _choose(args: argparse.Namespace, predictor: Any, params: Any) -> Any:
     text = ", ".join(f"{c} {t:.2f}" for c, t in sorted(chosen.thresholds.items()))
     print(
         f"escnet detect: thresholds chosen on {len(files)} recording(s) of "
-        f"{args.choose_thresholds} at a {args.hop:g}-s hop: {text}",
+        f"{args.choose_thresholds} at a {args.hop:g}-s hop: {text}; edge {chosen.edge:g}",
         file=sys.stderr,
     )
     if args.save_thresholds:

@@ -3,7 +3,9 @@
 :func:`choose_thresholds` tries each candidate threshold on recordings with known events (for
 instance validation soundscapes, :mod:`escnet.events.soundscape`) and keeps, for each class, the
 one with the best event-based F1 (ties: the better segment-based F1, then the lower threshold).
-A class without a reference event in those recordings keeps the default threshold.
+A class without a reference event in those recordings keeps the default threshold. The events'
+``edge`` (:class:`~escnet.events.detect.DetectionParams`) is chosen with them, among
+:data:`EDGES`: the one whose per-class best scores add up highest.
 
 :func:`save_thresholds` writes them, with the filtering options they were chosen with, into the
 model directory's ``model.json`` (field ``detection``); :func:`saved_params` reads them back with
@@ -28,12 +30,21 @@ from escnet.events.evaluate import score_events
 from escnet.inference.backend import ModelSpec
 from escnet.model_dir.layout import MODEL_JSON, read_model_json
 
-__all__ = ["CANDIDATES", "DETECTION_FIELD", "choose_thresholds", "save_thresholds", "saved_params"]
+__all__ = [
+    "CANDIDATES",
+    "DETECTION_FIELD",
+    "EDGES",
+    "choose_thresholds",
+    "save_thresholds",
+    "saved_params",
+]
 
 #: The field of ``model.json`` that holds the detection options.
 DETECTION_FIELD = "detection"
 #: Thresholds :func:`choose_thresholds` tries: 0.05, 0.10, ..., 0.95.
 CANDIDATES = tuple(round(0.05 * k, 2) for k in range(1, 20))
+#: Event edges :func:`choose_thresholds` tries (0: at the threshold).
+EDGES = (0.0, 0.5, 0.7, 0.9)
 
 
 def choose_thresholds(
@@ -42,14 +53,32 @@ def choose_thresholds(
     *,
     params: DetectionParams = DEFAULTS,
     candidates: Sequence[float] = CANDIDATES,
+    edges: Sequence[float] = EDGES,
 ) -> DetectionParams:
-    """``params`` with per-class thresholds chosen on ``detections`` (their score tracks) of
-    recordings whose true events are ``references`` (one list per recording, same order)."""
+    """``params`` with per-class thresholds and the edge chosen on ``detections`` (their score
+    tracks) of recordings whose true events are ``references`` (one list per recording, in
+    the same order)."""
     if not detections or len(detections) != len(references):
         raise ParameterError(
             f"need one reference list per detection, got {len(references)} for "
             f"{len(detections)} recordings"
         )
+    best: tuple[float, DetectionParams] | None = None
+    for edge in edges:
+        trial, total = _per_class(detections, references, replace(params, edge=edge), candidates)
+        if best is None or total > best[0]:
+            best = (total, trial)
+    assert best is not None  # edges is never empty
+    return best[1]
+
+
+def _per_class(
+    detections: Sequence[Detection],
+    references: Sequence[Sequence[Event]],
+    params: DetectionParams,
+    candidates: Sequence[float],
+) -> tuple[DetectionParams, float]:
+    """``params`` with each class's best threshold, and the sum of their scores."""
     classes = detections[0].tracks.classes
     durations = [d.duration for d in detections]
     best: dict[str, tuple[float, float, float]] = {}
@@ -64,7 +93,8 @@ def choose_thresholds(
             if c not in best or key > best[c]:
                 best[c] = key
     chosen = {c: -key[2] for c, key in best.items()}
-    return replace(params, thresholds=chosen)
+    total = sum(key[0] + key[1] for key in best.values())
+    return replace(params, thresholds=chosen), total
 
 
 def _number(value: float) -> float:
