@@ -160,7 +160,7 @@ def test_thresholds_chosen_on_soundscapes_are_saved_and_used(
     argv = ["-q", "detect", str(model), "--choose-thresholds", str(val), "--save-thresholds"]
     assert main(argv) == 0
     saved = json.loads((model / "model.json").read_text())["detection"]
-    assert set(saved["thresholds"]) == {"low_tone", "high_tone"} and saved["hop"] == 1.0
+    assert set(saved["thresholds"]) == {"low_tone", "high_tone", "noise"} and saved["hop"] == 1.0
     assert "thresholds chosen on 1 recording" in capsys.readouterr().err
     assert load(model).detect_file(soundscape).params.thresholds == saved["thresholds"]
 

@@ -273,6 +273,7 @@ def detect_prediction(
         np.stack([x.probabilities for x in w]),
         prediction.duration,
         levels,
+        smooth=hop,
     )
     tracks = ScoreTracks(
         classes=list(prediction.classes),

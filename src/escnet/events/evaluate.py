@@ -108,6 +108,7 @@ def score_events(
             "event_f1": float(ev["class_wise"][c]["f_measure"]["f_measure"]),
             "segment_f1": float(seg["class_wise"][c]["f_measure"]["f_measure"]),
             "references": int(ev["class_wise"][c]["count"]["Nref"]),
+            "estimates": int(ev["class_wise"][c]["count"]["Nsys"]),
         }
         for c in labels
     }

@@ -3,7 +3,9 @@
 :func:`choose_thresholds` tries each candidate threshold on recordings with known events (for
 instance validation soundscapes, :mod:`escnet.events.soundscape`) and keeps, for each class, the
 one with the best event-based F1 (ties: the better segment-based F1, then the lower threshold).
-A class without a reference event in those recordings keeps the default threshold. The events'
+A class without a reference event in those recordings keeps the default threshold, raised to the
+lowest one at which it has no event there (1 when every candidate leaves one): what such a class
+finds there are false alarms, on the background for instance. The events'
 ``edge`` (:class:`~escnet.events.detect.DetectionParams`) is chosen with them, among
 :data:`EDGES`: the one whose per-class best scores add up highest.
 
@@ -82,18 +84,27 @@ def _per_class(
     classes = detections[0].tracks.classes
     durations = [d.duration for d in detections]
     best: dict[str, tuple[float, float, float]] = {}
-    for t in candidates:
+    quiet: dict[str, float] = {}  # classes without reference events: lowest threshold, no event
+    alarmed: set[str] = set()  # ... and those that had one at a higher threshold already
+    for t in sorted(candidates, reverse=True):
         trial = replace(params, threshold=float(t), thresholds={})
         estimates = [extract_events(d.tracks, trial) for d in detections]
         scores = score_events(references, estimates, durations, classes)
         for c, s in scores.per_class.items():
             if not s["references"]:
+                if s["estimates"]:
+                    alarmed.add(c)
+                elif c not in alarmed:
+                    quiet[c] = float(t)
                 continue
             key = (_number(s["event_f1"]), _number(s["segment_f1"]), -float(t))
             if c not in best or key > best[c]:
                 best[c] = key
     chosen = {c: -key[2] for c, key in best.items()}
     total = sum(key[0] + key[1] for key in best.values())
+    for c in classes:
+        if c not in chosen:
+            chosen[c] = max(params.threshold, quiet.get(c, 1.0))
     return replace(params, thresholds=chosen), total
 
 

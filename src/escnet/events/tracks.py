@@ -6,7 +6,10 @@ window that covers it. With a hop much shorter than the window, a short sound ma
 that holds it score high; the frames of the sound are covered only by such windows and reach the
 full score, while frames before and after it are also covered by windows that miss it and get
 less. The track rises and falls where the sound starts and ends, to within about a hop, and a
-threshold near the windows' score finds the edges (see :mod:`escnet.events.detect`).
+threshold near the windows' score finds the edges (see :mod:`escnet.events.detect`). The mean
+changes only where a window starts or ends, every hop; a moving average over one hop turns
+its steps into ramps, so that a threshold crossing falls between two window positions rather
+than on the hop's grid.
 
 :class:`FrameLevels` measures the loudness of each frame while the audio streams past, so that a
 stretch of silence gets no events whatever the model says of it (a model asked about silence
@@ -19,6 +22,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.ndimage import uniform_filter1d
 
 from escnet.errors import ParameterError
 
@@ -115,6 +119,7 @@ def frame_tracks(
     probabilities: np.ndarray,
     duration: float,
     levels: np.ndarray | None = None,
+    smooth: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Spread window scores onto frames: each frame gets the mean of the windows covering it.
 
@@ -124,6 +129,7 @@ def frame_tracks(
         duration: the recording's length in seconds.
         levels: frame levels in dBFS (:class:`FrameLevels`), cut or padded to the frames here;
             without them no frame counts as silent.
+        smooth: seconds of the moving average over the scores (the hop; 0: none).
 
     Returns:
         (scores (frames, classes) float32, levels (frames,) float32).
@@ -147,6 +153,9 @@ def frame_tracks(
     total = np.cumsum(total[:-1], axis=0)
     count = np.cumsum(count[:-1])
     scores = np.where(count[:, None] > 0, total / np.maximum(count, 1)[:, None], 0.0)
+    size = int(round(smooth / FRAME_SECONDS))
+    if size > 1:
+        scores = uniform_filter1d(scores, size, axis=0, mode="nearest")
     lv = np.zeros(frames, np.float32)  # no levels measured: no frame counts as silent
     if levels is not None and len(levels):
         n = min(frames, len(levels))
