@@ -6,7 +6,8 @@
    training folds' validation groups, as training drew them: ``val_fraction`` and ``seed`` of the
    model's run). The test fold's clips are never used for choosing anything.
 2. Each model (``--model NAME=DIR``, the run or ensemble directory; its fold-``--fold`` model,
-   trained without the test fold, is used) detects events at each hop (``--hops``) in both sets,
+   trained without the test fold, is used; ``NAME=DIR:one-view``: a probe run's fold model
+   with its test-time views turned off, one pass per window) detects events at each hop (``--hops``) in both sets,
    with one CPU thread (``--threads``). Per-class thresholds are chosen on the validation
    soundscapes at that hop (:func:`escnet.events.thresholds.choose_thresholds`), then the test
    soundscapes are scored with them.
@@ -27,6 +28,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -47,7 +49,7 @@ from escnet.events.soundscape import (  # noqa: E402
 )
 from escnet.events.thresholds import choose_thresholds  # noqa: E402
 from escnet.inference import load  # noqa: E402
-from escnet.model_dir.layout import member_run_dir  # noqa: E402
+from escnet.model_dir.layout import member_run_dir, resolve_model_dir  # noqa: E402
 
 PACKAGES = ("numpy", "torch", "sed_eval", "crowsetta")
 
@@ -83,10 +85,26 @@ def detect_all(
     return detections, time.perf_counter() - wall, time.process_time() - cpu
 
 
+def one_view(path: Path, fold: int, work: Path) -> Path:
+    """A copy of the fold's probe model directory that classifies each window once, in its
+    unshifted view (``tta_shifts`` [0]): the same weights without test-time views."""
+    source = resolve_model_dir(path, fold)
+    copy = work / f"{path.name}-fold{fold}-one-view"
+    shutil.copytree(source, copy, dirs_exist_ok=True)
+    meta = json.loads((copy / "model.json").read_text())
+    meta["model_kwargs"]["tta_shifts"] = [0]
+    atomic_write_text(copy / "model.json", json.dumps(meta, indent=2))
+    return copy
+
+
 def run_model(
     name: str, path: Path, sets: dict[str, list[Path]], args: argparse.Namespace
 ) -> list[dict[str, Any]]:
-    predictor = load(path, fold=args.fold, threads=args.threads)
+    if str(path).endswith(":one-view"):
+        model = one_view(Path(str(path).removesuffix(":one-view")), args.fold, args.work)
+        predictor = load(model, threads=args.threads)
+    else:
+        predictor = load(path, fold=args.fold, threads=args.threads)
     references = {k: [read_reference(f) for f in v] for k, v in sets.items()}
     rows = []
     for hop in args.hops:
@@ -175,7 +193,7 @@ def main() -> None:
     args = p.parse_args()
     models = [m.split("=", 1) for m in args.model]
     load_before = load_average()
-    sets = soundscape_sets(args, _config_dir(Path(models[0][1])))
+    sets = soundscape_sets(args, _config_dir(Path(models[0][1].removesuffix(":one-view"))))
     rows = []
     for name, path in models:
         rows += run_model(name, Path(path), sets, args)
