@@ -7,10 +7,11 @@
    model's run). The test fold's clips are never used for choosing anything.
 2. Each model (``--model NAME=DIR``, the run or ensemble directory; its fold-``--fold`` model,
    trained without the test fold, is used; ``NAME=DIR:one-view``: a probe run's fold model
-   with its test-time views turned off, one pass per window) detects events at each hop (``--hops``) in both sets,
-   with one CPU thread (``--threads``). Per-class thresholds are chosen on the validation
-   soundscapes at that hop (:func:`escnet.events.thresholds.choose_thresholds`), then the test
-   soundscapes are scored with them.
+   with its test-time views turned off, one pass per window) detects events at each hop
+   (``--hops``) in both sets, with one CPU thread (``--threads``). Per-class thresholds are
+   chosen on the validation soundscapes at that hop
+   (:func:`escnet.events.thresholds.choose_thresholds`), then the test soundscapes are scored
+   with them.
 3. Printed as Markdown (and written to ``--out``): event-based F1 (onset collar 0.5 s, offset
    20 % of the length or 0.5 s) and segment-based F1 (1-s segments), overall (sed_eval's micro
    average) and per class, with each run's real-time factor (processing seconds per second of
