@@ -40,7 +40,7 @@ def make_hour(path: Path, minutes: float) -> None:
     rng = np.random.default_rng(0)
     with sf.SoundFile(path, "w", RATE, 1, "PCM_16") as f:
         for _ in range(int(round(minutes))):
-            y = pink_noise(60 * RATE, rng) * 10 ** (-30 / 20)
+            y = pink_noise(60 * RATE, rng, RATE) * 10 ** (-30 / 20)
             t = np.arange(2 * RATE) / RATE
             for start in (5, 25, 45):
                 y[start * RATE : (start + 2) * RATE] += 0.3 * np.sin(2 * np.pi * 1000 * t)

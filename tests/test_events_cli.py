@@ -157,7 +157,8 @@ def test_thresholds_chosen_on_soundscapes_are_saved_and_used(
     val.mkdir()
     for suffix in (".wav", ".txt"):
         shutil.copy(soundscape.with_suffix(suffix), val / f"v{suffix}")
-    argv = ["-q", "detect", str(model), "--choose-thresholds", str(val), "--save-thresholds"]
+    argv = ["-q", "detect", str(model), str(soundscape)]
+    argv += ["--choose-thresholds", str(val), "--save-thresholds"]
     assert main(argv) == 0
     saved = json.loads((model / "model.json").read_text())["detection"]
     assert set(saved["thresholds"]) == {"low_tone", "high_tone", "noise"} and saved["hop"] == 1.0

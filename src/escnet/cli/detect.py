@@ -143,11 +143,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
         params = _choose(args, predictor, params)
     files = find_audio_files(args.inputs)
     if not files:
-        if args.choose_thresholds and not args.inputs:
-            return 0
         raise EscnetError(
-            f"no audio files in {', '.join(args.inputs) or '(no input given)'} (looked for the "
-            "extensions soundfile reads: wav, flac, ogg, mp3, aiff, ...)"
+            f"no audio files in {', '.join(args.inputs)} (looked for the extensions soundfile "
+            "reads: wav, flac, ogg, mp3, aiff, ...)"
         )
     out, as_dir = _outputs(args, len(files))
     high = predictor.sample_rate / 2
@@ -205,7 +203,7 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _model_args(p)
-    p.add_argument("inputs", nargs="*", metavar="FILE|DIR", help="files, or folders (recursive)")
+    p.add_argument("inputs", nargs="+", metavar="FILE|DIR", help="files, or folders (recursive)")
     p.add_argument(
         "--hop",
         type=seconds(MAX_WINDOW_SECONDS),

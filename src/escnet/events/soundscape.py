@@ -6,7 +6,7 @@ distributions, and writes an annotation beside each. Its last release does not r
 so this module follows the same model with numpy alone:
 
 * **Background**: pink noise (power falling 3 dB per octave, like the hum of a distant city or
-  wind) at ``background_db`` dBFS RMS (-35), a new draw per soundscape.
+  wind) from 50 Hz up, at ``background_db`` dBFS RMS (-35), a new draw per soundscape.
 * **Events**: their number uniform in ``min_events..max_events`` (1-4); each a source clip drawn
   uniformly (with its class), trimmed to its sounding part (the frames within ``trim_db`` (30 dB)
   of its loudest 50-ms frame, from the first to the last): the event's duration is that part's;
@@ -130,12 +130,14 @@ def trim_silence(clip: np.ndarray, sample_rate: int, trim_db: float = 30.0) -> n
     return clip[loud[0] * frame : min(clip.size, (loud[-1] + 1) * frame)]
 
 
-def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` samples of pink noise (power ~ 1/f), RMS 1."""
+def pink_noise(n: int, rng: np.random.Generator, sample_rate: int, low: float = 50.0) -> np.ndarray:
+    """``n`` samples of pink noise (power ~ 1/f) from ``low`` Hz up, RMS 1. Without the lower
+    bound a long draw's power would sit below hearing (1/f grows without bound towards 0 Hz):
+    a slow swell of the level, and an RMS that says little about what is heard."""
     spectrum = np.fft.rfft(rng.standard_normal(n))
-    f = np.arange(spectrum.size)
-    spectrum[1:] /= np.sqrt(f[1:])  # power ~ 1/f
-    spectrum[0] = 0
+    f = np.arange(spectrum.size) * sample_rate / n
+    spectrum[f < low] = 0
+    spectrum[f >= low] /= np.sqrt(f[f >= low])  # power ~ 1/f
     y = np.fft.irfft(spectrum, n)
     return y / (np.sqrt(np.mean(y**2)) + 1e-12)
 
@@ -183,7 +185,7 @@ def synthesize(
     rng = np.random.default_rng(seed)
     sr = config.sample_rate
     n = int(round(config.duration * sr))
-    background = pink_noise(n, rng) * 10 ** (config.background_db / 20)
+    background = pink_noise(n, rng, sr) * 10 ** (config.background_db / 20)
     if placements is None:
         count = int(rng.integers(config.min_events, config.max_events + 1))
         if count and not sources:
