@@ -112,6 +112,17 @@ def test_edges_narrow_an_event_to_where_its_track_is_high() -> None:
     assert [(e.onset, e.offset) for e in narrow] == [(14.4, 17.6)]
 
 
+def test_relative_tracks_ignore_a_steady_background_class() -> None:
+    scores = _ramp(300, {2: [(0, 300)]}, high=0.7)  # "rain" all along: the background
+    scores[100:150, 0] = 0.75  # a dog over it
+    plain = extract_events(_tracks(scores, "sigmoid"), DetectionParams(median_filter=0))
+    relative = DetectionParams(median_filter=0, relative=True, threshold=0.3)
+    assert [e.label for e in plain] == ["rain", "dog"]
+    assert [
+        (e.label, e.onset, e.offset) for e in extract_events(_tracks(scores, "sigmoid"), relative)
+    ] == [("dog", 10.0, 15.0)]
+
+
 def test_silent_frames_get_no_events_whatever_the_scores() -> None:
     scores = _ramp(200, {0: [(0, 200)]}, high=0.96)
     levels = np.full(200, -120.0, np.float32)

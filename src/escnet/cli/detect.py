@@ -37,7 +37,7 @@ def _params(args: argparse.Namespace, predictor: Any) -> Any:
     params = saved_params(predictor.spec)
     given = {
         k: getattr(args, k)
-        for k in ("median_filter", "min_duration", "max_gap", "min_level_db", "edge")
+        for k in ("median_filter", "min_duration", "max_gap", "min_level_db", "edge", "relative")
         if getattr(args, k) is not None
     }
     if args.threshold is not None:  # one threshold for every class, in place of saved ones
@@ -253,6 +253,13 @@ def register(sub: Any) -> None:
         "--edge",
         type=_unit,
         help="event edges where its score reaches this share of its peak (0: at the threshold)",
+    )
+    p.add_argument(
+        "--relative",
+        action="store_true",
+        default=None,
+        help="thresholds apply to each score track minus its median over the recording (a "
+        "steady background the model names sits at 0)",
     )
     p.add_argument(
         "--choose-thresholds",

@@ -4,7 +4,10 @@
 records, in this order, each step with a documented default (:class:`DetectionParams`):
 
 1. each class's track is median-filtered (``median_filter`` seconds) so that a one-frame blip
-   neither starts nor splits an event;
+   neither starts nor splits an event; with ``relative``, each track then has its median over
+   the recording taken off: a steady background that the model names (pink noise as "wind")
+   sits at 0 and the sounds over it stand out (but a recording that is one long sound has no
+   event);
 2. a frame is active for a class when its filtered score reaches the class's threshold and the
    frame is not silent (its level is at least ``min_level_db``); for a softmax model only the
    frame's highest-scoring class can be active, so its events never overlap (a softmax head
@@ -69,6 +72,7 @@ class DetectionParams:
             (-60; digital silence is -120).
         edge: an event's edges: where its filtered score reaches this share of its highest
             (0: where it crosses the threshold).
+        relative: thresholds apply to each track minus its median over the recording (False).
     """
 
     threshold: float = 0.5
@@ -78,6 +82,7 @@ class DetectionParams:
     max_gap: float = 1.0
     min_level_db: float = -60.0
     edge: float = 0.0
+    relative: bool = False
 
     def __post_init__(self) -> None:
         for name, value in [("threshold", self.threshold), *self.thresholds.items()]:
@@ -218,6 +223,8 @@ def extract_events(
     scores = tracks.scores
     size = _frames(params.median_filter, tracks.frame)
     filtered = _median(scores, size=(size | 1, 1), mode="nearest") if size > 1 else scores
+    if params.relative:
+        filtered = np.maximum(filtered - np.median(filtered, axis=0), 0.0)
     active = (filtered >= thresholds[None, :]) & (tracks.levels >= params.min_level_db)[:, None]
     exclusive = tracks.activation == "softmax"
     if exclusive:

@@ -157,6 +157,10 @@ def _typed(values: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(value, Mapping):
                 raise TypeError("thresholds must map class names to numbers")
             out[key] = {str(c): float(np.float64(v)) for c, v in value.items()}
+        elif key == "relative":
+            if not isinstance(value, bool):
+                raise TypeError("relative must be true or false")
+            out[key] = value
         else:
             out[key] = float(value)
     return out
