@@ -5,8 +5,10 @@ Builds a 60-s soundscape (:mod:`escnet.events.soundscape`: pink noise at -35 dBF
 ``siren`` clip of that fold by name), runs the command itself on it with the fold's model (trained
 without that fold), once writing a Raven selection table and a picture, once an Audacity label
 track, reads both files back with crowsetta and checks that each true event has a detected event
-of its class with its onset within 1 s. Prints (and writes to ``--out``) a Markdown record; with
-``--picture FILE`` the PNG is also copied there (for the documentation).
+of its class with its onset within 1 s. With ``--choose-thresholds DIR`` the first run chooses
+per-class thresholds on the validation soundscapes in DIR and saves them in a copy of the fold's
+model directory, which both runs use (the documented workflow). Prints (and writes to
+``--out``) a Markdown record; with ``--picture FILE`` the PNG is also copied there.
 
     python benchmarks/check_detect_esc50.py --model RUNS/recipe [--fold 1] [--snr 6] \
         [--work DIR] [--out docs/benchmarks/detect-esc50-check.md] [--picture docs/x.png]
@@ -28,6 +30,7 @@ from escnet.cache import atomic_write_text  # noqa: E402
 from escnet.data.datasets import get_dataset  # noqa: E402
 from escnet.events.formats import read_audacity, read_raven  # noqa: E402
 from escnet.events.soundscape import SoundscapeConfig, synthesize, write_soundscape  # noqa: E402
+from escnet.model_dir.layout import resolve_model_dir  # noqa: E402
 
 TRUE = (("dog", 10.0), ("siren", 40.0))
 
@@ -42,6 +45,13 @@ def main() -> int:
     p.add_argument("--work", type=Path, default=Path("runs/detect-check"))
     p.add_argument("--out", type=Path)
     p.add_argument("--picture", type=Path)
+    p.add_argument(
+        "--choose-thresholds",
+        type=Path,
+        metavar="DIR",
+        help="validation soundscapes (bench_soundscapes.py's val/): thresholds chosen on them "
+        "and saved in a copy of the fold's model directory, which both runs then use",
+    )
     args = p.parse_args()
     before = load_average()
     ds = get_dataset("esc50", data_dir=os.environ.get("ESCNET_DATA_DIR"))
@@ -56,9 +66,15 @@ def main() -> int:
     wav = write_soundscape(scape, args.work / "dog-siren")
     out = args.work / "out"
     command = [sys.executable, "-m", "escnet", "-q", "detect", args.model, "--fold", str(args.fold)]
+    choose: list[str] = []
+    if args.choose_thresholds:
+        copy = args.work / "model"
+        shutil.copytree(resolve_model_dir(args.model, args.fold), copy, dirs_exist_ok=True)
+        command = [*command[:5], str(copy)]
+        choose = ["--choose-thresholds", str(args.choose_thresholds), "--save-thresholds"]
     started = time.perf_counter()
     subprocess.run([*command, str(wav), "--format", "raven", "--output", f"{out}/", "--plot",
-                    str(out)], check=True)  # fmt: skip
+                    str(out), *choose], check=True)  # fmt: skip
     seconds = time.perf_counter() - started
     subprocess.run([*command, str(wav), "--format", "audacity", "--output", str(out)], check=True)
     raven = read_raven(out / "events.selections.txt")
@@ -86,8 +102,14 @@ def main() -> int:
         [
             f"60-s soundscape, pink noise at -35 dBFS, a dog at 10 s and a siren at 40 s from "
             f"ESC-50 fold {args.fold} at {args.snr:g} dB; model: the fold-{args.fold} model of "
-            f"`{Path(args.model).name}` (trained without fold {args.fold}), default options (hop "
-            f"1 s). Machine: {describe(('numpy', 'torch', 'crowsetta'))}; load average before "
+            f"`{Path(args.model).name}` (trained without fold {args.fold}), hop 1 s, "
+            + (
+                f"thresholds chosen on the soundscapes of `{args.choose_thresholds.name}/` "
+                "(validation clips) and saved with the model"
+                if args.choose_thresholds
+                else "default options"
+            )
+            + f". Machine: {describe(('numpy', 'torch', 'crowsetta'))}; load average before "
             f"{before}, after {load_average()}.",
             "",
             f"Command: `{command_line(sys.argv)}`",
@@ -98,7 +120,7 @@ def main() -> int:
             "",
             f"Other events: {', '.join(others) or 'none'}. Picture written: "
             f"{'yes' if picture else 'no'}; "
-            f"the Raven run took {seconds:.1f} s (wall, model loading included). "
+            f"the first run took {seconds:.1f} s (wall, model loading included). "
             f"Both found within 1 s: {'yes' if ok else 'no'}.",
         ]
     )
