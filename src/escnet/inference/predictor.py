@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -44,6 +45,10 @@ from escnet.inference.stream import (
 from escnet.machine import usable_cores
 from escnet.model_dir.layout import ENSEMBLE_JSON, final_model_dir, is_ensemble
 
+if TYPE_CHECKING:  # the events stage imports this module's results; no cycle at run time
+    from escnet.events.detect import Detection, DetectionParams
+    from escnet.events.tracks import FrameLevels
+
 __all__ = [
     "BACKENDS",
     "Predictor",
@@ -59,6 +64,9 @@ BACKENDS = ("torch", "onnx")
 #: and a batch's intermediate tensors set the peak memory (an hour with onnxruntime in batches
 #: of 32: 870 MB peak against 95 MB for one clip). Measured with benchmarks/bench_inference.py.
 DEFAULT_BATCH = {"torch": 8, "onnx": 1}
+
+#: Hop between windows of :meth:`Predictor.detect` unless told, seconds.
+DETECT_HOP = 1.0
 
 #: Files at least this long get a progress bar of their own (seconds of audio).
 _PROGRESS_SECONDS = 120.0
@@ -174,12 +182,15 @@ class Predictor:
         window: float | None = None,
         hop: float | None = None,
         aggregate: str = "mean",
+        meter: FrameLevels | None = None,
     ) -> Prediction:
         """Label a waveform: (samples,) mono or (samples, channels), at any ``sample_rate``.
 
         It is resampled to the model's rate, cut into windows (see
         :func:`escnet.inference.stream.window_starts`) and each window is classified; the
         recording's probabilities are the windows' mean (or maximum, ``aggregate="max"``).
+        ``meter`` (:class:`~escnet.events.tracks.FrameLevels`) measures the audio's levels on
+        the way.
         """
         x = np.asarray(samples, dtype=np.float32)
         if x.ndim not in (1, 2) or x.shape[0] == 0:
@@ -197,7 +208,7 @@ class Predictor:
             raise ParameterError(too_many)
         step = int(BLOCK_SECONDS * self.sample_rate)
         blocks = (mono[i : i + step] for i in range(0, mono.size, step))
-        return self._predict_stream(blocks, window, hop, aggregate)
+        return self._predict_stream(blocks, window, hop, aggregate, meter)
 
     def predict_file(
         self,
@@ -207,8 +218,10 @@ class Predictor:
         hop: float | None = None,
         aggregate: str = "mean",
         progress: bool = False,
+        meter: FrameLevels | None = None,
     ) -> Prediction:
         """Label an audio file, streamed block by block (memory does not grow with its length).
+        ``meter``: as in :meth:`predict`.
 
         Raises:
             AudioError: naming the file, when it cannot be decoded, or when its length at this
@@ -230,9 +243,94 @@ class Predictor:
         )
         with bar:
             blocks = _counted(iter_blocks(source, self.sample_rate), bar, self.sample_rate)
-            prediction = self._predict_stream(blocks, window, hop, aggregate)
+            prediction = self._predict_stream(blocks, window, hop, aggregate, meter)
         prediction.source = str(source.path)
         return prediction
+
+    def detect(
+        self,
+        samples: np.ndarray,
+        sample_rate: int,
+        *,
+        hop: float = DETECT_HOP,
+        params: DetectionParams | None = None,
+    ) -> Detection:
+        """Sound events in a waveform (as :meth:`predict` takes it): windows of the model's clip
+        length every ``hop`` seconds, the same windows and scores as :meth:`predict`, spread
+        into per-class score tracks and cut into events (:mod:`escnet.events`).
+
+        Args:
+            hop: seconds between windows (1.0): at most the window and the recording.
+            params: thresholds, filtering and durations (default: the thresholds saved with
+                the model, :func:`escnet.events.thresholds.saved_params`, else
+                :data:`escnet.events.detect.DEFAULTS`).
+        """
+        from escnet.events.detect import detect_prediction
+        from escnet.events.tracks import FrameLevels
+
+        x = np.asarray(samples)
+        duration = x.shape[0] / sample_rate if x.ndim and sample_rate > 0 else 0.0
+        problem = self.detect_hop_problem(hop, duration)
+        if problem:
+            raise ParameterError(problem)
+        meter = FrameLevels(self.sample_rate)
+        prediction = self.predict(samples, sample_rate, window=self.window, hop=hop, meter=meter)
+        return detect_prediction(
+            prediction, self.window, hop, self._detect_params(params), meter.levels()
+        )
+
+    def detect_file(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        hop: float = DETECT_HOP,
+        params: DetectionParams | None = None,
+        progress: bool = False,
+    ) -> Detection:
+        """Sound events in an audio file, streamed as :meth:`predict_file` streams it; the
+        options are :meth:`detect`'s.
+
+        Raises:
+            AudioError: naming the file, when it cannot be decoded or is shorter than ``hop``.
+        """
+        from escnet.events.detect import detect_prediction
+        from escnet.events.tracks import FrameLevels
+
+        source = open_audio(path)
+        problem = self.detect_hop_problem(hop, source.duration)
+        if problem:
+            raise AudioError(source.path, problem)
+        meter = FrameLevels(self.sample_rate)
+        prediction = self.predict_file(
+            path, window=self.window, hop=hop, progress=progress, meter=meter
+        )
+        return detect_prediction(
+            prediction, self.window, hop, self._detect_params(params), meter.levels()
+        )
+
+    def detect_hop_problem(self, hop: float, duration: float) -> str | None:
+        """Why ``hop`` cannot detect events in ``duration`` seconds, or ``None``.
+
+        Raises:
+            ParameterError: a hop no recording can take (<= 0, longer than the window, ...).
+        """
+        self._window_hop(self.window, hop)
+        if hop > self.window:
+            raise ParameterError(
+                f"hop {hop:g} s is longer than the {self.window:g}-s window: stretches between "
+                f"windows would get no score; pass a hop of {self.window:g} s or less"
+            )
+        if hop > duration:
+            return (
+                f"hop {hop:g} s is longer than the recording ({duration:.2f} s); pass a hop of "
+                f"{duration:.3g} s or less"
+            )
+        return None
+
+    def _detect_params(self, params: DetectionParams | None) -> DetectionParams:
+        from escnet.events.thresholds import saved_params
+
+        return params if params is not None else saved_params(self.spec)
 
     def window_samples(
         self, window: float | None = None, hop: float | None = None
@@ -274,8 +372,9 @@ class Predictor:
         window: float | None,
         hop: float | None,
         how: str,
+        meter: FrameLevels | None = None,
     ) -> Prediction:
-        labeller = StreamLabeller(self, window, hop, how, batch_size=self.batch_size)
+        labeller = StreamLabeller(self, window, hop, how, batch_size=self.batch_size, meter=meter)
         for block in blocks:
             for starts, batch in labeller.push(block):
                 labeller.record(starts, self.probabilities(batch))
@@ -290,9 +389,10 @@ class StreamLabeller:
 
     Feed blocks (mono float32 at the model's rate) to :meth:`push` and end with :meth:`finish`;
     each yields batches ``(starts, windows)`` to classify, whose probabilities go back through
-    :meth:`record` in the same order; :meth:`result` is the prediction. Memory stays flat: a
-    window is kept only until its batch is classified, and only the model's clip length of it
-    (the model crops a longer window to its start, :meth:`Predictor.probabilities`).
+    :meth:`record` in the same order; :meth:`result` is the prediction. A ``meter``
+    (:class:`~escnet.events.tracks.FrameLevels`) sees every block, for event detection. Memory
+    stays flat: a window is kept only until its batch is classified, and only the model's clip
+    length of it (the model crops a longer window to its start, :meth:`Predictor.probabilities`).
 
     Raises:
         ParameterError: from :meth:`push`, past :data:`MAX_WINDOWS` windows.
@@ -306,6 +406,7 @@ class StreamLabeller:
         how: str = "mean",
         *,
         batch_size: int | None = None,
+        meter: FrameLevels | None = None,
     ) -> None:
         if how not in AGGREGATES:
             raise ParameterError(f"aggregate must be one of {', '.join(AGGREGATES)}; got {how!r}")
@@ -319,6 +420,7 @@ class StreamLabeller:
         self._pending: list[tuple[int, np.ndarray]] = []
         self._emitted = 0
         self.silent = True  # every sample so far is 0
+        self.meter = meter  # frame levels, for event detection
 
     def push(self, block: np.ndarray) -> Iterator[tuple[list[int], np.ndarray]]:
         """Append a block; the batches that are now full, one at a time (consume them before
@@ -326,6 +428,8 @@ class StreamLabeller:
         """
         if self.silent and np.any(block):
             self.silent = False
+        if self.meter is not None:
+            self.meter.push(block)
         return self._take(self.windower.push(block), final=False)
 
     def finish(self) -> Iterator[tuple[list[int], np.ndarray]]:

@@ -1,7 +1,8 @@
 """The HTTP service: a FastAPI app around a :class:`~escnet.inference.Predictor`.
 
 Routes: ``POST /predict`` (an audio upload, multipart field ``file``, or the file itself as the
-body), ``GET /health``, ``GET /classes``, ``GET /`` (the web page), ``GET /docs`` (a page of the
+body), ``POST /detect`` (the same upload: its sound events, :mod:`escnet.events`), ``GET
+/health``, ``GET /classes``, ``GET /`` (the web page), ``GET /docs`` (a page of the
 routes, served from the package: no CDN, so it works offline) and ``GET /openapi.json``.
 
 Limits answer with a JSON ``{"detail": ...}`` that names the reason: 413 for an upload over
@@ -25,22 +26,27 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 
 from escnet.errors import ParameterError
+from escnet.events.detect import detect_prediction, track_summary
+from escnet.events.thresholds import saved_params
+from escnet.events.tracks import FrameLevels
 from escnet.inference import Predictor
 from escnet.inference.limits import (
     LONG_UPLOAD_SECONDS,
     MAX_BATCH,
     MAX_DURATION_SECONDS,
     MAX_UPLOAD_MB,
+    MAX_WINDOW_SECONDS,
 )
+from escnet.inference.predictor import DETECT_HOP
 from escnet.serve.batcher import Batcher
 from escnet.serve.connections import bounded_protocol
 from escnet.serve.uploads import LongUploads, extract_upload, label_upload, read_body
@@ -214,6 +220,41 @@ def create_app(predictor: Predictor, config: ServeConfig | None = None) -> FastA
             "upload": round(1000 * (received - started), 2),
             "total": round(1000 * (time.perf_counter() - started), 2),
         }
+        return answer
+
+    @app.post("/detect", openapi_extra=_UPLOAD_SCHEMA)
+    async def detect(
+        request: Request,
+        hop: float = Query(DETECT_HOP, gt=0, le=MAX_WINDOW_SECONDS, description="seconds"),
+        threshold: float | None = Query(None, ge=0, le=1, description="every class's"),
+    ) -> dict[str, Any]:
+        """Sound events of an uploaded recording: onset, offset, class, peak and mean score,
+        with the score tracks of the classes drawn on the page (see ``escnet detect``)."""
+        started = time.perf_counter()
+        try:
+            predictor.detect_hop_problem(hop, math.inf)
+        except ParameterError as exc:
+            raise HTTPException(422, f"hop: {exc}") from None
+        body = await read_body(request, cfg.max_upload_bytes, cfg.upload_timeout)
+        data, name = await extract_upload(request, body)
+        del body
+        meter = FrameLevels(predictor.sample_rate)
+        prediction = await label_upload(
+            predictor, batcher, data, name, max_duration=cfg.max_duration, slots=slots,
+            hop=hop, meter=meter,
+        )  # fmt: skip
+        problem = predictor.detect_hop_problem(hop, prediction.duration)
+        if problem:
+            raise HTTPException(422, f"{name}: {problem}")
+        params = saved_params(predictor.spec)
+        if threshold is not None:
+            params = replace(params, threshold=threshold, thresholds={})
+        detection = detect_prediction(prediction, predictor.window, hop, params, meter.levels())
+        answer = detection.to_dict()
+        answer["source"] = name
+        answer["tracks"] = track_summary(detection)
+        answer["model"] = model
+        answer["timing_ms"] = {"total": round(1000 * (time.perf_counter() - started), 2)}
         return answer
 
     return app

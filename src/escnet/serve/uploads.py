@@ -28,6 +28,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from escnet.data.audio import block_frames, open_sound
 from escnet.errors import AudioError, ModelOutputError, NotAudioError, ParameterError
+from escnet.events.tracks import FrameLevels
 from escnet.inference import Prediction, Predictor, StreamLabeller
 from escnet.inference.stream import BLOCK_SECONDS, read_blocks, resample_blocks
 from escnet.serve.batcher import Batcher
@@ -161,8 +162,12 @@ async def label_upload(
     max_duration: float,
     slots: LongUploads,
     how: str = "mean",
+    hop: float | None = None,
+    meter: FrameLevels | None = None,
 ) -> Prediction:
     """Decode and label an upload block by block, its windows batched with other requests'.
+    ``hop`` (seconds) places windows of the model's clip length (default: the predictor's
+    window and hop); a ``meter`` measures the frame levels on the way (for ``/detect``).
 
     Raises:
         HTTPException: 415, 422 or 503 (see the module docstring).
@@ -178,7 +183,10 @@ async def label_upload(
         if duration > slots.seconds:
             slots.acquire(name, duration)
             held = True
-        labeller = StreamLabeller(predictor, how=how, batch_size=batcher.max_batch)
+        window = None if hop is None else predictor.window
+        labeller = StreamLabeller(
+            predictor, window, hop, how, batch_size=batcher.max_batch, meter=meter
+        )
         frames = block_frames(int(f.samplerate), int(f.channels), BLOCK_SECONDS)
         blocks = resample_blocks(
             read_blocks(f, Path(name), frames), int(f.samplerate), predictor.sample_rate
