@@ -40,6 +40,7 @@ from escnet.inference.limits import (
     MAX_UPLOAD_MB,
 )
 from escnet.serve.batcher import Batcher
+from escnet.serve.live import LiveConfig, live_router
 from escnet.serve.uploads import LongUploads, extract_upload, label_upload, read_body
 from escnet.version import __version__
 
@@ -122,8 +123,11 @@ def _static(name: str) -> str:
     return resources.files("escnet.serve").joinpath(f"static/{name}").read_text("utf-8")
 
 
-def create_app(predictor: Predictor, config: ServeConfig | None = None) -> FastAPI:
-    """The service for ``predictor`` (see the module docstring for its routes and limits)."""
+def create_app(
+    predictor: Predictor, config: ServeConfig | None = None, live: LiveConfig | None = None
+) -> FastAPI:
+    """The service for ``predictor`` (see the module docstring for its routes and limits;
+    ``live``: the limits of ``WebSocket /listen``, :mod:`escnet.serve.live`)."""
     cfg = config or ServeConfig()
     batcher = Batcher(predictor.probabilities, cfg.max_batch, cfg.max_wait_ms)
     slots = LongUploads(cfg.max_long_uploads, cfg.long_upload_seconds)
@@ -204,6 +208,7 @@ def create_app(predictor: Predictor, config: ServeConfig | None = None) -> FastA
         }
         return answer
 
+    app.include_router(live_router(predictor, batcher, live))  # WebSocket /listen: Listen button
     return app
 
 
