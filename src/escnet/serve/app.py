@@ -2,7 +2,8 @@
 
 Routes: ``POST /predict`` (an audio upload, multipart field ``file``, or the file itself as the
 body), ``GET /health``, ``GET /classes``, ``GET /`` (the web page), ``GET /docs`` (a page of the
-routes, served from the package: no CDN, so it works offline) and ``GET /openapi.json``.
+routes, served from the package: no CDN, so it works offline), ``GET /openapi.json``, and
+``WebSocket /listen`` (a live stream, :mod:`escnet.serve.live`).
 
 Limits answer with a JSON ``{"detail": ...}`` that names the reason: 413 for an upload over
 ``max_upload_bytes`` (checked on the declared length and again while reading, so a lying client
