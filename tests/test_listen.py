@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from escnet.cli import main
 from escnet.errors import EscnetError, ParameterError
@@ -342,3 +343,19 @@ def test_microphone_blocks_reach_the_listener(monkeypatch: pytest.MonkeyPatch, m
             events += listener.feed(block)
     events += listener.end()
     assert [e.label for e in events if e.ongoing] == ["low_tone", "high_tone"]
+
+
+def test_an_audio_file_on_standard_input_is_refused(tmp_path: Path, model: Path) -> None:
+    wav = tmp_path / "clip.wav"
+    sf.write(wav, synth("noise", 0.5, RATE, np.random.default_rng(0)), RATE)
+    with wav.open("rb") as f, pytest.raises(ParameterError, match="like a WAV file, not raw PCM"):
+        list(pcm16_blocks(f))
+    done = subprocess.run(
+        listen_command(model, "--input", "-", "--rate", "8000"),
+        input=wav.read_bytes(),
+        capture_output=True,
+        timeout=300,
+    )
+    err = done.stderr.decode()
+    assert done.returncode == 2 and "--input - begins like a WAV file" in err
+    assert "Traceback" not in err

@@ -76,8 +76,11 @@ def _csv_line(values: list[object]) -> str:
     return buffer.getvalue()
 
 
-def _input_blocks(args: argparse.Namespace, stack: ExitStack) -> tuple[int, str, Iterator[Any]]:
-    """(sample rate, what it is, blocks) of the input the arguments name."""
+def _input_blocks(
+    args: argparse.Namespace, stack: ExitStack
+) -> tuple[int, str, Iterator[Any], Any]:
+    """(sample rate, what it is, blocks, the microphone or None) of the input the arguments
+    name."""
     from escnet.live import Microphone, pcm16_blocks
 
     if args.input is not None:
@@ -87,11 +90,13 @@ def _input_blocks(args: argparse.Namespace, stack: ExitStack) -> tuple[int, str,
                 "ffmpeg ... -f s16le -ac 1 -ar 32000 -)"
             )
         if args.input == "-":
-            return args.rate, "standard input", pcm16_blocks(sys.stdin.buffer)
+            blocks = pcm16_blocks(sys.stdin.buffer, name="--input -")
+            return args.rate, "standard input", blocks, None
         stream = stack.enter_context(Path(args.input).open("rb"))  # noqa: SIM115
-        return args.rate, str(args.input), pcm16_blocks(stream)
+        blocks = pcm16_blocks(stream, name=f"--input {args.input}")
+        return args.rate, str(args.input), blocks, None
     mic = stack.enter_context(Microphone(_device(args.device), args.rate))
-    return mic.sample_rate, f"microphone {mic.name!r}", mic.blocks()
+    return mic.sample_rate, f"microphone {mic.name!r}", mic.blocks(), mic
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
@@ -117,7 +122,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
             window=args.window,
             batch_size=args.batch_size,
         )
-        rate, what, blocks = _input_blocks(args, stack)
+        rate, what, blocks, mic = _input_blocks(args, stack)
         listener = Listener(predictor, rate, hop=args.hop, config=config)
         if not args.quiet:
             print(
@@ -141,6 +146,12 @@ def cmd_listen(args: argparse.Namespace) -> int:
                 f"escnet listen: {how} after {listener.duration:.2f} s of audio: "
                 f"{listener.tracker.reported} event(s), {listener.windows} window(s), "
                 f"{listener.scored} scored (the others silent)",
+                file=sys.stderr,
+            )
+        if mic is not None and mic.dropped:
+            print(
+                f"escnet listen: warning: {mic.dropped} block(s) of audio were dropped: the "
+                "model is slower than real time here; pass a larger --hop, or --backend onnx",
                 file=sys.stderr,
             )
     return 0

@@ -15,12 +15,20 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from escnet.errors import EscnetError
+from escnet.errors import EscnetError, ParameterError
 
 __all__ = ["Microphone", "pcm16_blocks", "pcm16_to_float"]
 
 #: What to install for the microphone, in every error that asks for it.
 _INSTALL = "pip install 'escnet[live]' (and on Debian: apt-get install libportaudio2)"
+
+#: How audio files begin: a file given where raw PCM is expected is refused, not played as
+#: noise (its header and compressed bytes read as samples).
+_FILE_MAGIC = {b"RIFF": "WAV", b"OggS": "Ogg", b"fLaC": "FLAC", b"ID3": "MP3", b"FORM": "AIFF"}
+
+#: Seconds of microphone audio held while the model catches up; past that, blocks are dropped
+#: (and counted) so that a model slower than real time does not fall ever further behind.
+MAX_BACKLOG_SECONDS = 10.0
 
 
 def pcm16_to_float(data: bytes) -> np.ndarray:
@@ -33,18 +41,31 @@ def pcm16_to_float(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
 
 
-def pcm16_blocks(stream: BinaryIO, block_bytes: int = 65536) -> Iterator[np.ndarray]:
+def pcm16_blocks(
+    stream: BinaryIO, block_bytes: int = 65536, name: str = "the input"
+) -> Iterator[np.ndarray]:
     """Blocks of raw little-endian 16-bit mono PCM from ``stream``, each as soon as it arrives
     (up to ``block_bytes`` at a time: a pipe's data is not held back to fill a block). A sample
     split between two reads is joined; an odd byte at the very end is dropped.
+
+    Raises:
+        ParameterError: naming ``name``, when the stream begins like an audio file (WAV, Ogg,
+            FLAC, MP3, AIFF), not raw PCM.
     """
     read = getattr(stream, "read1", stream.read)  # read1: what is there, without waiting for more
     rest = b""
+    first = True
     while True:
         data = read(block_bytes)
         if not data:
             return
         data = rest + data
+        if first and len(data) < 4:
+            rest = data  # too short to tell yet
+            continue
+        if first:
+            _check_raw(data, name)
+            first = False
         whole = len(data) - len(data) % 2
         rest = data[whole:]
         if whole:
@@ -85,8 +106,9 @@ class Microphone:
             ) from None
         self.name = str(info["name"])
         self.sample_rate = int(sample_rate or info["default_samplerate"])
-        self._queue: queue.Queue[np.ndarray] = queue.Queue()
-        self.overflows = 0  # blocks PortAudio dropped because this process was too slow
+        blocks = max(1, int(MAX_BACKLOG_SECONDS / block_seconds))
+        self._queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=blocks)
+        self.dropped = 0  # blocks lost because this process was too slow
         try:
             self._stream = sd.InputStream(
                 device=device,
@@ -105,8 +127,11 @@ class Microphone:
     def _callback(self, indata: np.ndarray, frames: int, time: Any, status: Any) -> None:
         # PortAudio's thread: copy and hand over, nothing slow here.
         if status.input_overflow:
-            self.overflows += 1
-        self._queue.put(indata[:, 0].copy())
+            self.dropped += 1
+        try:
+            self._queue.put_nowait(indata[:, 0].copy())
+        except queue.Full:
+            self.dropped += 1
 
     def __enter__(self) -> Microphone:
         self._stream.start()
@@ -128,6 +153,15 @@ class Microphone:
                 yield self._queue.get(timeout=0.5)
             except queue.Empty:
                 continue
+
+
+def _check_raw(data: bytes, name: str) -> None:
+    kind = next((k for magic, k in _FILE_MAGIC.items() if data.startswith(magic)), None)
+    if kind:
+        raise ParameterError(
+            f"{name} begins like a {kind} file, not raw PCM: convert it (ffmpeg -i FILE -f s16le "
+            "-ac 1 -ar 32000 -) or label files with escnet predict"
+        )
 
 
 def _reason(exc: BaseException) -> str:
