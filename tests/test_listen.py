@@ -78,7 +78,8 @@ def test_tracker_hysteresis_keeps_one_event_through_a_dip() -> None:
         ("a", 2.0, 4.0, 0.9),  # the window of 4-6 s no longer has it
     ]
     # Without hysteresis, the dip splits the sound in two.
-    flat = run_tracker(EventTracker(["a", "b"], TrackerConfig(onset=0.5, offset=0.5)), scores)
+    flat_config = TrackerConfig(onset=0.5, offset=0.5, confident=0.5)
+    flat = run_tracker(EventTracker(["a", "b"], flat_config), scores)
     assert [e.onset for e in flat if e.ongoing] == [2.0, 4.0]
 
 
@@ -100,8 +101,24 @@ def test_tracker_minimum_duration_drops_blips() -> None:
     ]
 
 
+def test_tracker_waits_a_window_to_confirm_an_unsure_event() -> None:
+    tracker = EventTracker(["a", "b"])  # onset 0.5, confident 0.9
+    # 0.7 once: a fragment's guess, dropped; 0.7 twice: reported at its second window.
+    assert tracker.update(0, 2, np.array([0.7, 0.0])) == []
+    assert tracker.update(1, 3, np.array([0.1, 0.0])) == []
+    assert tracker.update(2, 4, np.array([0.7, 0.0])) == []
+    assert tracker.update(3, 5, np.array([0.6, 0.0])) == [Event("a", 3.0, None, 0.7)]
+    assert tracker.reported == 1
+    # Unsure at the very end of the stream: no window is left to confirm it, so it is reported.
+    tracker.update(4, 6, None)
+    assert tracker.update(5, 7, np.array([0.0, 0.8])) == []
+    assert tracker.close(7.0) == [Event("b", 6.0, None, 0.8), Event("b", 6.0, 7.0, 0.8)]
+    with pytest.raises(ParameterError, match="confident"):
+        TrackerConfig(confident=0)
+
+
 def test_tracker_per_class_thresholds_and_bad_values() -> None:
-    config = TrackerConfig(per_class={"b": (0.2, 0.1)})
+    config = TrackerConfig(per_class={"b": (0.2, 0.1)}, confident=0.25)
     events = EventTracker(["a", "b"], config).update(0, 1, np.array([0.7, 0.3]))
     assert {e.label for e in events} == {"a", "b"}
     with pytest.raises(ParameterError, match="per-class thresholds for zebra"):

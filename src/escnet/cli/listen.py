@@ -108,6 +108,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
         # Unless given, the offset follows an onset set below its default.
         offset=min(0.3, args.onset) if args.offset is None else args.offset,
         min_duration=args.min_duration,
+        confident=args.confident,
         silence_db=args.silence_db,
     )
     with ExitStack() as stack:
@@ -224,6 +225,13 @@ def register(sub: Any) -> None:
         type=seconds(3600.0, zero=True),
         default=0.0,
         help="seconds a sound must last to be reported (0)",
+    )
+    p.add_argument(
+        "--confident",
+        type=bounded(1.0, "a score"),
+        default=0.9,
+        help="score at which one window is enough to print a sound (0.9); under it, a second "
+        "window must hear it too",
     )
     p.add_argument(
         "--silence-db",

@@ -6,8 +6,16 @@ class and decides with hysteresis: an event starts when its class's score reache
 threshold and lasts while the score stays at or above the (lower) offset threshold, so a score
 wavering around one threshold does not split a sound in two. A window that the silence gate
 found silent scores nothing and ends every open event; a window whose new part (what no earlier
-window held) is silent starts none, since any sound in it was in the windows before. An event
-is confirmed (reported) once it has lasted ``min_duration``; one that ends sooner is dropped.
+window held) is silent starts none, since any sound in it was in the windows before.
+
+An event is confirmed (reported) once it has lasted ``min_duration`` and either one of its
+windows scored at least ``confident`` or a second window heard it too; one that ends sooner is
+dropped. A sure detection is thus reported from its first window, while an unsure one waits a
+hop for corroboration: the window in which a sound first appears may hold only its first
+fraction of a second, and a model can mistake such a fragment for something else (an ESC-50
+probe called a bark's first 60 ms a pig at 0.72, then the whole bark a dog at 1.00). At the end
+of the stream, an event that had no next window to confirm it is reported if it has lasted
+``min_duration``.
 
 Times come from windows, so they are known to within a window: an event's onset is where the
 new part of the first window that heard it begins (the end of the window before it, or its own
@@ -34,6 +42,8 @@ class TrackerConfig:
         onset: score at which an event starts (0-1, default 0.5).
         offset: score under which it ends (0-1, at most ``onset``; default 0.3).
         min_duration: seconds an event must last to be reported (0: from its first window).
+        confident: a score at which one window is enough to report an event (0.9); under it, a
+            second window must hear it too (1: always a second window; ``onset``: never).
         silence_db: a window whose loudest 50-ms frame is quieter than this (dB relative to
             full scale) is silent: not scored, and it ends every open event (-60).
         per_class: ``{class: (onset, offset)}`` for classes whose thresholds differ from the
@@ -43,6 +53,7 @@ class TrackerConfig:
     onset: float = 0.5
     offset: float = 0.3
     min_duration: float = 0.0
+    confident: float = 0.9
     silence_db: float = -60.0
     per_class: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
@@ -54,6 +65,8 @@ class TrackerConfig:
             raise ParameterError(
                 f"min_duration must be a number of seconds in [0, 3600], got {self.min_duration}"
             )
+        if not 0 < self.confident <= 1:
+            raise ParameterError(f"confident must be a score in (0, 1], got {self.confident}")
         if not -200 <= self.silence_db <= 0:
             raise ParameterError(
                 f"silence_db must be in [-200, 0] dB relative to full scale, got {self.silence_db}"
@@ -112,6 +125,7 @@ class _Open:
     onset: float
     score: float
     last_end: float
+    windows: int = 0
     confirmed: bool = False
 
 
@@ -164,22 +178,37 @@ class EventTracker:
         for c, event in self._open.items():
             event.score = max(event.score, float(scores[c]))
             event.last_end = end
-            if not event.confirmed and end - event.onset >= self.config.min_duration:
-                event.confirmed = True
-                self.reported += 1
-                started.append(Event(self.classes[c], event.onset, None, event.score))
+            event.windows += 1
+            sure = event.score >= self.config.confident or event.windows >= 2
+            if sure and not event.confirmed and self._long_enough(event):
+                started.append(self._confirm(c, event))
         return ended + sorted(started, key=lambda e: -e.score)
 
+    def _long_enough(self, event: _Open) -> bool:
+        return event.last_end - event.onset >= self.config.min_duration
+
+    def _confirm(self, c: int, event: _Open) -> Event:
+        event.confirmed = True
+        self.reported += 1
+        return Event(self.classes[c], event.onset, None, event.score)
+
     def close(self, time: float) -> list[Event]:
-        """End every open event at ``time`` (the end of the stream); returns the confirmed."""
+        """End every open event at ``time`` (the end of the stream). Returns the notices of
+        those long enough that no window was left to confirm (``offset=None``), then every
+        reported event's end."""
+        started = [
+            self._confirm(c, event)
+            for c, event in sorted(self._open.items())
+            if not event.confirmed and self._long_enough(event)
+        ]
         ended: list[Event] = []
         for c in sorted(self._open):
             ended.extend(self._end(c, time))
-        return ended
+        return started + ended
 
     def _end(self, c: int, time: float) -> list[Event]:
         event = self._open.pop(c)
         if not event.confirmed:
-            return []  # shorter than min_duration: never reported
+            return []  # too short, or unsure and not heard again: never reported
         offset = max(event.onset, min(time, event.last_end))
         return [Event(self.classes[c], event.onset, offset, event.score)]
