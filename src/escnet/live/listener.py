@@ -85,8 +85,9 @@ class Listener:
 
     Use :meth:`feed` for each block and :meth:`end` at the end of the stream; both return the
     events they start or end. A caller that runs the model itself (the service, through its
-    batcher) uses the steps instead: :meth:`push` (or :meth:`finish`), then the windows'
-    scores from its own model call, then :meth:`update` (:meth:`close` at the end).
+    batcher) uses the steps instead: :meth:`push` (or :meth:`finish`), its own model call on
+    the windows that are not silent, :meth:`assign` of their scores, then :meth:`update`
+    (:meth:`close` at the end).
 
     Raises:
         ParameterError: a rate, hop or threshold out of range.
