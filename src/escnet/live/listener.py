@@ -22,6 +22,7 @@ import numpy as np
 import soxr
 
 from escnet.errors import ParameterError
+from escnet.inference.limits import MAX_OVERLAP
 from escnet.inference.predictor import Predictor
 from escnet.inference.stream import Windower
 from escnet.live.tracker import Event, EventTracker, TrackerConfig
@@ -110,6 +111,12 @@ class Listener:
         self.config = config or TrackerConfig()
         window = predictor.window
         hop = window * LIVE_HOP_FRACTION if hop is None else hop
+        if not hop >= window / MAX_OVERLAP:  # said here: the predictor's default hop differs
+            raise ParameterError(
+                f"hop {hop:g} s is under 1/{MAX_OVERLAP} of the {window:g}-s window (each window "
+                f"is a model call); pass a hop of {window / MAX_OVERLAP:.3g} s or more "
+                f"(default: a quarter of the window)"
+            )
         self.window_samples, self.hop_samples = predictor.window_samples(window, hop)
         self.tracker = EventTracker(predictor.classes, self.config)
         self.windower = Windower(self.window_samples, self.hop_samples)
