@@ -105,6 +105,17 @@ def test_websocket_session_limit(model: Path) -> None:
         assert closed.value.code == 4503
 
 
+def test_websocket_closes_an_idle_session(model: Path) -> None:
+    app = create_app(load(model, threads=1), live=LiveConfig(idle_timeout=0.2))
+    with TestClient(app) as client, client.websocket_connect("/listen?rate=8000") as ws:
+        assert ws.receive_json()["type"] == "ready"
+        refused = ws.receive_json()  # nothing sent
+        assert refused == {"type": "error", "detail": "no audio for 0.2 s; reconnect"}
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+    assert closed.value.code == 4408
+
+
 def test_page_scripts_are_served(client: TestClient) -> None:
     page = client.get("/").text
     assert 'id="listen"' in page and 'src="listen.js"' in page

@@ -16,8 +16,9 @@ with JSON text messages:
 
 A bad request is answered ``{"type": "error", "detail"}`` and the connection closed with code
 4000 + the HTTP status it would have had: 4400 (a bad rate or hop, an odd-length or text message
-other than ``end``), 4413 (a message over ``max_message_bytes``), 4503 (``max_sessions`` live
-sessions already running).
+other than ``end``), 4408 (no message for ``idle_timeout`` seconds: a silent client would hold
+a session), 4413 (a message over ``max_message_bytes``), 4503 (``max_sessions`` live sessions
+already running).
 
 The page's side is ``static/listen.js`` (the Listen button) and ``static/listen-worklet.js``
 (an AudioWorklet that turns the microphone into 16-bit PCM messages).
@@ -25,6 +26,7 @@ The page's side is ``static/listen.js`` (the Listen button) and ``static/listen-
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -55,12 +57,14 @@ class LiveConfig:
         max_message_bytes: largest PCM message (1 MB: over 10 s of 48-kHz audio; the page
             sends about 0.1 s at a time).
         top_k: labels per window message (3).
+        idle_timeout: seconds the service waits for a client's next message (30).
         tracker: the event rules (thresholds, minimum duration, silence gate).
     """
 
     max_sessions: int = 4
     max_message_bytes: int = 1_000_000
     top_k: int = 3
+    idle_timeout: float = 30.0
     tracker: TrackerConfig = TrackerConfig()
 
     def __post_init__(self) -> None:
@@ -71,6 +75,8 @@ class LiveConfig:
         ):
             if not 1 <= value <= high:
                 raise ParameterError(f"{name} must be in 1..{high}, got {value}")
+        if not 0 < self.idle_timeout <= 3600:  # also refuses nan
+            raise ParameterError(f"idle_timeout must be in (0, 3600] s, got {self.idle_timeout}")
 
 
 class _Refused(Exception):
@@ -153,7 +159,10 @@ async def _session(
         }
     )
     while True:
-        message = await websocket.receive()
+        try:
+            message = await asyncio.wait_for(websocket.receive(), cfg.idle_timeout)
+        except TimeoutError:
+            raise _Refused(4408, f"no audio for {cfg.idle_timeout:g} s; reconnect") from None
         if message["type"] == "websocket.disconnect":
             return
         data, text = message.get("bytes"), message.get("text")
