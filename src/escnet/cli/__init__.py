@@ -21,7 +21,7 @@ from escnet.errors import EscnetError
 log = logging.getLogger("escnet")
 
 #: Modules of this package that add sub-commands, in the order ``escnet --help`` lists them.
-COMMAND_MODULES = ("data", "training", "ensemble", "experiment", "inference", "detect")
+COMMAND_MODULES = ("data", "training", "ensemble", "experiment", "inference", "detect", "listen")
 
 
 class _Parser(argparse.ArgumentParser):

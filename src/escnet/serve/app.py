@@ -3,7 +3,8 @@
 Routes: ``POST /predict`` (an audio upload, multipart field ``file``, or the file itself as the
 body), ``POST /detect`` (the same upload: its sound events, :mod:`escnet.events`), ``GET
 /health``, ``GET /classes``, ``GET /`` (the web page), ``GET /docs`` (a page of the
-routes, served from the package: no CDN, so it works offline) and ``GET /openapi.json``.
+routes, served from the package: no CDN, so it works offline), ``GET /openapi.json``, and
+``WebSocket /listen`` (a live stream, :mod:`escnet.serve.live`).
 
 Limits answer with a JSON ``{"detail": ...}`` that names the reason: 413 for an upload over
 ``max_upload_bytes`` (checked on the declared length and again while reading, so a lying client
@@ -49,6 +50,7 @@ from escnet.inference.limits import (
 from escnet.inference.predictor import DETECT_HOP
 from escnet.serve.batcher import Batcher
 from escnet.serve.connections import bounded_protocol
+from escnet.serve.live import LiveConfig, live_router
 from escnet.serve.uploads import LongUploads, extract_upload, label_upload, read_body
 from escnet.version import __version__
 
@@ -140,8 +142,11 @@ def _static(name: str) -> str:
     return resources.files("escnet.serve").joinpath(f"static/{name}").read_text("utf-8")
 
 
-def create_app(predictor: Predictor, config: ServeConfig | None = None) -> FastAPI:
-    """The service for ``predictor`` (see the module docstring for its routes and limits)."""
+def create_app(
+    predictor: Predictor, config: ServeConfig | None = None, live: LiveConfig | None = None
+) -> FastAPI:
+    """The service for ``predictor`` (see the module docstring for its routes and limits;
+    ``live``: the limits of ``WebSocket /listen``, :mod:`escnet.serve.live`)."""
     cfg = config or ServeConfig()
     batcher = Batcher(predictor.probabilities, cfg.max_batch, cfg.max_wait_ms)
     slots = LongUploads(cfg.max_long_uploads, cfg.long_upload_seconds)
@@ -257,6 +262,7 @@ def create_app(predictor: Predictor, config: ServeConfig | None = None) -> FastA
         answer["timing_ms"] = {"total": round(1000 * (time.perf_counter() - started), 2)}
         return answer
 
+    app.include_router(live_router(predictor, batcher, live))  # WebSocket /listen: Listen button
     return app
 
 
