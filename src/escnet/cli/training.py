@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from escnet.cli._common import finite_number, print_results, whole_number
+from escnet.cli._common import (
+    MAX_SEED,
+    dataset_args,
+    finite_number,
+    path_text,
+    print_results,
+    whole_number,
+)
 from escnet.errors import ParameterError
 
 #: ``--tta`` given without shifts: the clip and three rolls that move it against the body's
@@ -35,6 +43,22 @@ def int_list(text: str) -> list[int]:
         ) from None
 
 
+#: The largest --batch-size: far above any memory, low enough to fail as one line.
+MAX_BATCH = 65536
+
+
+class _DeprecatedFolds(argparse.Action):
+    """``train --folds``, the old spelling of ``--test-folds``: still works for this release."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        print(
+            "escnet: train --folds is deprecated and will be removed in the next release: "
+            "use --test-folds (the same values)",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -52,8 +76,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         value = getattr(args, field.name, None)
         if value is not None:
             overrides[field.name] = value
-    if args.folds:
-        overrides["folds"] = parse_folds(args.folds)
+    if args.test_folds:
+        overrides["folds"] = parse_folds(args.test_folds)
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
     run_dir = (
         Path(args.run_dir)
@@ -108,8 +132,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _add_optimisation_options(p: argparse.ArgumentParser) -> None:
     """``escnet train``'s options for fine-tuning: schedule, regularisation, data loading."""
-    p.add_argument("--epochs", type=whole_number(1))
-    p.add_argument("--batch-size", type=whole_number(1))
+    p.add_argument("--epochs", type=whole_number(1), help="passes over the training set (60)")
+    p.add_argument(
+        "--batch-size",
+        type=whole_number(1, MAX_BATCH, "clips per step"),
+        help="clips per training step (32)",
+    )
     p.add_argument("--lr", type=finite_number, help="peak learning rate (AdamW)")
     p.add_argument(
         "--head-lr",
@@ -122,14 +150,28 @@ def _add_optimisation_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="fit the new output layer on frozen features before fine-tuning (LP-FT)",
     )
-    p.add_argument("--weight-decay", type=finite_number)
-    p.add_argument("--warmup-epochs", type=finite_number)
-    p.add_argument("--label-smoothing", type=finite_number)
+    p.add_argument("--weight-decay", type=finite_number, help="AdamW's weight decay (0.01)")
+    p.add_argument(
+        "--warmup-epochs",
+        type=finite_number,
+        help="epochs of linear warm-up to --lr before the cosine decay (3)",
+    )
+    p.add_argument(
+        "--label-smoothing", type=finite_number, help="label smoothing of the training loss (0)"
+    )
     p.add_argument(
         "--val-fraction", type=finite_number, help="validation share of the training folds"
     )
-    p.add_argument("--early-stopping-patience", type=whole_number(1))
-    p.add_argument("--seed", type=whole_number(0))
+    p.add_argument(
+        "--early-stopping-patience",
+        type=whole_number(1),
+        help="stop after this many epochs without a better validation accuracy (default: never)",
+    )
+    p.add_argument(
+        "--seed",
+        type=whole_number(0, MAX_SEED, "numpy's largest seed"),
+        help="seeds the validation draw, augmentation, initialisation and shuffling (0)",
+    )
     p.add_argument(
         "--workers",
         type=whole_number(0),
@@ -140,7 +182,8 @@ def _add_optimisation_options(p: argparse.ArgumentParser) -> None:
         "--pretrained",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="start from the model's pretrained weights",
+        help="start from the model's pretrained weights (default: yes where they are on this "
+        "machine, see escnet models; --no-pretrained: random weights)",
     )
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
     p.add_argument(
@@ -201,19 +244,25 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
 def register(sub: Any) -> None:
     """Add this module's sub-commands to the ``escnet`` parser."""
     p = sub.add_parser("train", help="train and test on the official folds, leave-one-fold-out")
-    p.add_argument("--dataset", help="esc50, esc10, us8k or folder")
-    p.add_argument("--root", help="the data set's own directory (for 'folder')")
+    dataset_args(p, required=False, folds=False)
     p.add_argument("--model", help="registered model (see `escnet models`)")
     p.add_argument(
         "--augment",
         help="augmentation policy: none, taa, naa, naa-online, naa+taa, naa+mixup, specaug, "
         "specaug+mixup",
     )
-    p.add_argument("--folds", help="test folds, e.g. '1-5' or '1' (default: every fold)")
+    p.add_argument(
+        "--test-folds", help="test folds, e.g. '1-5' or '1' (default: every fold), one run each"
+    )
+    p.add_argument("--folds", dest="test_folds", action=_DeprecatedFolds, help=argparse.SUPPRESS)
     _add_optimisation_options(p)
     _add_method_options(p)
     p.add_argument("--config", help="a config.json to start from (options override it)")
-    p.add_argument("--run-dir", help="where to write the run (default runs/<name>-<time>)")
+    p.add_argument(
+        "--run-dir",
+        type=path_text("--run-dir"),
+        help="where to write the run (default runs/<name>-<time>)",
+    )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     p.add_argument(
         "--refit",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,9 @@ class Dataset:
         clips: the clips, in metadata order.
         duration: clip length in seconds that loading pads or crops to (ESC: 5 s, UrbanSound8K:
             4 s, zero-padded); ``None`` keeps each file's length.
+        options: the loader's keyword arguments that made it (``root``, ``folds``,
+            ``group_pattern``, ...; :func:`escnet.data.datasets.get_dataset` fills them in), so
+            that a run can save them and rebuild the same split; empty for a subset.
     """
 
     name: str
@@ -47,6 +50,7 @@ class Dataset:
     classes: list[str]
     clips: list[Clip]
     duration: float | None = 5.0
+    options: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.clips)

@@ -81,10 +81,18 @@ class TrainConfig:
             augmentation.
         workers: decoding threads, NAA processes and online-NAA DataLoader workers; ``None``:
             the number of CPU cores, at most 8.
-        pretrained: start from the model's pretrained weights.
+        pretrained: start from the model's pretrained weights; ``None`` (the default): yes when
+            the model has pretrained weights on this machine (``escnet models``), which the
+            run's ``config.json`` then records as ``true`` or ``false``. The probe and partial
+            methods read the pretrained network: ``False`` is refused for them.
         data_dir: directory holding the data sets (default ``$ESCNET_DATA_DIR``).
         cache_dir: cache of spectral images and NAA variants (default ``$ESCNET_CACHE_DIR``).
         root: the data set's own directory (required for ``dataset="folder"``).
+        data_folds: use only these folds of the data set (``--folds`` of ``escnet info``);
+            ``None``: every fold the copy holds.
+        folds_csv, group_pattern, num_folds: folder data sets: how clips are grouped into
+            recordings and folds (:func:`escnet.data.datasets.load_folder`); saved so that
+            ``escnet evaluate`` rebuilds the same split.
         clip_seconds: pad or crop every clip to this length instead of the data set's own
             (ESC: 5 s, UrbanSound8K: 4 s); ``None`` keeps the data set's.
         device: ``"auto"`` (CUDA, then MPS, then CPU), or a torch device such as ``"cpu"``,
@@ -150,10 +158,14 @@ class TrainConfig:
     early_stopping_patience: int | None = None
     seed: int = 0
     workers: int | None = None
-    pretrained: bool = False
+    pretrained: bool | None = None
     data_dir: str | None = None
     cache_dir: str | None = None
     root: str | None = None
+    data_folds: list[int] | None = None
+    folds_csv: str | None = None
+    group_pattern: str | None = None
+    num_folds: int | None = None
     clip_seconds: float | None = None
     device: str = "auto"
     amp: bool = True
@@ -271,7 +283,7 @@ class TrainConfig:
                     f"TrainConfig.partial_from must be a block index 0-15 of mn04_as.features "
                     f"(the last frozen one), got {k!r}"
                 )
-            self.pretrained = True  # fine-tuning the top of a random network means nothing
+            self._needs_pretrained()  # fine-tuning the top of a random network means nothing
             return
         if self.probe_head not in ("linear", "mlp"):
             raise ParameterError(
@@ -289,7 +301,15 @@ class TrainConfig:
         if self.probe_train_views is not None:
             self._check_train_views(self.probe_train_views)
         self.probe_blocks = sorted(blocks)
-        self.pretrained = True  # a probe of a randomly initialised network means nothing
+        self._needs_pretrained()  # a probe of a randomly initialised network means nothing
+
+    def _needs_pretrained(self) -> None:
+        if self.pretrained is False:
+            raise ParameterError(
+                f"TrainConfig.method={self.method!r} reads the pretrained mn04_as: drop "
+                "pretrained=False (--no-pretrained)"
+            )
+        self.pretrained = True
 
     def _check_train_views(self, views: list[str]) -> None:
         from escnet.augment.audio import NAA_VARIANTS
@@ -364,6 +384,8 @@ class FoldResult:
         selection: how ``best_epoch`` was chosen.
         train_clips, train_images, val_clips, test_clips: sizes (train_images counts NAA
             variants; with online NAA it equals train_clips).
+        test_ids: the ids of the test fold's clips (``None`` in runs made before they were
+            recorded), so that a rebuilt split can be checked to be the same.
     """
 
     test_fold: int
@@ -380,6 +402,7 @@ class FoldResult:
     train_images: int
     val_clips: int
     test_clips: int
+    test_ids: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

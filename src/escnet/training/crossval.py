@@ -33,7 +33,7 @@ from escnet.model_dir.io import load_model, save_model
 from escnet.models import create_model, get_model_info
 from escnet.training import report
 from escnet.training.config import FoldResult, TrainConfig, check_resumable
-from escnet.training.data import load_dataset
+from escnet.training.data import load_dataset, with_dataset
 from escnet.training.distributed import Dist, distributed, local_rank, resolve_device
 from escnet.training.fold import train_fold
 from escnet.training.loop import Compute
@@ -77,10 +77,16 @@ def cross_validate(
     config: TrainConfig,
     run_dir: str | os.PathLike[str],
     *,
+    dataset: Dataset | str | None = None,
     resume: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Leave-one-fold-out over ``config.folds``: train, select and test one model per fold.
+
+    The data set is ``dataset`` when given -- any loaded :class:`~escnet.data.datasets.Dataset`
+    (a folder keeps its ``group_pattern`` / ``folds_csv`` grouping) or a registry name -- else the
+    one ``config`` names. Its options are saved in ``config.json``, so that
+    :func:`evaluate_run` rebuilds the same split.
 
     Writes ``config.json`` (resolved), then per fold the files of :func:`train_fold`, updates
     ``results.json`` after each fold, and at the end writes the report (``report.md`` and its
@@ -104,9 +110,14 @@ def cross_validate(
             every fold the data set has (for a partial copy, every fold it holds) is used.
     """
     run = Path(run_dir)
+    config = with_dataset(config, dataset)
     device = resolve_device(config.device, local_rank())
     with distributed(device) as ddp:
-        dataset = load_dataset(config)
+        if isinstance(dataset, Dataset):
+            if config.clip_seconds is not None:
+                dataset = dataclasses.replace(dataset, duration=config.clip_seconds)
+        else:
+            dataset = load_dataset(config)
         resolved = _resolve(config, dataset, device)
         folds = list(resolved.folds or [])
         previous = _open_run(run, resolved, resume, ddp, device)
@@ -135,7 +146,9 @@ def cross_validate(
                 dataset, config.protocol, fold, val_fraction=config.val_fraction, seed=config.seed
             )
             split.check_disjoint(dataset)
-            results[fold] = _train_one_fold(resolved, dataset, split, run, resume, progress)
+            result = _train_one_fold(resolved, dataset, split, run, resume, progress)
+            # The clips tested, by id: evaluate_run checks that it rebuilds this very split.
+            results[fold] = dataclasses.replace(result, test_ids=_test_ids(dataset, split))
             if ddp.is_main:  # after every fold, so that an interrupted run keeps its folds
                 report.write_results(run, summarise())
         summary = summarise()
@@ -159,22 +172,36 @@ def _resolve(config: TrainConfig, dataset: Dataset, device: torch.device) -> Tra
             f"{','.join(map(str, dataset.folds))}; pick test folds among those"
         )
     info = get_model_info(config.model)  # fail before any work on an unknown model
-    if info.has_weights and not config.pretrained:
+    pretrained = config.pretrained
+    if pretrained is None:
         # Users who pick an AudioSet model almost always mean its weights; a silent random
-        # start costs a full training run before the low accuracy shows it.
-        log.warning(
-            "%s starts from random weights: pass --pretrained (TrainConfig.pretrained=True) "
-            "to start from its pretrained weights",
-            config.model,
-        )
+        # start costs a full training run before the low accuracy shows it. Only weights on
+        # this machine count: an offline run must not start with a download.
+        missing = info.missing_weights() if info.has_weights else "no pretrained weights"
+        pretrained = missing is None
+        if info.has_weights and missing is not None:
+            log.warning(
+                "%s starts from random weights: its pretrained weights are not here (%s); "
+                "pass --pretrained (TrainConfig.pretrained=True) to download them",
+                config.model,
+                missing,
+            )
     workers = config.workers if config.workers is not None else default_workers()
     return dataclasses.replace(
         config,
         folds=list(folds),
+        pretrained=pretrained,
         workers=workers,
         device=str(device),
         amp=config.amp and device.type == "cuda",
     )
+
+
+def _test_ids(dataset: Dataset, split: Split | ImageSplit) -> list[str] | None:
+    """The clip ids of a split's test fold (``None`` for a split of NAA images)."""
+    if isinstance(split, ImageSplit):
+        return None
+    return [dataset[i].clip_id for i in split.test]
 
 
 def _train_one_fold(
@@ -354,6 +381,7 @@ def _evaluate_fold(
         "confusion_matrix": metrics["confusion_matrix"],
         "best_epoch": int((loaded.metadata.get("selection") or {}).get("epoch", 0)),
         "test_clips": int(len(labels)),
+        "test_ids": _test_ids(dataset, split),
     }
 
 
@@ -366,6 +394,17 @@ def _matches_results(run: Path, entries: list[dict[str, Any]]) -> bool | None:
     pairs = [(e, by_fold[e["test_fold"]]) for e in entries if e["test_fold"] in by_fold]
     if not pairs:
         return None
+    # Equal figures on other clips prove nothing: the rebuilt test folds must hold the run's
+    # clips (runs made before clip ids were saved have none to compare).
+    other = [a["test_fold"] for a, b in pairs if b.get("test_ids") not in (None, a["test_ids"])]
+    if other:
+        log.warning(
+            "%s: the rebuilt test fold(s) %s hold other clips than the run tested; are the data "
+            "set's options (config.json: root, group_pattern, folds_csv, num_folds) the run's?",
+            run,
+            ",".join(map(str, other)),
+        )
+        return False
     matches = all(
         abs(a["accuracy"] - b["accuracy"]) < 1e-9 and abs(a["macro_f1"] - b["macro_f1"]) < 1e-9
         for a, b in pairs

@@ -99,7 +99,7 @@ def train_fold(
 
         # ---- model: seeded identically on every rank (DDP also broadcasts rank 0's weights)
         seed_everything(fold_seed)
-        model = create_model(config.model, dataset.num_classes, pretrained=config.pretrained)
+        model = create_model(config.model, dataset.num_classes, pretrained=bool(config.pretrained))
         front_end = model.model_info.front_end
         compute.prepare(model)
 
