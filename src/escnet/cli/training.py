@@ -130,6 +130,56 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fit(args: argparse.Namespace) -> int:
+    from escnet.cache import check_output_dir
+    from escnet.cli._common import load_dataset
+    from escnet.data.folds import parse_folds
+    from escnet.recipes.fit import fit
+
+    check_output_dir(args.out, "--out")
+    dataset = load_dataset(args)
+    check_not_in_dataset(args.out, "--out", dataset)
+    fit(
+        dataset,
+        args.recipe,
+        args.out,
+        test_folds=parse_folds(args.test_folds) if args.test_folds else None,
+        data_dir=args.data_dir,
+        cache_dir=args.cache_dir,
+        workers=args.workers,
+        progress=not args.quiet,
+    )
+    return 0
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from escnet.recipes import Recipe
+
+    for recipe in Recipe:
+        spec = recipe.value
+        members = ", ".join(m.name for m in spec.members)
+        print(f"{spec.name}: {spec.description}")
+        print(f"  members: {members}; body passes per clip: {spec.body_passes_per_clip}")
+        for name, m in spec.measured.items():
+            print(
+                f"  {name}: {100 * m.mean:.2f} % +- {100 * m.std:.2f} over {len(m.folds)} "
+                f"folds ({m.data})"
+            )
+    return 0
+
+
+def check_not_in_dataset(path: str, option: str, dataset: Any) -> None:
+    """Refuse an output directory inside a data set's directory: a run's files must never
+    land among its clips (nor be read back as clips by a folder data set)."""
+    target = Path(path).expanduser().resolve()
+    root = Path(dataset.root).expanduser().resolve()
+    if target == root or root in target.parents:
+        raise ParameterError(
+            f"{option} {path} is inside the data set's directory {dataset.root}; write runs "
+            "elsewhere (e.g. runs/NAME)"
+        )
+
+
 def _add_optimisation_options(p: argparse.ArgumentParser) -> None:
     """``escnet train``'s options for fine-tuning: schedule, regularisation, data loading."""
     p.add_argument("--epochs", type=whole_number(1), help="passes over the training set (60)")
@@ -270,6 +320,27 @@ def register(sub: Any) -> None:
         help="then refit the probe on all the folds' clips: RUN_DIR/final (see escnet refit)",
     )
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "fit",
+        help="run a recipe: cross-validate its members, ensemble them, refit on every clip",
+    )
+    p.add_argument("--recipe", default="main", help="a recipe of `escnet recipes` (main)")
+    dataset_args(p)
+    p.add_argument(
+        "--test-folds", help="test folds, e.g. '1-5' (default: every fold), one run each"
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        type=path_text("--out"),
+        help="output directory; OUT/final is the model `escnet predict OUT` uses; a rerun resumes",
+    )
+    p.add_argument("--workers", type=whole_number(0), help="decoding threads (default: cores)")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("recipes", help="list the recipes of escnet fit, with measured accuracy")
+    p.set_defaults(func=cmd_recipes)
 
     p = sub.add_parser("evaluate", help="recompute a run's test metrics from its checkpoints")
     p.add_argument("run_dir")

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,7 @@ def cross_validate(
     dataset: Dataset | str | None = None,
     resume: bool = False,
     progress: bool = True,
+    on_fold: Callable[[FoldResult, bool], None] | None = None,
 ) -> dict[str, Any]:
     """Leave-one-fold-out over ``config.folds``: train, select and test one model per fold.
 
@@ -99,6 +101,8 @@ def cross_validate(
         resume: continue an interrupted run: folds already in ``results.json`` are skipped, an
             unfinished fold continues from its ``last.pt``.
         progress: show progress bars.
+        on_fold: called after each fold with its result and whether it was finished earlier
+            (``resume``), e.g. to show progress per fold.
 
     Returns:
         The content of ``results.json`` (see :func:`escnet.training.report.build_results`).
@@ -141,6 +145,8 @@ def cross_validate(
             if fold in done:
                 log.info("fold %d: already in results.json, skipped", fold)
                 results[fold] = done[fold]
+                if on_fold is not None:
+                    on_fold(done[fold], True)
                 continue
             split = protocol_split(
                 dataset, config.protocol, fold, val_fraction=config.val_fraction, seed=config.seed
@@ -151,6 +157,8 @@ def cross_validate(
             results[fold] = dataclasses.replace(result, test_ids=_test_ids(dataset, split))
             if ddp.is_main:  # after every fold, so that an interrupted run keeps its folds
                 report.write_results(run, summarise())
+            if on_fold is not None:
+                on_fold(results[fold], False)
         summary = summarise()
         if ddp.is_main:
             report.write_results(run, summary)
