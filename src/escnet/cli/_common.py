@@ -135,17 +135,22 @@ def print_skipped(skipped: Sequence[tuple[Path, str]]) -> None:
 
 
 def print_results(results: dict[str, Any], run_dir: Path) -> None:
+    def percent(value: float | None) -> str:
+        return "not finite" if value is None else f"{100 * value:.2f} %"
+
     folds = results.get("folds") or []
     for f in folds:
+        # A diverged fold's figures are NaN, which results.json writes as null.
+        loss = "not finite (diverged)" if f.get("loss") is None else f"{f['loss']:.4f}"
         print(
-            f"  fold {f['test_fold']}: accuracy {100 * f['accuracy']:.2f} %, "
-            f"macro F1 {100 * f['macro_f1']:.2f} %, loss {f['loss']:.4f}"
+            f"  fold {f['test_fold']}: accuracy {percent(f.get('accuracy'))}, "
+            f"macro F1 {percent(f.get('macro_f1'))}, loss {loss}"
             + (f", best epoch {f['best_epoch']}" if f.get("best_epoch") is not None else "")
         )
     acc = results["summary"]["accuracy"]
-    std = acc["std"]
+    std = acc.get("std")
     print(
-        f"accuracy over {len(folds)} fold(s): {100 * acc['mean']:.2f} %"
+        f"accuracy over {len(folds)} fold(s): {percent(acc.get('mean'))}"
         + (f" +- {100 * std:.2f}" if std is not None and len(folds) > 1 else "")
     )
     print(f"report: {run_dir / 'report.md'}")

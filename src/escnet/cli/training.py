@@ -17,7 +17,7 @@ from escnet.cli._common import (
     print_results,
     whole_number,
 )
-from escnet.errors import ParameterError
+from escnet.errors import EscnetError, ParameterError
 
 #: ``--tta`` given without shifts: the clip and three rolls that move it against the body's
 #: stride-32 grid.
@@ -64,7 +64,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from escnet.cache import check_output_dir
     from escnet.data.folds import parse_folds
-    from escnet.training import TrainConfig, cross_validate
+    from escnet.training import TrainConfig, cross_validate, load_dataset
 
     if args.run_dir:
         check_output_dir(args.run_dir, "--run-dir")
@@ -89,16 +89,26 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{config.augment}-{time.strftime('%Y%m%d-%H%M%S')}"
         )
     )
+    dataset = load_dataset(config)  # once: a folder's note is said once
+    check_not_in_dataset(str(run_dir), "--run-dir", dataset)
     start = time.perf_counter()
-    results = cross_validate(config, run_dir, resume=args.resume, progress=not args.quiet)
+    results = cross_validate(
+        config, run_dir, dataset=dataset, resume=args.resume, progress=not args.quiet
+    )
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun every rank returns the same results; rank 0 reports them
     method = "" if config.method == "finetune" else f"{config.method} of "
     print(
         f"{method}{config.model} on {config.dataset}, augmentation {config.augment!r}, "
-        f"official folds, {time.perf_counter() - start:.0f} s; run directory {run_dir}"
+        f"{time.perf_counter() - start:.0f} s; run directory {run_dir}"
     )
     print_results(results, run_dir)
+    diverged = [f["test_fold"] for f in results["folds"] if f.get("loss") is None]
+    if diverged:
+        raise EscnetError(
+            f"the training diverged on fold(s) {','.join(map(str, diverged))}: the loss is not "
+            f"finite; lower --lr (now {config.lr:g}) or --head-lr"
+        )
     if args.refit:
         from escnet.cli.ensemble import print_refit
         from escnet.training.refit import refit_probe_run

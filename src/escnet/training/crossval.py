@@ -260,7 +260,16 @@ def fold_model_dir(fold_dir: Path, config: TrainConfig) -> Path:
     if (model_dir / "model.json").is_file():
         return model_dir
     best_path = fold_dir / "best.pt"
-    state = torch.load(best_path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(best_path, map_location="cpu", weights_only=True)
+        state["model_name"], state["classes"], state["model"]  # noqa: B018 (the keys used below)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # unpickling fails in many ways; all mean the same to the user
+        raise EscnetError(
+            f"{best_path}: not a checkpoint escnet can read ({type(exc).__name__}); train the "
+            "fold again (escnet train --resume) or restore the file"
+        ) from None
     model = create_model(state["model_name"], len(state["classes"]), pretrained=False)
     clip_seconds = config.clip_seconds or load_dataset(config).duration
     if not clip_seconds:
