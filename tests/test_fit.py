@@ -164,3 +164,20 @@ def test_fit_from_the_command_line_on_a_folder_keeps_recordings_whole(
     assert main([*argv[:-3], "--out", str(root / "runs")]) == 2
     assert "inside the data set's directory" in capsys.readouterr().err
     assert not (root / "runs").exists()
+
+
+def test_the_recipes_measured_figures_are_the_ablation_tables() -> None:
+    """The figures a recipe carries are those benchmarks/ablation_probe.py wrote, not typed."""
+    repo = Path(__file__).resolve().parents[1]
+    for recipe in Recipe:
+        for dataset, measured in recipe.value.measured.items():
+            row = measured.source.split("row ")[1].split(" ")[0]
+            table = (repo / f"docs/ablation_{dataset}.md").read_text(encoding="utf-8")
+            assert f"Data: {measured.data}" in table
+            line = next(
+                x for x in table.splitlines() if x.replace("**", "").startswith(f"| {row} |")
+            )
+            cells = [c.strip().strip("*") for c in line.split("|")]
+            folds = [float(v) / 100 for v in cells[5].split(", ")]
+            assert list(measured.folds) == pytest.approx(folds)
+            assert f"{100 * measured.mean:.2f} ± {100 * measured.std:.2f}" in cells[4]

@@ -17,6 +17,7 @@ Examples:
 from __future__ import annotations
 
 import enum
+import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -54,21 +55,27 @@ class Member:
 
 @dataclass(frozen=True)
 class Measured:
-    """A recipe's cross-validated accuracy on one data set, as a command of the project
+    """A recipe's cross-validated test accuracy on one data set, as a command of the project
     measured it.
 
     Attributes:
-        folds: test accuracy per official fold, in fold order.
-        mean, std: over the folds (std: the sample standard deviation).
+        folds: test accuracy per official fold, in fold order (fractions).
         data: the data copy (:func:`escnet.data.datasets.describe_copy` of the results' ``data``).
-        command: the command that measured it.
+        source: where the figures were written, and by which command.
     """
 
     folds: tuple[float, ...]
-    mean: float
-    std: float
     data: str
-    command: str
+    source: str
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.folds)
+
+    @property
+    def std(self) -> float:
+        """The sample standard deviation over the folds."""
+        return statistics.stdev(self.folds)
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,17 @@ _MAIN_SELECTION = (
 )
 
 
+#: The full-band copy the ablation measured on.
+_FULL_BAND = "data/esc50: ogg/opus 48000 Hz, metadata afcc2d8e7f2dd504"
+
+
+def _ablation(dataset: str, row: str) -> str:
+    return (
+        f"docs/ablation_{dataset}.md, row {row} (benchmarks/ablation_probe.py --dataset "
+        f"{dataset}; the same runs as `escnet fit --recipe` makes)"
+    )
+
+
 class Recipe(enum.Enum):
     """The recipes, as values (:class:`RecipeSpec`)."""
 
@@ -143,6 +161,18 @@ class Recipe(enum.Enum):
             ),
         ),
         selection=_MAIN_SELECTION,
+        measured=MappingProxyType(
+            {
+                "esc50": Measured(
+                    (0.9475, 0.9550, 0.9575, 0.9500, 0.9300),
+                    _FULL_BAND,
+                    _ablation("esc50", "ens-4"),
+                ),
+                "esc10": Measured(
+                    (1.0, 1.0, 0.95, 1.0, 0.975), _FULL_BAND, _ablation("esc10", "ens-4")
+                ),
+            }
+        ),
     )
     #: One pass of the body per clip: for long recordings and archives.
     ONE_PASS = RecipeSpec(
@@ -154,6 +184,18 @@ class Recipe(enum.Enum):
         ),
         selection="the L2 penalty chosen on each fold's validation clips; the refit takes the "
         "folds' median",
+        measured=MappingProxyType(
+            {
+                "esc50": Measured(
+                    (0.9425, 0.9650, 0.9475, 0.9450, 0.9175),
+                    _FULL_BAND,
+                    _ablation("esc50", "b12-16-shift"),
+                ),
+                "esc10": Measured(
+                    (1.0, 1.0, 0.95, 1.0, 0.9875), _FULL_BAND, _ablation("esc10", "b12-16-shift")
+                ),
+            }
+        ),
     )
 
 
