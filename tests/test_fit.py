@@ -2,6 +2,7 @@
 validation, a refit on every clip, one report, resumable -- on synthetic tones with a stand-in
 for the AudioSet weights (as tests/test_probe.py)."""
 
+# ruff: noqa: F811
 from __future__ import annotations
 
 import json
@@ -12,38 +13,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import escnet
 from escnet.cli import main
 from escnet.data.datasets import get_dataset
-from escnet.models.mobilenet_audioset import MobileNetAudioSet
 from escnet.recipes import Recipe, get_recipe, list_recipes
 from escnet.training.ensemble import ensemble_runs
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import write_esc50  # noqa: E402
-
-CLIP_SECONDS = 1.0
-
-
-@pytest.fixture
-def stand_in_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A seeded random mn04_as state dict in place of the AudioSet file."""
-    torch.manual_seed(0)
-    path = tmp_path / "mn04_stand_in.pt"
-    torch.save(MobileNetAudioSet().state_dict(), path)
-    monkeypatch.setattr("escnet.models.weights.fetch_weights", lambda *a, **k: path)
-    monkeypatch.setattr("escnet.models.probe.fetch_weights", lambda *a, **k: path)
-    return path
-
-
-@pytest.fixture
-def tones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """ESC-50's layout with three classes of 1-s tones, 3 clips per class and fold."""
-    write_esc50(tmp_path / "data" / "esc50", classes=3, per_fold=3, seconds=CLIP_SECONDS)
-    monkeypatch.setenv("ESCNET_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "data"
+# The probe tests' fixtures: a random stand-in for the AudioSet weights, and three classes of
+# 1-s tones as ESCNET_DATA_DIR's esc50.
+# (pytest passes them by name: the parameters below "redefine" them on purpose.)
+from test_probe import stand_in_weights, tones  # noqa: E402, F401
 
 
 def test_recipes_are_values_with_their_members_and_cost() -> None:

@@ -120,10 +120,18 @@ _MAIN_SELECTION = (
 _FULL_BAND = "data/esc50: ogg/opus 48000 Hz, metadata afcc2d8e7f2dd504"
 
 
-def _ablation(dataset: str, row: str) -> str:
-    return (
-        f"docs/ablation_{dataset}.md, row {row} (benchmarks/ablation_probe.py --dataset "
-        f"{dataset}; the same runs as `escnet fit --recipe` makes)"
+def _ablation(row: str, **folds: tuple[float, ...]) -> Mapping[str, Measured]:
+    """A recipe's figures per data set: the row ``row`` of the full-band probe ablation."""
+    return MappingProxyType(
+        {
+            dataset: Measured(
+                accuracies,
+                _FULL_BAND,
+                f"docs/ablation_{dataset}.md, row {row} (benchmarks/ablation_probe.py --dataset "
+                f"{dataset}; the same runs as `escnet fit --recipe` makes)",
+            )
+            for dataset, accuracies in folds.items()
+        }
     )
 
 
@@ -161,17 +169,10 @@ class Recipe(enum.Enum):
             ),
         ),
         selection=_MAIN_SELECTION,
-        measured=MappingProxyType(
-            {
-                "esc50": Measured(
-                    (0.9475, 0.9550, 0.9575, 0.9500, 0.9300),
-                    _FULL_BAND,
-                    _ablation("esc50", "ens-4"),
-                ),
-                "esc10": Measured(
-                    (1.0, 1.0, 0.95, 1.0, 0.975), _FULL_BAND, _ablation("esc10", "ens-4")
-                ),
-            }
+        measured=_ablation(
+            "ens-4",
+            esc50=(0.9475, 0.9550, 0.9575, 0.9500, 0.9300),
+            esc10=(1.0, 1.0, 0.95, 1.0, 0.975),
         ),
     )
     #: One pass of the body per clip: for long recordings and archives.
@@ -184,17 +185,10 @@ class Recipe(enum.Enum):
         ),
         selection="the L2 penalty chosen on each fold's validation clips; the refit takes the "
         "folds' median",
-        measured=MappingProxyType(
-            {
-                "esc50": Measured(
-                    (0.9425, 0.9650, 0.9475, 0.9450, 0.9175),
-                    _FULL_BAND,
-                    _ablation("esc50", "b12-16-shift"),
-                ),
-                "esc10": Measured(
-                    (1.0, 1.0, 0.95, 1.0, 0.9875), _FULL_BAND, _ablation("esc10", "b12-16-shift")
-                ),
-            }
+        measured=_ablation(
+            "b12-16-shift",
+            esc50=(0.9425, 0.9650, 0.9475, 0.9450, 0.9175),
+            esc10=(1.0, 1.0, 0.95, 1.0, 0.9875),
         ),
     )
 

@@ -17,7 +17,6 @@ interrupted call continues where it stopped.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -25,11 +24,11 @@ from typing import Any
 
 from escnet.cache import atomic_write_json, atomic_write_text, check_output_dir
 from escnet.data.datasets import Dataset, describe_copy
-from escnet.errors import EscnetError
 from escnet.model_dir.layout import FINAL_DIR, MODEL_JSON
 from escnet.recipes import Recipe, RecipeSpec, get_recipe
 from escnet.training import FoldResult, TrainConfig, cross_validate
 from escnet.training.ensemble import ensemble_runs
+from escnet.training.records import json_object
 from escnet.training.refit import refit
 
 __all__ = ["ENSEMBLE_DIR", "fit"]
@@ -92,7 +91,7 @@ def fit(
         if not (source / "results.json").is_file():
             report(f"{spec.name}: ensemble of {len(runs)} members, weights chosen on validation")
             ensemble_runs(runs, source, folds=test_folds, progress=progress)
-        combined = _json(source / "results.json")
+        combined = json_object(source / "results.json", "the ensemble did not finish")
     else:
         source, combined = runs[0], results[0]
     final = target / FINAL_DIR
@@ -129,13 +128,6 @@ def _cross_validate(
     return cross_validate(
         config, run, dataset=dataset, resume=resume, progress=progress, on_fold=on_fold
     )
-
-
-def _json(path: Path) -> dict[str, Any]:
-    value = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(value, dict):
-        raise EscnetError(f"{path}: expected a JSON object")
-    return value
 
 
 def _summary(

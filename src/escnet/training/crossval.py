@@ -12,7 +12,6 @@ A run directory holds::
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import sys
@@ -41,6 +40,7 @@ from escnet.training.loop import Compute
 from escnet.training.metrics import classification_metrics
 from escnet.training.probe.head import train_probe_fold
 from escnet.training.probe.partial import train_partial_fold
+from escnet.training.records import read_json
 
 __all__ = ["cross_validate", "evaluate_run"]
 
@@ -64,14 +64,6 @@ def _environment(device: torch.device, world_size: int) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "numpy": np.__version__,
     }
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def cross_validate(
@@ -235,8 +227,8 @@ def _open_run(
     entries already in ``results.json`` when resuming."""
     config_path = run / "config.json"
     # Every rank reads what is there before rank 0 writes anything.
-    saved = _read_json(config_path)
-    previous = _read_json(run / "results.json") if resume else None
+    saved = read_json(config_path)
+    previous = read_json(run / "results.json") if resume else None
     ddp.barrier()
     if saved is not None and not resume:
         raise EscnetError(
@@ -404,7 +396,7 @@ def _evaluate_fold(
 
 def _matches_results(run: Path, entries: list[dict[str, Any]]) -> bool | None:
     """Whether recomputed accuracy and macro F1 equal ``results.json``'s (``None``: no entry)."""
-    saved = _read_json(run / "results.json")
+    saved = read_json(run / "results.json")
     if saved is None:
         return None
     by_fold = {int(e["test_fold"]): e for e in saved.get("folds", [])}

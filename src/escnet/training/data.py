@@ -24,7 +24,7 @@ from torch.utils.data import TensorDataset
 from escnet.augment.audio import naa_variants
 from escnet.augment.policy import AugmentPolicy
 from escnet.data.audio import AudioConfig, load_audio
-from escnet.data.datasets import Dataset, dataset_from_options
+from escnet.data.datasets import FOLDER_ONLY, Dataset, dataset_from_options
 from escnet.data.folds import ImageSplit, Split
 from escnet.errors import AudioError, EscnetError, ParameterError
 from escnet.features.offline_naa import expand_clips, expand_training_set
@@ -35,6 +35,7 @@ from escnet.training.config import TrainConfig
 __all__ = [
     "FoldData",
     "WaveformDataset",
+    "clip_seconds",
     "load_dataset",
     "load_fold_data",
     "load_image_split_data",
@@ -46,18 +47,21 @@ log = logging.getLogger(__name__)
 
 def load_dataset(config: TrainConfig) -> Dataset:
     """The data set a config names (its data-set options), with ``clip_seconds`` applied."""
-    dataset = dataset_from_options(
-        config.dataset,
-        root=config.root,
-        data_dir=config.data_dir,
-        folds=config.data_folds,
-        folds_csv=config.folds_csv,
-        group_pattern=config.group_pattern,
-        num_folds=config.num_folds,
-    )
+    options = {k: getattr(config, k) for k in ("root", "data_dir", *FOLDER_ONLY)}
+    dataset = dataset_from_options(config.dataset, folds=config.data_folds, **options)
     if config.clip_seconds is not None:
         dataset = dataclasses.replace(dataset, duration=config.clip_seconds)
     return dataset
+
+
+def clip_seconds(dataset: Dataset) -> float:
+    """The clip length a model of ``dataset`` is trained on, as its model directory records it:
+    the data set's fixed duration, or (clips used at their own, equal length) the first clip's."""
+    if dataset.duration:
+        return float(dataset.duration)
+    import soundfile
+
+    return float(soundfile.info(str(dataset[0].path)).duration)
 
 
 def with_dataset(config: TrainConfig, dataset: Dataset | str | None) -> TrainConfig:

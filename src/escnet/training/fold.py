@@ -33,7 +33,7 @@ from escnet.model_dir.io import save_model
 from escnet.models import SpectralClassifier, create_model
 from escnet.training.checkpoint import Checkpointer, FitState, load_resume
 from escnet.training.config import FoldResult, TrainConfig
-from escnet.training.data import FoldData, WaveformDataset, load_fold_data
+from escnet.training.data import FoldData, WaveformDataset, clip_seconds, load_fold_data
 from escnet.training.distributed import (
     Dist,
     derive_seed,
@@ -271,16 +271,6 @@ def _log_tensorboard(writer: Any, row: dict[str, Any]) -> None:
     writer.flush()
 
 
-def _clip_seconds(dataset: Dataset) -> float:
-    """The clip length the model was trained on: the data set's fixed duration, or (clips used
-    at their own, equal length) the first clip's."""
-    if dataset.duration:
-        return float(dataset.duration)
-    import soundfile
-
-    return float(soundfile.info(str(dataset[0].path)).duration)
-
-
 def _test_best(
     model: SpectralClassifier,
     config: TrainConfig,
@@ -299,7 +289,7 @@ def _test_best(
         fold_dir / "model",
         model,
         list(dataset.classes),
-        clip_seconds=_clip_seconds(dataset),
+        clip_seconds=clip_seconds(dataset),
         config=config.to_dict(),
         state_dict=best["model"],
         selection={

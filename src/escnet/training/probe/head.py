@@ -49,6 +49,7 @@ from escnet.model_dir.io import save_model
 from escnet.models import SpectralClassifier, create_model
 from escnet.models.probe import ProbeNet, feature_columns, mean_probability_logits
 from escnet.training.config import FoldResult, TrainConfig
+from escnet.training.data import clip_seconds
 from escnet.training.metrics import classification_metrics
 from escnet.training.probe.embeddings import FeatureTable, clip_features, roll_view
 
@@ -359,15 +360,6 @@ def _save_logits(
             ),
             test_labels=_labels(data.test, data.eval_views).numpy(),
         )
-
-
-def clip_seconds(dataset: Dataset) -> float:
-    """The clip length the probe saw (as :mod:`escnet.training.fold` records it)."""
-    if dataset.duration:
-        return float(dataset.duration)
-    import soundfile
-
-    return float(soundfile.info(str(dataset[0].path)).duration)
 
 
 def write_predictions(

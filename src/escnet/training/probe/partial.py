@@ -60,12 +60,12 @@ from escnet.model_dir.io import save_model
 from escnet.models import SpectralClassifier, create_model
 from escnet.models.mobilenet_audioset import MobileNetAudioSet
 from escnet.training.config import FoldResult, TrainConfig
+from escnet.training.data import clip_seconds
 from escnet.training.distributed import derive_seed
 from escnet.training.loop import Compute, warmup_cosine
 from escnet.training.metrics import classification_metrics
 from escnet.training.probe.activations import ActivationTable, clip_activations
 from escnet.training.probe.head import (
-    clip_seconds,
     fit_linear_head,
     write_predictions,
     write_split,
