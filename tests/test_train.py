@@ -493,3 +493,14 @@ def test_pretrained_is_on_by_default_where_the_weights_are_here(
         assert ("starts from random weights" in caplog.text) is warned, (model, pretrained)
         if warned:
             assert "--pretrained" in caplog.text and "not here" in caplog.text
+
+
+def test_one_rule_chooses_the_best_epoch_or_setting() -> None:
+    from escnet.training.metrics import better_choice
+
+    assert better_choice(0.5, 9.0, None)  # the first is the best so far
+    assert better_choice(0.6, 9.0, (0.5, 1.0))  # accuracy first
+    assert better_choice(0.5, 0.9, (0.5, 1.0))  # then the lower loss
+    assert not better_choice(0.5, 1.0, (0.5, 1.0))  # an exact tie keeps the earlier
+    assert not better_choice(0.4, 0.1, (0.5, 1.0))
+    assert not better_choice(float("nan"), float("nan"), (float("nan"), float("nan")))

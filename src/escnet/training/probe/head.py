@@ -50,7 +50,7 @@ from escnet.models import SpectralClassifier, create_model
 from escnet.models.probe import ProbeNet, feature_columns, mean_probability_logits
 from escnet.training.config import FoldResult, TrainConfig
 from escnet.training.data import clip_seconds
-from escnet.training.metrics import classification_metrics
+from escnet.training.metrics import better_choice, classification_metrics
 from escnet.training.probe.embeddings import FeatureTable, clip_features, roll_view
 
 __all__ = [
@@ -217,7 +217,7 @@ def fit_linear_head(
         init = (w, b)
         acc, loss = _score(mean_probability_logits(z_val @ w.T + b), y_val)
         rows.append({"l2": l2, "val_acc": acc, "val_loss": loss})
-        if best is None or (acc, -loss) > (best[0], -best[1]):
+        if better_choice(acc, loss, None if best is None else best[:2]):
             best = (acc, loss, w, b, l2)
     assert best is not None
     head = nn.Linear(z_train.shape[1], num_classes)
@@ -272,7 +272,7 @@ def fit_mlp_head(
         with torch.no_grad():
             acc, vloss = _score(mean_probability_logits(head(z_val)), y_val)
         rows.append({"weight_decay": wd, "val_acc": acc, "val_loss": vloss})
-        if best is None or (acc, -vloss) > (best[0], -best[1]):
+        if better_choice(acc, vloss, None if best is None else best[:2]):
             best = (acc, vloss, head, wd)
     assert best is not None
     chosen = {"weight_decay": best[3], "val_acc": best[0], "val_loss": best[1]}

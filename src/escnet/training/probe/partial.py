@@ -63,7 +63,7 @@ from escnet.training.config import FoldResult, TrainConfig
 from escnet.training.data import clip_seconds
 from escnet.training.distributed import derive_seed
 from escnet.training.loop import Compute, warmup_cosine
-from escnet.training.metrics import classification_metrics
+from escnet.training.metrics import better_choice, classification_metrics
 from escnet.training.probe.activations import ActivationTable, clip_activations
 from escnet.training.probe.head import (
     fit_linear_head,
@@ -289,7 +289,7 @@ def fit_upper(
         }  # fmt: skip
         history.append(row)
         no_val = len(data.val.labels) == 0
-        if no_val or (acc, -loss) > (best["val_acc"], -best["val_loss"]):
+        if no_val or better_choice(acc, loss, (best["val_acc"], best["val_loss"])):
             best = {"epoch": epoch + 1, "val_acc": acc, "val_loss": loss}
             best_state = {k: v.clone() for k, v in net.state_dict().items()}
         log.info("fold %d epoch %d/%d: val acc %.4f loss %.4f, train loss %.4f (%.0f s)",
