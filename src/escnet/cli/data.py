@@ -15,6 +15,7 @@ from escnet.cli._common import (
     seconds,
     whole_number,
 )
+from escnet.data.clips import fold_range
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -40,6 +41,20 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"{len(info['folds'])} folds, {info['groups']} recordings  ({info['root']})"
     )
     print("  clips per fold: " + ", ".join(f"{k}: {v}" for k, v in info["folds"].items()))
+    if info.get("official_folds"):
+        # A partial copy: which official folds are here, against the complete metadata.
+        counts = info["official_folds"]
+        absent = [f for f, c in counts.items() if not c["present"]]
+        partial = [
+            f"{f}: {c['present']} of {c['complete']}"
+            for f, c in counts.items()
+            if 0 < c["present"] < c["complete"]
+        ]
+        print(
+            f"  official folds: {info['coverage'] or 'all present and complete'}"
+            + (f"; partial: {', '.join(partial)}" if partial else "")
+            + (f"; absent: {fold_range(absent)}" if absent else "")
+        )
     return 0
 
 

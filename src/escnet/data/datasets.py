@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -294,7 +295,17 @@ def load_us8k(
             clips.append(Clip(path, label, fold, f"fs:{groups[i]}", stem))
     if missing:
         raise _missing_audio_error("us8k", base / "audio", missing, len(clips) + len(missing))
-    return Dataset("us8k", base, classes, clips, 4.0)
+    return Dataset("us8k", base, classes, clips, 4.0, _us8k_official_folds(base))
+
+
+def _us8k_official_folds(base: Path) -> dict[int, int] | None:
+    """Clips per fold of the complete UrbanSound8K, from ``metadata/UrbanSound8K.full.csv`` when a
+    partial copy keeps the complete official table beside its own; ``None`` without it."""
+    full = base / "metadata" / "UrbanSound8K.full.csv"
+    if not full.is_file():
+        return None
+    rows = read_rows(full, ["slice_file_name", "fold"])
+    return dict(sorted(Counter(r.integer("fold", 1, MAX_FOLD) for r in rows).items()))
 
 
 #: Loaders by registry name; ``get_dataset`` and the CLI use this table.
@@ -404,6 +415,10 @@ def describe_copy(info: Mapping[str, Any]) -> str:
     >>> describe_copy({"copy": "datasets/esc50", "audio": "flac/pcm_16 16000 Hz",
     ...                "metadata_sha256": "0123456789abcdef"})
     'datasets/esc50: flac/pcm_16 16000 Hz, metadata 0123456789abcdef'
+    >>> describe_copy({"copy": "data/us8k", "coverage": "folds 1-3 (fold 3 partial)",
+    ...                "audio": "ogg/opus 48000 Hz", "metadata_sha256": "0123456789abcdef"})
+    'data/us8k: folds 1-3 (fold 3 partial), ogg/opus 48000 Hz, metadata 0123456789abcdef'
     """
     copy, audio, digest = (info.get(k, "?") for k in ("copy", "audio", "metadata_sha256"))
-    return f"{copy}: {audio}, metadata {digest}"
+    coverage = f"{info['coverage']}, " if info.get("coverage") else ""
+    return f"{copy}: {coverage}{audio}, metadata {digest}"

@@ -165,7 +165,7 @@ def load_folder(
         classes,
         clips,
         duration,
-        {k: v for k, v in options.items() if v is not None},
+        options={k: v for k, v in options.items() if v is not None},
     )
 
 

@@ -82,6 +82,7 @@ def plan_grid(
     cells = grid.select(only)
     elsewhere = recorded_cells(recorded, cells)
     expanded: set[tuple[str, str, Any]] = set()
+    copies: dict[str, tuple[dict[int, int] | None, float | None]] = {}
     plan = []
     for cell in cells:
         complete = cell.is_complete()
@@ -91,18 +92,38 @@ def plan_grid(
         cold = cell.expansion > 1 and not done and key not in expanded
         if cold:
             expanded.add(key)
+        sizes, clip_seconds = _copy_sizes(cell, copies)
         estimate = estimate_cell_seconds(
             cell.config,
             expansion=cell.expansion,
             protocol=cell.protocol,
             naa_cold=cold,
             measured=measured,
+            fold_sizes=sizes,
+            clip_seconds=clip_seconds,
         )
         missing = None
         if not done and cell.config.get("pretrained"):
             missing = get_model_info(cell.model).missing_weights()
         plan.append(PlannedCell(cell, estimate, done, missing, on_record))
     return plan
+
+
+def _copy_sizes(
+    cell: Cell, copies: dict[str, tuple[dict[int, int] | None, float | None]]
+) -> tuple[dict[int, int] | None, float | None]:
+    """The fold sizes and clip length of the copy a cell will read, once per data set; a copy
+    that cannot be read here gives ``(None, None)``: the complete data set's sizes are assumed."""
+    if cell.dataset not in copies:
+        from escnet.data.datasets import get_dataset
+        from escnet.errors import EscnetError
+
+        try:
+            ds = get_dataset(cell.dataset)
+            copies[cell.dataset] = (ds.fold_sizes(), ds.duration)
+        except (EscnetError, OSError):
+            copies[cell.dataset] = (None, None)
+    return copies[cell.dataset]
 
 
 def _duration(seconds: float) -> str:

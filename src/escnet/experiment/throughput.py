@@ -20,6 +20,7 @@ __all__ = [
     "DATASET_SIZES",
     "MACHINE",
     "NAA_CLIPS_PER_S",
+    "RATE_CLIP_SECONDS",
     "RUN_SAMPLES_PER_S",
     "TRAIN_SAMPLES_PER_S",
     "Estimate",
@@ -60,12 +61,19 @@ NAA_CLIPS_PER_S = 1600 / 85.0
 #: optimiser): an assumption, not a measurement.
 INFERENCE_SPEEDUP = 3.0
 
-#: Clips and folds of the built-in data sets.
+#: Clips and folds of the built-in data sets, complete; used when the copy itself cannot be
+#: read (the plan reads the copy's own fold sizes where it can: a partial copy trains on fewer).
 DATASET_SIZES: dict[str, tuple[int, int]] = {
     "esc50": (2000, 5),
     "esc10": (400, 5),
     "us8k": (8732, 10),
 }
+
+#: Seconds of audio in one image of the rates above (ESC-50's 5-s clips). A training step's
+#: cost grows with the image's width, so a data set of shorter clips (UrbanSound8K: 4 s) is
+#: assumed to run ``RATE_CLIP_SECONDS / its clip length`` times as fast: an assumption, checked
+#: against a measured UrbanSound8K cell in the docs' experiment guide.
+RATE_CLIP_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,8 @@ class Estimate:
     Attributes:
         seconds: training + evaluation + (``naa_seconds``) the NAA expansion.
         naa_seconds: the cold-cache NAA expansion, counted for the first cell that needs it.
-        train_images: training images per epoch per fold.
+        train_images: training images per epoch of the first fold (folds of a partial copy
+            differ).
         epochs: epochs per fold.
         rate: training images per second used, and ``source`` where it comes from.
     """
@@ -95,6 +104,8 @@ def estimate_cell_seconds(
     protocol: str = "official-folds",
     naa_cold: bool = True,
     measured: Mapping[str, float] | None = None,
+    fold_sizes: Mapping[int, int] | None = None,
+    clip_seconds: float | None = None,
 ) -> Estimate | None:
     """Estimate one cell's wall time from the measured rates; ``None`` when the model or the
     data set has no figure here (then it is *not run* for planning, never guessed).
@@ -107,9 +118,13 @@ def estimate_cell_seconds(
         measured: training images per second of whole runs on *this* machine, by model (see
             :func:`escnet.experiment.plan.measured_rates`); preferred to the tables above, which
             were measured once, on :data:`MACHINE`.
+        fold_sizes: clips per fold of the copy the cell will read (``Dataset.fold_sizes()``);
+            default: the complete data set's (:data:`DATASET_SIZES`), folds of equal size.
+        clip_seconds: the data set's clip length; the rates scale by
+            :data:`RATE_CLIP_SECONDS` over it (default: no scaling).
     """
     model, dataset = str(config["model"]), str(config["dataset"])
-    if dataset not in DATASET_SIZES:
+    if dataset not in DATASET_SIZES and not fold_sizes:
         return None
     if measured and model in measured:
         rate, source = measured[model], "this grid's completed cells"
@@ -119,16 +134,26 @@ def estimate_cell_seconds(
         rate, source = TRAIN_SAMPLES_PER_S[model], "benchmark rate"
     else:
         return None
-    clips, n_folds = DATASET_SIZES[dataset]
-    folds = config.get("folds") or list(range(1, n_folds + 1))
+    if clip_seconds and not (measured and model in measured):
+        rate *= RATE_CLIP_SECONDS / clip_seconds
+    if not fold_sizes:
+        clips, n_folds = DATASET_SIZES[dataset]
+        fold_sizes = {f: clips // n_folds for f in range(1, n_folds + 1)}
+    folds = config.get("folds") or sorted(fold_sizes)
+    total = sum(fold_sizes.values())
     epochs = int(config.get("epochs", 60))
     val = float(config.get("val_fraction", 0.1))
     # Images split (augment-then-split) or clips split, then expanded: the same counts.
-    pool = clips * (n_folds - 1) / n_folds
-    train_images = int(pool * (1 - val) * expansion)
-    val_images = pool * val * (expansion if protocol == "augment-then-split" else 1)
-    test_images = clips / n_folds * (expansion if protocol == "augment-then-split" else 1)
-    per_fold = epochs * train_images / rate
-    per_fold += (epochs * val_images + test_images) / (INFERENCE_SPEEDUP * rate)
-    naa = clips / NAA_CLIPS_PER_S if (expansion > 1 and naa_cold) else 0.0
-    return Estimate(len(folds) * per_fold + naa, naa, train_images, epochs, rate, source)
+    per_test = expansion if protocol == "augment-then-split" else 1
+    seconds, first_train = 0.0, None
+    for fold in folds:
+        pool = total - fold_sizes.get(fold, 0)
+        train_images = int(pool * (1 - val) * expansion)
+        first_train = train_images if first_train is None else first_train
+        val_images = pool * val * per_test
+        seconds += epochs * train_images / rate
+        seconds += (epochs * val_images + fold_sizes.get(fold, 0) * per_test) / (
+            INFERENCE_SPEEDUP * rate
+        )
+    naa = total / NAA_CLIPS_PER_S if (expansion > 1 and naa_cold) else 0.0
+    return Estimate(seconds + naa, naa, first_train or 0, epochs, rate, source)
