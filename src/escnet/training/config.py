@@ -15,6 +15,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+import torch.nn.functional as F
+
 from escnet.augment.policy import get_policy
 from escnet.data.folds import check_protocol
 from escnet.errors import EscnetError, ParameterError
@@ -406,6 +409,44 @@ class FoldResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def tested(
+        cls,
+        test_fold: int,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        num_classes: int,
+        *,
+        selection: str,
+        train_clips: int,
+        train_images: int,
+        val_clips: int,
+        best_epoch: int = 0,
+        epochs_run: int = 0,
+        stopped_early: bool = False,
+    ) -> FoldResult:
+        """The one place a fold's test figures are computed: from the chosen model's logits on
+        the test clips, (N, classes), and their labels, (N,)."""
+        from escnet.training.metrics import classification_metrics
+
+        metrics = classification_metrics(labels.numpy(), logits.argmax(1).numpy(), num_classes)
+        return cls(
+            test_fold=test_fold,
+            accuracy=metrics["accuracy"],
+            macro_f1=metrics["macro_f1"],
+            loss=F.cross_entropy(logits, labels).item(),
+            per_class_accuracy=metrics["per_class_accuracy"],
+            confusion_matrix=metrics["confusion_matrix"],
+            best_epoch=best_epoch,
+            epochs_run=epochs_run,
+            stopped_early=stopped_early,
+            selection=selection,
+            train_clips=train_clips,
+            train_images=train_images,
+            val_clips=val_clips,
+            test_clips=len(labels),
+        )
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], classes: Sequence[str]) -> FoldResult:

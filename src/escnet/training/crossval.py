@@ -167,7 +167,7 @@ def _resolve(config: TrainConfig, dataset: Dataset, device: torch.device) -> Tra
     absent = [f for f in folds if f not in dataset.folds]
     if absent:
         raise ParameterError(
-            f"--folds / TrainConfig.folds picks the test folds, but {absent} are not folds "
+            f"--test-folds / TrainConfig.folds picks the test folds, but {absent} are not folds "
             f"of {dataset.name} in {dataset.root}, which has folds "
             f"{','.join(map(str, dataset.folds))}; pick test folds among those"
         )

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from escnet.augment.policy import AugmentPolicy, get_policy
@@ -53,7 +52,6 @@ from escnet.training.loop import (
     training_loader,
     validate,
 )
-from escnet.training.metrics import classification_metrics
 from escnet.training.records import write_metrics_csv, write_predictions, write_split
 
 __all__ = ["train_fold"]
@@ -300,17 +298,12 @@ def _test_best(
         },
     )
     logits = compute.predict(model, data.test_images, 2 * config.batch_size)
-    metrics = classification_metrics(
-        data.test_labels.numpy(), logits.argmax(1).numpy(), dataset.num_classes
-    )
     write_predictions(fold_dir / "test_predictions.csv", dataset, data, logits)
-    result = FoldResult(
-        test_fold=fold,
-        accuracy=metrics["accuracy"],
-        macro_f1=metrics["macro_f1"],
-        loss=F.cross_entropy(logits, data.test_labels).item(),
-        per_class_accuracy=metrics["per_class_accuracy"],
-        confusion_matrix=metrics["confusion_matrix"],
+    result = FoldResult.tested(
+        fold,
+        logits,
+        data.test_labels,
+        dataset.num_classes,
         best_epoch=int(state.best["epoch"]),
         epochs_run=state.epoch,
         stopped_early=bool(state.stopped_early),
@@ -322,7 +315,6 @@ def _test_best(
         train_clips=len(set(data.train_sources.tolist())),
         train_images=len(data.train_sources),
         val_clips=len(data.val_labels),
-        test_clips=len(data.test_labels),
     )
     log.info(
         "fold %d: test accuracy %.4f, macro F1 %.4f (epoch %d)",
