@@ -27,6 +27,7 @@ FLOORS = (
     ("escnet.training",),
     ("escnet.results",),
     ("escnet.experiment",),
+    ("escnet.recipes",),
     ("escnet.export",),
     ("escnet.inference",),
     ("escnet.serve",),

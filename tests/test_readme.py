@@ -269,3 +269,101 @@ def test_every_python_name_in_the_readme_exists() -> None:
         except (ImportError, AttributeError) as e:
             missing.append(f"{name} ({e})")
     assert not missing, missing
+
+
+# ------------------------------------------------------------------ the README's commands
+
+
+def readme_commands(text: str | None = None) -> list[list[str]]:
+    """Every ``escnet ...`` command of the README's (or ``text``'s) shell and console blocks, as
+    argv (console blocks: the ``$`` lines; continuation lines joined)."""
+    import shlex
+
+    text = README.read_text(encoding="utf-8") if text is None else text
+    commands = []
+    for kind, block in re.findall(r"^```(bash|console)\n(.*?)^```$", text, flags=re.S | re.M):
+        joined = block.replace("\\\n", " ")
+        for line in joined.splitlines():
+            line = line.strip()
+            if kind == "console":
+                if not line.startswith("$ "):
+                    continue
+                line = line[2:]
+            argv = shlex.split(line, comments=True)
+            if argv and argv[0] == "escnet":
+                commands.append(argv[1:])
+    return commands
+
+
+def test_every_readme_command_is_one_escnet_takes() -> None:
+    from escnet.cli import build_parser
+
+    commands = readme_commands()
+    assert {argv[0] for argv in commands} >= {"predict", "fit", "experiment", "results"}
+    parser = build_parser()
+    for argv in commands:
+        try:
+            parser.parse_args(argv)
+        except SystemExit:  # an unknown option or a bad value: the README misleads
+            pytest.fail(f"the README's `escnet {' '.join(argv)}` is refused by escnet")
+
+
+def test_the_readme_own_folder_commands_fit_the_recipe_on_two_classes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The section "Train on your own folder of sounds", run as written in a directory holding
+    ``my-sounds/`` (two classes of recordings cut into fragments) and ``new-recordings/``."""
+    import json
+
+    import torch
+
+    from escnet.cli import main
+    from escnet.models.mobilenet_audioset import MobileNetAudioSet
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_train_dataset import sides_of_groups, write_fragmented_folder
+
+    torch.manual_seed(0)  # a random stand-in for the AudioSet weights, as tests/test_probe.py
+    weights = tmp_path / "mn04_stand_in.pt"
+    torch.save(MobileNetAudioSet().state_dict(), weights)
+    monkeypatch.setattr("escnet.models.weights.fetch_weights", lambda *a, **k: weights)
+    monkeypatch.setattr("escnet.models.probe.fetch_weights", lambda *a, **k: weights)
+    write_fragmented_folder(tmp_path / "my-sounds", recordings=3, fragments=2)
+    (tmp_path / "new-recordings").mkdir()
+    for wav in sorted((tmp_path / "my-sounds").rglob("*-0.wav"))[:2]:
+        (tmp_path / "new-recordings" / wav.name).write_bytes(wav.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    section = README.read_text(encoding="utf-8").split("## Train on your own folder")[1]
+    section = section.split("\n## ")[0]
+    commands = readme_commands(section)
+    assert [c[0] for c in commands] == ["fit", "predict"]
+    for argv in commands:
+        assert main(["-q", *argv]) == 0, argv
+    out = capsys.readouterr().out
+    assert out.count("tone") + out.count("noise_band") >= 2  # both new recordings labelled
+    run = tmp_path / "runs" / "my-sounds"
+    fit = json.loads((run / "fit.json").read_text())
+    assert fit["recipe"] == "main" and sorted(map(int, fit["folds"])) == [1, 2, 3, 4, 5]
+    for member in fit["members"]:  # no recording on two sides of any split of any member
+        sides = sides_of_groups(run / member["name"])
+        assert sides and all(len(s) == 1 for s in sides.values())
+
+
+def test_the_readme_data_examples_run_on_a_small_esc50(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first two Python blocks (data, folds, spectral images, augmentation) on an ESC-50
+    layout of a few synthetic clips; the later ones train for minutes and are checked for the
+    names they use above."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import write_esc50
+
+    write_esc50(tmp_path / "data" / "esc50", classes=3, per_fold=2, seconds=5.0)
+    monkeypatch.setenv("ESCNET_DATA_DIR", str(tmp_path / "data"))
+    scope: dict[str, object] = {}
+    first, second = _python_blocks()[:2]
+    exec(compile(first, "README.md", "exec"), scope)
+    feats = scope["feats"]
+    assert feats.features.shape == (30, 128, 216)  # type: ignore[attr-defined]
+    exec(compile(second, "README.md", "exec"), scope)
+    assert len(scope["variants"]) == 6  # type: ignore[arg-type]

@@ -467,22 +467,40 @@ def test_checkpoint_interval_keeps_the_best_epoch_and_the_same_results(
         assert any(not torch.equal(best["model"][k], v) for k, v in last["model"].items())
 
 
-def test_a_model_with_weights_warns_when_started_at_random(
-    data_base: Path, caplog: pytest.LogCaptureFixture
+def test_pretrained_is_on_by_default_where_the_weights_are_here(
+    data_base: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from escnet.models.registry import ModelInfo
     from escnet.training.crossval import _resolve
     from escnet.training.data import load_dataset
 
     device = torch.device("cpu")
-    for model, pretrained, warned in [
-        ("mn04_as", False, True),
-        ("mn04_as", True, False),
-        ("tiny_test_cnn", False, False),  # no pretrained weights exist: nothing to warn about
+    here: dict[str, str | None] = {"missing": None}
+    monkeypatch.setattr(ModelInfo, "missing_weights", lambda self: here["missing"])
+    for model, pretrained, missing, resolved, warned in [
+        ("mn04_as", None, None, True, False),  # weights here: on by default
+        ("mn04_as", None, "mn04_as.pt is not here", False, True),  # absent: random, and said
+        ("mn04_as", False, None, False, False),  # --no-pretrained: an explicit choice
+        ("mn04_as", True, None, True, False),
+        ("tiny_test_cnn", None, None, False, False),  # no pretrained weights exist at all
     ]:
+        here["missing"] = missing
         config = make_config(data_base, model=model, pretrained=pretrained)
         caplog.clear()
         with caplog.at_level("WARNING", logger="escnet.training.crossval"):
-            _resolve(config, load_dataset(config), device)
+            out = _resolve(config, load_dataset(config), device)
+        assert out.pretrained is resolved, (model, pretrained, missing)
         assert ("starts from random weights" in caplog.text) is warned, (model, pretrained)
         if warned:
-            assert "--pretrained" in caplog.text
+            assert "--pretrained" in caplog.text and "not here" in caplog.text
+
+
+def test_one_rule_chooses_the_best_epoch_or_setting() -> None:
+    from escnet.training.metrics import better_choice
+
+    assert better_choice(0.5, 9.0, None)  # the first is the best so far
+    assert better_choice(0.6, 9.0, (0.5, 1.0))  # accuracy first
+    assert better_choice(0.5, 0.9, (0.5, 1.0))  # then the lower loss
+    assert not better_choice(0.5, 1.0, (0.5, 1.0))  # an exact tie keeps the earlier
+    assert not better_choice(0.4, 0.1, (0.5, 1.0))
+    assert not better_choice(float("nan"), float("nan"), (float("nan"), float("nan")))

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from escnet.data.datasets import Dataset
-from escnet.errors import ParameterError
+
+#: The largest seed: numpy's generators take seeds below 2**32.
+MAX_SEED = 2**32 - 1
 
 
 def whole_number(minimum: int, maximum: int | None = None, note: str = "") -> Callable[[str], int]:
@@ -69,14 +71,25 @@ def bounded(
     return parse
 
 
-def dataset_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+def dataset_args(p: argparse.ArgumentParser, required: bool = True, folds: bool = True) -> None:
+    """The data-set options every command that reads a data set takes (``folds=False``: all
+    but ``--folds``, for ``train``, whose ``--folds`` was once its test folds)."""
     p.add_argument("--dataset", required=required, help="esc50, esc10, us8k or folder")
-    p.add_argument("--root", help="the data set's own directory (for 'folder': required)")
     p.add_argument(
-        "--folds",
-        help="use only these folds, e.g. '1-5' or '1,2' (default: every fold the copy holds)",
+        "--root",
+        type=path_text("--root"),
+        help="the data set's own directory (for 'folder': required)",
     )
-    p.add_argument("--folds-csv", help="folder data sets: CSV with columns filename, fold")
+    if folds:
+        p.add_argument(
+            "--folds",
+            help="use only these folds, e.g. '1-5' or '1,2' (default: every fold the copy holds)",
+        )
+    p.add_argument(
+        "--folds-csv",
+        type=path_text("--folds-csv"),
+        help="folder data sets: CSV with columns filename, fold",
+    )
     p.add_argument("--group-pattern", help="folder data sets: regex whose match is a file's group")
     p.add_argument(
         "--num-folds",
@@ -85,29 +98,33 @@ def dataset_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     )
 
 
-#: Options of ``dataset_args`` that only a folder data set takes.
-_FOLDER_ONLY = ("folds_csv", "group_pattern", "num_folds")
+def path_text(option: str) -> Callable[[str], str]:
+    """An argparse ``type``: a path that is not empty (an empty one would mean the working
+    directory, which no one means)."""
+
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"{option}: an empty path; give a directory or file")
+        return text
+
+    return parse
 
 
 def load_dataset(args: argparse.Namespace) -> Dataset:
-    from escnet.data.datasets import get_dataset
+    """The data set of the shared options (:func:`dataset_args`)."""
+    from escnet.data.datasets import dataset_from_options
     from escnet.data.folds import parse_folds
 
-    kwargs: dict[str, object] = {"root": args.root}
-    folder_options = {k: getattr(args, k, None) for k in _FOLDER_ONLY}
-    if args.dataset != "folder":
-        given = [f"--{k.replace('_', '-')}" for k, v in folder_options.items() if v is not None]
-        if given:
-            raise ParameterError(
-                f"{', '.join(given)}: only --dataset folder takes this; {args.dataset} has "
-                "official folds (pick some with --folds)"
-            )
-        kwargs["data_dir"] = args.data_dir
-    if args.folds:
-        kwargs["folds"] = parse_folds(args.folds)
-    if args.dataset == "folder":
-        kwargs.update({k: v for k, v in folder_options.items() if v is not None})
-    return get_dataset(args.dataset, **kwargs)
+    folds = getattr(args, "folds", None)  # train has none: its folds are --test-folds
+    return dataset_from_options(
+        args.dataset,
+        root=args.root,
+        data_dir=args.data_dir,
+        folds=parse_folds(folds) if folds else None,
+        folds_csv=args.folds_csv,
+        group_pattern=args.group_pattern,
+        num_folds=args.num_folds,
+    )
 
 
 def print_skipped(skipped: Sequence[tuple[Path, str]]) -> None:
@@ -118,17 +135,22 @@ def print_skipped(skipped: Sequence[tuple[Path, str]]) -> None:
 
 
 def print_results(results: dict[str, Any], run_dir: Path) -> None:
+    def percent(value: float | None) -> str:
+        return "not finite" if value is None else f"{100 * value:.2f} %"
+
     folds = results.get("folds") or []
     for f in folds:
+        # A diverged fold's figures are NaN, which results.json writes as null.
+        loss = "not finite (diverged)" if f.get("loss") is None else f"{f['loss']:.4f}"
         print(
-            f"  fold {f['test_fold']}: accuracy {100 * f['accuracy']:.2f} %, "
-            f"macro F1 {100 * f['macro_f1']:.2f} %, loss {f['loss']:.4f}"
+            f"  fold {f['test_fold']}: accuracy {percent(f.get('accuracy'))}, "
+            f"macro F1 {percent(f.get('macro_f1'))}, loss {loss}"
             + (f", best epoch {f['best_epoch']}" if f.get("best_epoch") is not None else "")
         )
     acc = results["summary"]["accuracy"]
-    std = acc["std"]
+    std = acc.get("std")
     print(
-        f"accuracy over {len(folds)} fold(s): {100 * acc['mean']:.2f} %"
+        f"accuracy over {len(folds)} fold(s): {percent(acc.get('mean'))}"
         + (f" +- {100 * std:.2f}" if std is not None and len(folds) > 1 else "")
     )
     print(f"report: {run_dir / 'report.md'}")

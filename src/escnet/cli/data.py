@@ -7,7 +7,14 @@ import json
 import time
 from typing import Any
 
-from escnet.cli._common import dataset_args, load_dataset, print_skipped, seconds, whole_number
+from escnet.cli._common import (
+    MAX_SEED,
+    dataset_args,
+    load_dataset,
+    print_skipped,
+    seconds,
+    whole_number,
+)
 from escnet.data.clips import fold_range
 
 
@@ -204,7 +211,12 @@ def register(sub: Any) -> None:
         help="share of the training folds kept (unaugmented) for validation, as `train` does; "
         "0 expands every clip of the training folds",
     )
-    p.add_argument("--seed", type=whole_number(0), default=0, help="variant seed")
+    p.add_argument(
+        "--seed",
+        type=whole_number(0, MAX_SEED, "numpy's largest seed"),
+        default=0,
+        help="variant seed",
+    )
     p.add_argument("--workers", type=whole_number(1), help="processes (default: CPU cores)")
     p.set_defaults(func=cmd_augment)
 
@@ -219,5 +231,5 @@ def register(sub: Any) -> None:
     dataset_args(p)
     p.add_argument("--clip", required=True, help="clip id (file stem), e.g. 1-100032-A-0")
     p.add_argument("--out", default="gallery.png", help="PNG to write")
-    p.add_argument("--seed", type=whole_number(0), default=0)
+    p.add_argument("--seed", type=whole_number(0, MAX_SEED, "numpy's largest seed"), default=0)
     p.set_defaults(func=cmd_augment_gallery)

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from escnet.cli._common import print_results
+from escnet.cli._common import path_text, print_results
 from escnet.errors import ParameterError
 
 
@@ -42,11 +42,13 @@ def print_refit(final: Path) -> None:
     meta = json.loads((final / "model.json").read_text(encoding="utf-8"))
     on = meta.get("trained_on") or {}
     cv = (meta.get("cross_validation") or {}).get("accuracy") or {}
-    stands = f"; cross-validated accuracy {100 * cv['mean']:.2f} % +- {100 * cv['std']:.2f}"
+    stands = ""
+    if cv.get("mean") is not None:  # one fold has no std; a diverged one no mean
+        std = f" +- {100 * cv['std']:.2f}" if cv.get("std") is not None else ""
+        stands = f"; cross-validated accuracy {100 * cv['mean']:.2f} %{std}"
     print(
         f"final model: {final} ({meta.get('model')}), trained on {on.get('clips')} clips of "
-        f"{on.get('dataset')} folds {on.get('folds')} ({on.get('audio')})"
-        + (stands if "mean" in cv else "")
+        f"{on.get('dataset')} folds {on.get('folds')} ({on.get('audio')})" + stands
     )
 
 
@@ -59,6 +61,14 @@ def cmd_refit(args: argparse.Namespace) -> int:
             f"RUN {source} holds no results.json: give a finished probe run (escnet train "
             "--method probe) or ensemble (escnet ensemble)"
         )
+    if args.out is not None:
+        out = Path(args.out)
+        if (out / "config.json").is_file() or (out / "results.json").is_file():
+            # A model.json in a run directory would make `predict RUN` load it, not the run.
+            raise ParameterError(
+                f"--out {out} holds a run or an ensemble (config.json or results.json); give a "
+                "new directory, or leave --out out to write RUN/final"
+            )
     print_refit(refit(source, args.out, progress=not args.quiet))
     return 0
 
@@ -70,7 +80,12 @@ def register(sub: Any) -> None:
         help="average the calibrated probabilities of finished runs, weights chosen on validation",
     )
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="runs made on the same split")
-    p.add_argument("--out", required=True, help="directory for results.json, report.md")
+    p.add_argument(
+        "--out",
+        required=True,
+        type=path_text("--out"),
+        help="directory for results.json, report.md",
+    )
     p.add_argument("--folds", help="test folds (default: every fold all runs finished)")
     p.set_defaults(func=cmd_ensemble)
 
@@ -79,5 +94,7 @@ def register(sub: Any) -> None:
         help="refit a cross-validated probe run or ensemble on all its data: the final model",
     )
     p.add_argument("run", metavar="RUN|ENSEMBLE", help="a finished probe run or ensemble")
-    p.add_argument("--out", help="model directory to write (default: RUN/final)")
+    p.add_argument(
+        "--out", type=path_text("--out"), help="model directory to write (default: RUN/final)"
+    )
     p.set_defaults(func=cmd_refit)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,9 @@ class Dataset:
         official_folds: clips per fold of the complete published data set, when the copy's
             metadata says so (UrbanSound8K's ``UrbanSound8K.full.csv``); ``None`` when unknown.
             :meth:`coverage` compares the clips present against it.
+        options: the loader's keyword arguments that made it (``root``, ``folds``,
+            ``group_pattern``, ...; :func:`escnet.data.datasets.get_dataset` fills them in), so
+            that a run can save them and rebuild the same split; empty for a subset.
     """
 
     name: str
@@ -51,6 +54,7 @@ class Dataset:
     clips: list[Clip]
     duration: float | None = 5.0
     official_folds: dict[int, int] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.clips)

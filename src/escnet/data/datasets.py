@@ -44,6 +44,7 @@ __all__ = [
     "ESC50_CLASSES",
     "Clip",
     "Dataset",
+    "dataset_from_options",
     "describe_copy",
     "get_dataset",
     "load_esc10",
@@ -342,7 +343,69 @@ def get_dataset(name: str, **kwargs: object) -> Dataset:
         raise ParameterError(
             "dataset 'folder' needs root= (the directory with one sub-directory per class)"
         )
-    return loader(**kwargs)
+    dataset = loader(**kwargs)
+    # What rebuilds this data set (and so its split) elsewhere: the run saves it. The data
+    # directory is where this machine keeps the copy, not a property of the data set.
+    given = {
+        k: (str(v) if isinstance(v, os.PathLike) else sorted(v) if k == "folds" else v)  # type: ignore[call-overload]
+        for k, v in kwargs.items()
+        if v is not None and k != "data_dir"
+    }
+    dataset.options = {**dataset.options, **given}
+    return dataset
+
+
+#: Options of :func:`dataset_from_options` that only a folder data set takes.
+FOLDER_ONLY = ("folds_csv", "group_pattern", "num_folds")
+
+
+def dataset_from_options(
+    name: str,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    folds: Sequence[int] | None = None,
+    folds_csv: str | os.PathLike[str] | None = None,
+    group_pattern: str | None = None,
+    num_folds: int | None = None,
+) -> Dataset:
+    """The data set that the shared data-set options name (``--dataset``, ``--root``,
+    ``--folds``, ``--folds-csv``, ``--group-pattern``, ``--num-folds``): the one function every
+    command and :func:`escnet.training.cross_validate` build a data set with.
+
+    A folder with neither ``group_pattern`` nor ``folds_csv`` takes each file as its own
+    recording; that is said once, in one line, since fragments of one recording on both sides
+    of a split inflate every figure.
+
+    Raises:
+        ParameterError: a folder-only option for a published data set, or an unknown name.
+    """
+    folder_options = {
+        "folds_csv": folds_csv,
+        "group_pattern": group_pattern,
+        "num_folds": num_folds,
+    }
+    kwargs: dict[str, object] = {"root": root}
+    if name != "folder":
+        given = [f"--{k.replace('_', '-')}" for k, v in folder_options.items() if v is not None]
+        if given:
+            raise ParameterError(
+                f"{', '.join(given)}: only --dataset folder takes this; {name} has "
+                "official folds (pick some with --folds)"
+            )
+        kwargs["data_dir"] = data_dir
+    else:
+        kwargs.update({k: v for k, v in folder_options.items() if v is not None})
+    if folds is not None:
+        kwargs["folds"] = list(folds)
+    dataset = get_dataset(name, **kwargs)
+    if name == "folder" and group_pattern is None and folds_csv is None:
+        log.warning(
+            "folder: each file is taken as its own recording; if files are cut from one "
+            "recording, keep them on one side of every split with --group-pattern REGEX "
+            "(group_pattern=) or --folds-csv FILE (folds_csv=)"
+        )
+    return dataset
 
 
 def describe_copy(info: Mapping[str, Any]) -> str:

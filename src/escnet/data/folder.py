@@ -152,7 +152,21 @@ def load_folder(
                 + ("" if folds_csv is not None else f", or --num-folds {max(absent)}")
             )
         clips = [c for c in clips if c.fold in wanted]
-    return Dataset("folder", base, classes, clips, duration)
+    # What rebuilds these very folds: a run saves it (Dataset.options).
+    options: dict[str, object] = {"root": str(base), "group_pattern": group_pattern}
+    if folds_csv is not None:
+        options["folds_csv"] = str(folds_csv)
+    else:
+        options.update(num_folds=num_folds, seed=seed)
+    options["folds"] = wanted
+    return Dataset(
+        "folder",
+        base,
+        classes,
+        clips,
+        duration,
+        options={k: v for k, v in options.items() if v is not None},
+    )
 
 
 def stratified_group_folds(

@@ -59,7 +59,7 @@ from typing import Any
 
 from escnet.augment.policy import get_policy
 from escnet.cache import atomic_write_json
-from escnet.data.datasets import DATASETS
+from escnet.data.datasets import DATASETS, Dataset
 from escnet.data.folds import NAA_IMAGES_PER_CLIP, check_protocol, is_leaky, protocol_label
 from escnet.errors import EscnetError, ParameterError, WeightsError
 from escnet.models import get_model_info
@@ -393,7 +393,9 @@ def code_commit() -> str:
     return f"{commit}-dirty" if dirty else commit
 
 
-def _run_cell(cell: Cell, *, progress: bool, overrides: Mapping[str, Any]) -> CellOutcome:
+def _run_cell(
+    cell: Cell, *, progress: bool, overrides: Mapping[str, Any], dataset: Dataset | None = None
+) -> CellOutcome:
     config = TrainConfig.from_dict(
         {**cell.config, **{k: v for k, v in overrides.items() if v is not None}},
         source=f"cell {cell.name}",
@@ -401,7 +403,8 @@ def _run_cell(cell: Cell, *, progress: bool, overrides: Mapping[str, Any]) -> Ce
     resumed = (cell.run_dir / "config.json").is_file()
     commit = code_commit()  # the code that starts the attempt, not what the tree holds at its end
     start = time.perf_counter()
-    results = cross_validate(config, cell.run_dir, resume=True, progress=progress)
+    given = dataset if dataset is not None and dataset.name == cell.dataset else None
+    results = cross_validate(config, cell.run_dir, dataset=given, resume=True, progress=progress)
     seconds = time.perf_counter() - start
     atomic_write_json(
         cell.run_dir / "cell.json",
@@ -435,6 +438,7 @@ def run_grid(
     report: Callable[[str], None] = print,
     overrides: Mapping[str, Any] | None = None,
     recorded: str | os.PathLike[str] | None = None,
+    dataset: Dataset | None = None,
 ) -> list[CellOutcome]:
     """Run every cell of the grid at ``path`` that is not complete yet, in file order.
 
@@ -450,6 +454,9 @@ def run_grid(
         recorded: an earlier aggregation's ``results.csv``: cells it holds complete are not
             run again (:func:`recorded_cells`), e.g. the committed ``results/results.csv`` on a
             machine without their run directories.
+        dataset: a loaded data set (any loader, e.g. a folder with its ``group_pattern``) that
+            the cells naming its data set (``dataset.name``) train on, instead of the one their
+            name loads.
 
     Returns:
         One :class:`CellOutcome` per selected cell.
@@ -468,7 +475,9 @@ def run_grid(
         else:
             start = time.perf_counter()
             try:
-                outcome = _run_cell(cell, progress=progress, overrides=overrides or {})
+                outcome = _run_cell(
+                    cell, progress=progress, overrides=overrides or {}, dataset=dataset
+                )
             except WeightsError as exc:
                 # Offline without the weights (ImageNet's, AudioSet's): the cell cannot run
                 # here, the others can; it is listed at the end and runs once they are there.

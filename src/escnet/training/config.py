@@ -15,6 +15,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+import torch.nn.functional as F
+
 from escnet.augment.policy import get_policy
 from escnet.data.folds import check_protocol
 from escnet.errors import EscnetError, ParameterError
@@ -81,10 +84,18 @@ class TrainConfig:
             augmentation.
         workers: decoding threads, NAA processes and online-NAA DataLoader workers; ``None``:
             the number of CPU cores, at most 8.
-        pretrained: start from the model's pretrained weights.
+        pretrained: start from the model's pretrained weights; ``None`` (the default): yes when
+            the model has pretrained weights on this machine (``escnet models``), which the
+            run's ``config.json`` then records as ``true`` or ``false``. The probe and partial
+            methods read the pretrained network: ``False`` is refused for them.
         data_dir: directory holding the data sets (default ``$ESCNET_DATA_DIR``).
         cache_dir: cache of spectral images and NAA variants (default ``$ESCNET_CACHE_DIR``).
         root: the data set's own directory (required for ``dataset="folder"``).
+        data_folds: use only these folds of the data set (``--folds`` of ``escnet info``);
+            ``None``: every fold the copy holds.
+        folds_csv, group_pattern, num_folds: folder data sets: how clips are grouped into
+            recordings and folds (:func:`escnet.data.datasets.load_folder`); saved so that
+            ``escnet evaluate`` rebuilds the same split.
         clip_seconds: pad or crop every clip to this length instead of the data set's own
             (ESC: 5 s, UrbanSound8K: 4 s); ``None`` keeps the data set's.
         device: ``"auto"`` (CUDA, then MPS, then CPU), or a torch device such as ``"cpu"``,
@@ -150,10 +161,14 @@ class TrainConfig:
     early_stopping_patience: int | None = None
     seed: int = 0
     workers: int | None = None
-    pretrained: bool = False
+    pretrained: bool | None = None
     data_dir: str | None = None
     cache_dir: str | None = None
     root: str | None = None
+    data_folds: list[int] | None = None
+    folds_csv: str | None = None
+    group_pattern: str | None = None
+    num_folds: int | None = None
     clip_seconds: float | None = None
     device: str = "auto"
     amp: bool = True
@@ -271,7 +286,7 @@ class TrainConfig:
                     f"TrainConfig.partial_from must be a block index 0-15 of mn04_as.features "
                     f"(the last frozen one), got {k!r}"
                 )
-            self.pretrained = True  # fine-tuning the top of a random network means nothing
+            self._needs_pretrained()  # fine-tuning the top of a random network means nothing
             return
         if self.probe_head not in ("linear", "mlp"):
             raise ParameterError(
@@ -289,7 +304,15 @@ class TrainConfig:
         if self.probe_train_views is not None:
             self._check_train_views(self.probe_train_views)
         self.probe_blocks = sorted(blocks)
-        self.pretrained = True  # a probe of a randomly initialised network means nothing
+        self._needs_pretrained()  # a probe of a randomly initialised network means nothing
+
+    def _needs_pretrained(self) -> None:
+        if self.pretrained is False:
+            raise ParameterError(
+                f"TrainConfig.method={self.method!r} reads the pretrained mn04_as: drop "
+                "pretrained=False (--no-pretrained)"
+            )
+        self.pretrained = True
 
     def _check_train_views(self, views: list[str]) -> None:
         from escnet.augment.audio import NAA_VARIANTS
@@ -364,6 +387,8 @@ class FoldResult:
         selection: how ``best_epoch`` was chosen.
         train_clips, train_images, val_clips, test_clips: sizes (train_images counts NAA
             variants; with online NAA it equals train_clips).
+        test_ids: the ids of the test fold's clips (``None`` in runs made before they were
+            recorded), so that a rebuilt split can be checked to be the same.
     """
 
     test_fold: int
@@ -380,9 +405,48 @@ class FoldResult:
     train_images: int
     val_clips: int
     test_clips: int
+    test_ids: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def tested(
+        cls,
+        test_fold: int,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        num_classes: int,
+        *,
+        selection: str,
+        train_clips: int,
+        train_images: int,
+        val_clips: int,
+        best_epoch: int = 0,
+        epochs_run: int = 0,
+        stopped_early: bool = False,
+    ) -> FoldResult:
+        """The one place a fold's test figures are computed: from the chosen model's logits on
+        the test clips, (N, classes), and their labels, (N,)."""
+        from escnet.training.metrics import classification_metrics
+
+        metrics = classification_metrics(labels.numpy(), logits.argmax(1).numpy(), num_classes)
+        return cls(
+            test_fold=test_fold,
+            accuracy=metrics["accuracy"],
+            macro_f1=metrics["macro_f1"],
+            loss=F.cross_entropy(logits, labels).item(),
+            per_class_accuracy=metrics["per_class_accuracy"],
+            confusion_matrix=metrics["confusion_matrix"],
+            best_epoch=best_epoch,
+            epochs_run=epochs_run,
+            stopped_early=stopped_early,
+            selection=selection,
+            train_clips=train_clips,
+            train_images=train_images,
+            val_clips=val_clips,
+            test_clips=len(labels),
+        )
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], classes: Sequence[str]) -> FoldResult:

@@ -12,10 +12,10 @@ A run directory holds::
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +33,14 @@ from escnet.model_dir.io import load_model, save_model
 from escnet.models import create_model, get_model_info
 from escnet.training import report
 from escnet.training.config import FoldResult, TrainConfig, check_resumable
-from escnet.training.data import load_dataset
+from escnet.training.data import load_dataset, with_dataset
 from escnet.training.distributed import Dist, distributed, local_rank, resolve_device
 from escnet.training.fold import train_fold
 from escnet.training.loop import Compute
 from escnet.training.metrics import classification_metrics
 from escnet.training.probe.head import train_probe_fold
 from escnet.training.probe.partial import train_partial_fold
+from escnet.training.records import read_json
 
 __all__ = ["cross_validate", "evaluate_run"]
 
@@ -65,22 +66,21 @@ def _environment(device: torch.device, world_size: int) -> dict[str, Any]:
     }
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def cross_validate(
     config: TrainConfig,
     run_dir: str | os.PathLike[str],
     *,
+    dataset: Dataset | str | None = None,
     resume: bool = False,
     progress: bool = True,
+    on_fold: Callable[[FoldResult, bool], None] | None = None,
 ) -> dict[str, Any]:
     """Leave-one-fold-out over ``config.folds``: train, select and test one model per fold.
+
+    The data set is ``dataset`` when given -- any loaded :class:`~escnet.data.datasets.Dataset`
+    (a folder keeps its ``group_pattern`` / ``folds_csv`` grouping) or a registry name -- else the
+    one ``config`` names. Its options are saved in ``config.json``, so that
+    :func:`evaluate_run` rebuilds the same split.
 
     Writes ``config.json`` (resolved), then per fold the files of :func:`train_fold`, updates
     ``results.json`` after each fold, and at the end writes the report (``report.md`` and its
@@ -93,6 +93,8 @@ def cross_validate(
         resume: continue an interrupted run: folds already in ``results.json`` are skipped, an
             unfinished fold continues from its ``last.pt``.
         progress: show progress bars.
+        on_fold: called after each fold with its result and whether it was finished earlier
+            (``resume``), e.g. to show progress per fold.
 
     Returns:
         The content of ``results.json`` (see :func:`escnet.training.report.build_results`).
@@ -104,9 +106,14 @@ def cross_validate(
             every fold the data set has (for a partial copy, every fold it holds) is used.
     """
     run = Path(run_dir)
+    config = with_dataset(config, dataset)
     device = resolve_device(config.device, local_rank())
     with distributed(device) as ddp:
-        dataset = load_dataset(config)
+        if isinstance(dataset, Dataset):
+            if config.clip_seconds is not None:
+                dataset = dataclasses.replace(dataset, duration=config.clip_seconds)
+        else:
+            dataset = load_dataset(config)
         resolved = _resolve(config, dataset, device)
         folds = list(resolved.folds or [])
         previous = _open_run(run, resolved, resume, ddp, device)
@@ -130,14 +137,20 @@ def cross_validate(
             if fold in done:
                 log.info("fold %d: already in results.json, skipped", fold)
                 results[fold] = done[fold]
+                if on_fold is not None:
+                    on_fold(done[fold], True)
                 continue
             split = protocol_split(
                 dataset, config.protocol, fold, val_fraction=config.val_fraction, seed=config.seed
             )
             split.check_disjoint(dataset)
-            results[fold] = _train_one_fold(resolved, dataset, split, run, resume, progress)
+            result = _train_one_fold(resolved, dataset, split, run, resume, progress)
+            # The clips tested, by id: evaluate_run checks that it rebuilds this very split.
+            results[fold] = dataclasses.replace(result, test_ids=_test_ids(dataset, split))
             if ddp.is_main:  # after every fold, so that an interrupted run keeps its folds
                 report.write_results(run, summarise())
+            if on_fold is not None:
+                on_fold(results[fold], False)
         summary = summarise()
         if ddp.is_main:
             report.write_results(run, summary)
@@ -154,27 +167,41 @@ def _resolve(config: TrainConfig, dataset: Dataset, device: torch.device) -> Tra
     absent = [f for f in folds if f not in dataset.folds]
     if absent:
         raise ParameterError(
-            f"--folds / TrainConfig.folds picks the test folds, but {absent} are not folds "
+            f"--test-folds / TrainConfig.folds picks the test folds, but {absent} are not folds "
             f"of {dataset.name} in {dataset.root}, which has folds "
             f"{','.join(map(str, dataset.folds))}; pick test folds among those"
         )
     info = get_model_info(config.model)  # fail before any work on an unknown model
-    if info.has_weights and not config.pretrained:
+    pretrained = config.pretrained
+    if pretrained is None:
         # Users who pick an AudioSet model almost always mean its weights; a silent random
-        # start costs a full training run before the low accuracy shows it.
-        log.warning(
-            "%s starts from random weights: pass --pretrained (TrainConfig.pretrained=True) "
-            "to start from its pretrained weights",
-            config.model,
-        )
+        # start costs a full training run before the low accuracy shows it. Only weights on
+        # this machine count: an offline run must not start with a download.
+        missing = info.missing_weights() if info.has_weights else "no pretrained weights"
+        pretrained = missing is None
+        if info.has_weights and missing is not None:
+            log.warning(
+                "%s starts from random weights: its pretrained weights are not here (%s); "
+                "pass --pretrained (TrainConfig.pretrained=True) to download them",
+                config.model,
+                missing,
+            )
     workers = config.workers if config.workers is not None else default_workers()
     return dataclasses.replace(
         config,
         folds=list(folds),
+        pretrained=pretrained,
         workers=workers,
         device=str(device),
         amp=config.amp and device.type == "cuda",
     )
+
+
+def _test_ids(dataset: Dataset, split: Split | ImageSplit) -> list[str] | None:
+    """The clip ids of a split's test fold (``None`` for a split of NAA images)."""
+    if isinstance(split, ImageSplit):
+        return None
+    return [dataset[i].clip_id for i in split.test]
 
 
 def _train_one_fold(
@@ -200,8 +227,8 @@ def _open_run(
     entries already in ``results.json`` when resuming."""
     config_path = run / "config.json"
     # Every rank reads what is there before rank 0 writes anything.
-    saved = _read_json(config_path)
-    previous = _read_json(run / "results.json") if resume else None
+    saved = read_json(config_path)
+    previous = read_json(run / "results.json") if resume else None
     ddp.barrier()
     if saved is not None and not resume:
         raise EscnetError(
@@ -225,7 +252,16 @@ def fold_model_dir(fold_dir: Path, config: TrainConfig) -> Path:
     if (model_dir / "model.json").is_file():
         return model_dir
     best_path = fold_dir / "best.pt"
-    state = torch.load(best_path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(best_path, map_location="cpu", weights_only=True)
+        state["model_name"], state["classes"], state["model"]  # noqa: B018 (the keys used below)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # unpickling fails in many ways; all mean the same to the user
+        raise EscnetError(
+            f"{best_path}: not a checkpoint escnet can read ({type(exc).__name__}); train the "
+            "fold again (escnet train --resume) or restore the file"
+        ) from None
     model = create_model(state["model_name"], len(state["classes"]), pretrained=False)
     clip_seconds = config.clip_seconds or load_dataset(config).duration
     if not clip_seconds:
@@ -354,18 +390,30 @@ def _evaluate_fold(
         "confusion_matrix": metrics["confusion_matrix"],
         "best_epoch": int((loaded.metadata.get("selection") or {}).get("epoch", 0)),
         "test_clips": int(len(labels)),
+        "test_ids": _test_ids(dataset, split),
     }
 
 
 def _matches_results(run: Path, entries: list[dict[str, Any]]) -> bool | None:
     """Whether recomputed accuracy and macro F1 equal ``results.json``'s (``None``: no entry)."""
-    saved = _read_json(run / "results.json")
+    saved = read_json(run / "results.json")
     if saved is None:
         return None
     by_fold = {int(e["test_fold"]): e for e in saved.get("folds", [])}
     pairs = [(e, by_fold[e["test_fold"]]) for e in entries if e["test_fold"] in by_fold]
     if not pairs:
         return None
+    # Equal figures on other clips prove nothing: the rebuilt test folds must hold the run's
+    # clips (runs made before clip ids were saved have none to compare).
+    other = [a["test_fold"] for a, b in pairs if b.get("test_ids") not in (None, a["test_ids"])]
+    if other:
+        log.warning(
+            "%s: the rebuilt test fold(s) %s hold other clips than the run tested; are the data "
+            "set's options (config.json: root, group_pattern, folds_csv, num_folds) the run's?",
+            run,
+            ",".join(map(str, other)),
+        )
+        return False
     matches = all(
         abs(a["accuracy"] - b["accuracy"]) < 1e-9 and abs(a["macro_f1"] - b["macro_f1"]) < 1e-9
         for a, b in pairs

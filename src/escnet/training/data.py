@@ -24,7 +24,7 @@ from torch.utils.data import TensorDataset
 from escnet.augment.audio import naa_variants
 from escnet.augment.policy import AugmentPolicy
 from escnet.data.audio import AudioConfig, load_audio
-from escnet.data.datasets import Dataset, get_dataset
+from escnet.data.datasets import FOLDER_ONLY, Dataset, dataset_from_options
 from escnet.data.folds import ImageSplit, Split
 from escnet.errors import AudioError, EscnetError, ParameterError
 from escnet.features.offline_naa import expand_clips, expand_training_set
@@ -35,6 +35,7 @@ from escnet.training.config import TrainConfig
 __all__ = [
     "FoldData",
     "WaveformDataset",
+    "clip_seconds",
     "load_dataset",
     "load_fold_data",
     "load_image_split_data",
@@ -45,16 +46,47 @@ log = logging.getLogger(__name__)
 
 
 def load_dataset(config: TrainConfig) -> Dataset:
-    """The data set a config names, with ``clip_seconds`` applied."""
-    kwargs: dict[str, object] = {}
-    if config.root is not None:
-        kwargs["root"] = config.root
-    if config.dataset != "folder":
-        kwargs["data_dir"] = config.data_dir
-    dataset = get_dataset(config.dataset, **kwargs)
+    """The data set a config names (its data-set options), with ``clip_seconds`` applied."""
+    options = {k: getattr(config, k) for k in ("root", "data_dir", *FOLDER_ONLY)}
+    dataset = dataset_from_options(config.dataset, folds=config.data_folds, **options)
     if config.clip_seconds is not None:
         dataset = dataclasses.replace(dataset, duration=config.clip_seconds)
     return dataset
+
+
+def clip_seconds(dataset: Dataset) -> float:
+    """The clip length a model of ``dataset`` is trained on, as its model directory records it:
+    the data set's fixed duration, or (clips used at their own, equal length) the first clip's."""
+    if dataset.duration:
+        return float(dataset.duration)
+    import soundfile
+
+    return float(soundfile.info(str(dataset[0].path)).duration)
+
+
+def with_dataset(config: TrainConfig, dataset: Dataset | str | None) -> TrainConfig:
+    """``config`` naming ``dataset`` (a :class:`Dataset`: its name and the options that rebuild
+    it, :attr:`Dataset.options`; a name: that data set with ``config``'s other options)."""
+    if dataset is None:
+        return config
+    if isinstance(dataset, str):
+        return dataclasses.replace(config, dataset=dataset)
+    options = dataset.options
+    folds = options.get("folds")
+    if options.get("seed", 0) != 0:
+        raise ParameterError(
+            f"{dataset.name}: a folder split drawn with seed={options['seed']} cannot be saved "
+            "in config.json; load the folder with the default seed, or give its folds as a CSV"
+        )
+    return dataclasses.replace(
+        config,
+        dataset=dataset.name,
+        root=str(options.get("root") or dataset.root),
+        data_folds=list(folds) if folds is not None else None,
+        folds_csv=options.get("folds_csv"),
+        group_pattern=options.get("group_pattern"),
+        num_folds=options.get("num_folds"),
+    )
 
 
 class WaveformDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):

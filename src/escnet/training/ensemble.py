@@ -43,6 +43,7 @@ from escnet.errors import EscnetError, ParameterError
 from escnet.model_dir.layout import ENSEMBLE_JSON
 from escnet.training import report
 from escnet.training.metrics import classification_metrics
+from escnet.training.records import json_object
 
 __all__ = [
     "MemberLogits",
@@ -333,9 +334,4 @@ def _members_data(
 
 
 def _json(path: Path) -> dict[str, Any]:
-    import json
-
-    value = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(value, dict):
-        raise EscnetError(f"{path}: expected a JSON object")
-    return value
+    return json_object(path, "give run directories written by escnet train")

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from escnet.augment.policy import AugmentPolicy, get_policy
@@ -33,7 +32,7 @@ from escnet.model_dir.io import save_model
 from escnet.models import SpectralClassifier, create_model
 from escnet.training.checkpoint import Checkpointer, FitState, load_resume
 from escnet.training.config import FoldResult, TrainConfig
-from escnet.training.data import FoldData, WaveformDataset, load_fold_data
+from escnet.training.data import FoldData, WaveformDataset, clip_seconds, load_fold_data
 from escnet.training.distributed import (
     Dist,
     derive_seed,
@@ -53,7 +52,6 @@ from escnet.training.loop import (
     training_loader,
     validate,
 )
-from escnet.training.metrics import classification_metrics
 from escnet.training.records import write_metrics_csv, write_predictions, write_split
 
 __all__ = ["train_fold"]
@@ -99,7 +97,7 @@ def train_fold(
 
         # ---- model: seeded identically on every rank (DDP also broadcasts rank 0's weights)
         seed_everything(fold_seed)
-        model = create_model(config.model, dataset.num_classes, pretrained=config.pretrained)
+        model = create_model(config.model, dataset.num_classes, pretrained=bool(config.pretrained))
         front_end = model.model_info.front_end
         compute.prepare(model)
 
@@ -271,16 +269,6 @@ def _log_tensorboard(writer: Any, row: dict[str, Any]) -> None:
     writer.flush()
 
 
-def _clip_seconds(dataset: Dataset) -> float:
-    """The clip length the model was trained on: the data set's fixed duration, or (clips used
-    at their own, equal length) the first clip's."""
-    if dataset.duration:
-        return float(dataset.duration)
-    import soundfile
-
-    return float(soundfile.info(str(dataset[0].path)).duration)
-
-
 def _test_best(
     model: SpectralClassifier,
     config: TrainConfig,
@@ -299,7 +287,7 @@ def _test_best(
         fold_dir / "model",
         model,
         list(dataset.classes),
-        clip_seconds=_clip_seconds(dataset),
+        clip_seconds=clip_seconds(dataset),
         config=config.to_dict(),
         state_dict=best["model"],
         selection={
@@ -310,17 +298,12 @@ def _test_best(
         },
     )
     logits = compute.predict(model, data.test_images, 2 * config.batch_size)
-    metrics = classification_metrics(
-        data.test_labels.numpy(), logits.argmax(1).numpy(), dataset.num_classes
-    )
     write_predictions(fold_dir / "test_predictions.csv", dataset, data, logits)
-    result = FoldResult(
-        test_fold=fold,
-        accuracy=metrics["accuracy"],
-        macro_f1=metrics["macro_f1"],
-        loss=F.cross_entropy(logits, data.test_labels).item(),
-        per_class_accuracy=metrics["per_class_accuracy"],
-        confusion_matrix=metrics["confusion_matrix"],
+    result = FoldResult.tested(
+        fold,
+        logits,
+        data.test_labels,
+        dataset.num_classes,
         best_epoch=int(state.best["epoch"]),
         epochs_run=state.epoch,
         stopped_early=bool(state.stopped_early),
@@ -332,7 +315,6 @@ def _test_best(
         train_clips=len(set(data.train_sources.tolist())),
         train_images=len(data.train_sources),
         val_clips=len(data.val_labels),
-        test_clips=len(data.test_labels),
     )
     log.info(
         "fold %d: test accuracy %.4f, macro F1 %.4f (epoch %d)",

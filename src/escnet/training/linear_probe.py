@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from escnet.errors import ParameterError
 from escnet.models.registry import SpectralClassifier
+from escnet.training.metrics import better_choice
 
 __all__ = [
     "DEFAULT_L2_GRID",
@@ -226,8 +227,7 @@ def linear_probe_head(
             val_acc = (logits.argmax(1) == y_val).float().mean().item()
             val_loss = F.cross_entropy(logits, y_val).item()
         grid.append({"l2": l2, "val_acc": val_acc, "val_loss": val_loss})
-        better = best is None or (val_acc, -val_loss) > (best[1], -best[2])
-        if better:
+        if better_choice(val_acc, val_loss, None if best is None else best[1:3]):
             best = (l2, val_acc, val_loss, w, b)
     assert best is not None
     l2, val_acc, val_loss, w, b = best

@@ -30,6 +30,7 @@ from escnet.errors import ParameterError
 
 __all__ = [
     "accuracy",
+    "better_choice",
     "classification_metrics",
     "confusion_matrix",
     "macro_f1",
@@ -136,3 +137,10 @@ def classification_metrics(y_true: Any, y_pred: Any, num_classes: int) -> dict[s
         "confusion_matrix": cm.tolist(),
         "count": int(cm.sum()),
     }
+
+
+def better_choice(accuracy: float, loss: float, best: tuple[float, float] | None) -> bool:
+    """The one rule for the best epoch or setting on validation: higher accuracy, ties broken
+    by the lower loss, exact ties keep the earlier; ``best`` is ``(accuracy, loss)`` of the best
+    so far (``None``: none yet, so this one is better)."""
+    return best is None or (accuracy, -loss) > (best[0], -best[1])

@@ -1,11 +1,13 @@
 """The files a fold leaves beside its checkpoints: ``split.json`` (which clips went where),
 ``metrics.csv`` (one row per epoch) and ``test_predictions.csv``; each written atomically.
+:func:`read_json` reads any JSON file of a run back.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,10 +19,38 @@ import torch
 from escnet.cache import atomic_write_json, atomic_write_text
 from escnet.data.datasets import Dataset
 from escnet.data.folds import ImageSplit, Split
+from escnet.errors import EscnetError
 from escnet.training.config import METRIC_COLUMNS
 from escnet.training.data import FoldData
 
-__all__ = ["write_metrics_csv", "write_predictions", "write_split"]
+__all__ = ["json_object", "read_json", "write_metrics_csv", "write_predictions", "write_split"]
+
+
+def read_json(path: Path, missing: str | None = None) -> dict[str, Any] | None:
+    """A run's JSON object at ``path``: ``None`` when the file is absent, or with ``missing``
+    (what the caller needed it for), an :class:`~escnet.errors.EscnetError` saying so.
+
+    Raises:
+        EscnetError: the file is not valid JSON, or not an object.
+    """
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if missing is None:
+            return None
+        raise EscnetError(f"{path}: missing; {missing}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EscnetError(f"{path}: not valid JSON ({exc}); restore or remove it") from None
+    if not isinstance(value, dict):
+        raise EscnetError(f"{path}: expected a JSON object")
+    return value
+
+
+def json_object(path: Path, missing: str) -> dict[str, Any]:
+    """:func:`read_json` of a file that must be there (``missing``: what it is needed for)."""
+    value = read_json(path, missing)
+    assert value is not None
+    return value
 
 
 def write_metrics_csv(path: Path, history: Sequence[Mapping[str, Any]]) -> None:

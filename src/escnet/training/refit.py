@@ -26,7 +26,6 @@ Examples:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -53,16 +52,16 @@ from escnet.model_dir.layout import (
 from escnet.models import SpectralClassifier
 from escnet.models.probe import feature_columns
 from escnet.training.config import TrainConfig
-from escnet.training.data import load_dataset
+from escnet.training.data import clip_seconds, load_dataset
 from escnet.training.probe.embeddings import clip_features
 from escnet.training.probe.head import (
-    clip_seconds,
     fit_linear_head,
     fit_mlp_head,
     probe_model,
     probe_model_kwargs,
     train_views,
 )
+from escnet.training.records import json_object
 from escnet.version import __version__
 
 __all__ = ["CHECK_CLIPS", "refit", "refit_ensemble", "refit_probe_run"]
@@ -74,15 +73,7 @@ CHECK_CLIPS = 8
 
 
 def _json(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise EscnetError(f"{path}: missing; refit takes a finished run or ensemble") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EscnetError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise EscnetError(f"{path}: expected a JSON object")
-    return value
+    return json_object(path, "refit takes a finished run or ensemble")
 
 
 def _cross_validation(results: dict[str, Any], source: Path) -> dict[str, Any]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +41,13 @@ from escnet.features.prepare import feature_key_params
 from escnet.models.mobilenet_audioset import AudioSetMelConfig
 from escnet.models.weights import MN04_AS
 from escnet.settings import cache_dir as default_cache_dir
-from escnet.training.probe.views import missing_views, read_rows, view_images, view_keys
+from escnet.training.probe.views import (
+    ViewRows,
+    missing_views,
+    read_rows,
+    view_images,
+    view_keys,
+)
 
 __all__ = ["ACTIVATIONS_VERSION", "ActivationTable", "clip_activations", "lower_blocks"]
 
@@ -54,27 +59,14 @@ ACTIVATIONS_VERSION = 1
 MAX_BLOCK = 15
 
 
-@dataclass
-class ActivationTable:
-    """Activations of views of clips, clip-major (each clip's views in the order asked).
+class ActivationTable(ViewRows):
+    """Activations of views of clips, clip-major (each clip's views in the order asked):
+    :class:`~escnet.training.probe.views.ViewRows` whose ``values`` are named for what they are."""
 
-    Attributes:
-        activations: (N, C, H, W) float16.
-        labels: (N,) class of each row.
-        source: (N,) data set index of the clip each row comes from.
-        view: (N,) the view's name (``"original"`` or an NAA variant).
-        skipped: ``(path, reason)`` of clips that could not be loaded.
-    """
-
-    activations: np.ndarray
-    labels: np.ndarray
-    source: np.ndarray
-    view: np.ndarray
-    skipped: list[tuple[Path, str]] = field(default_factory=list)
-
-    def rows(self, view: str) -> np.ndarray:
-        """Indices of the rows of ``view``."""
-        return np.flatnonzero(self.view == view)
+    @property
+    def activations(self) -> np.ndarray:
+        """(N, C, H, W) float16: the activations after the block."""
+        return self.values
 
 
 def _check_block(block: int) -> int:
@@ -199,4 +191,4 @@ def clip_activations(
             bar.update(len(part))
         bar.close()
     rows = read_rows(dataset, idx, views, keys, cache, skipped, dtype=np.float16, what="activation")
-    return ActivationTable(rows.values, rows.labels, rows.source, rows.view, skipped)
+    return ActivationTable(rows.values, rows.labels, rows.source, rows.view, list(skipped))

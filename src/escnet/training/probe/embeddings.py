@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +47,13 @@ from escnet.models.mobilenet_audioset import AudioSetMelConfig
 from escnet.models.probe import ALL_BLOCKS, EMBEDDING_DIM, MultiLevelPool, block_channels
 from escnet.models.weights import MN04_AS
 from escnet.settings import cache_dir as default_cache_dir
-from escnet.training.probe.views import missing_views, read_rows, view_images, view_keys
+from escnet.training.probe.views import (
+    ViewRows,
+    missing_views,
+    read_rows,
+    view_images,
+    view_keys,
+)
 
 __all__ = [
     "EMBEDDINGS_VERSION",
@@ -68,27 +73,14 @@ EMBEDDINGS_VERSION = 1
 FULL_DIM = sum(2 * c for c in block_channels()) + EMBEDDING_DIM
 
 
-@dataclass
-class FeatureTable:
-    """Feature vectors of views of clips, clip-major (each clip's views in the order asked).
+class FeatureTable(ViewRows):
+    """Feature vectors of views of clips, clip-major (each clip's views in the order asked):
+    :class:`~escnet.training.probe.views.ViewRows` whose ``values`` are named for what they are."""
 
-    Attributes:
-        features: (N, :data:`FULL_DIM`) float32.
-        labels: (N,) class of each row.
-        source: (N,) data set index of the clip each row comes from.
-        view: (N,) the view's name (``"original"``, ``"roll8"``, ``"pps"``, ...).
-        skipped: ``(path, reason)`` of clips that could not be loaded.
-    """
-
-    features: np.ndarray
-    labels: np.ndarray
-    source: np.ndarray
-    view: np.ndarray
-    skipped: list[tuple[Path, str]] = field(default_factory=list)
-
-    def rows(self, view: str) -> np.ndarray:
-        """Indices of the rows of ``view``."""
-        return np.flatnonzero(self.view == view)
+    @property
+    def features(self) -> np.ndarray:
+        """(N, :data:`FULL_DIM`) float32: the feature vectors."""
+        return self.values
 
 
 def roll_view(shift: int) -> str:
@@ -257,4 +249,4 @@ def clip_features(
         dataset, idx, views, keys, cache, skipped, dtype=np.float32, shape=(FULL_DIM,),
         what="feature",
     )  # fmt: skip
-    return FeatureTable(rows.values, rows.labels, rows.source, rows.view, skipped)
+    return FeatureTable(rows.values, rows.labels, rows.source, rows.view, list(skipped))

@@ -49,7 +49,8 @@ from escnet.model_dir.io import save_model
 from escnet.models import SpectralClassifier, create_model
 from escnet.models.probe import ProbeNet, feature_columns, mean_probability_logits
 from escnet.training.config import FoldResult, TrainConfig
-from escnet.training.metrics import classification_metrics
+from escnet.training.data import clip_seconds
+from escnet.training.metrics import better_choice
 from escnet.training.probe.embeddings import FeatureTable, clip_features, roll_view
 
 __all__ = [
@@ -216,7 +217,7 @@ def fit_linear_head(
         init = (w, b)
         acc, loss = _score(mean_probability_logits(z_val @ w.T + b), y_val)
         rows.append({"l2": l2, "val_acc": acc, "val_loss": loss})
-        if best is None or (acc, -loss) > (best[0], -best[1]):
+        if better_choice(acc, loss, None if best is None else best[:2]):
             best = (acc, loss, w, b, l2)
     assert best is not None
     head = nn.Linear(z_train.shape[1], num_classes)
@@ -271,7 +272,7 @@ def fit_mlp_head(
         with torch.no_grad():
             acc, vloss = _score(mean_probability_logits(head(z_val)), y_val)
         rows.append({"weight_decay": wd, "val_acc": acc, "val_loss": vloss})
-        if best is None or (acc, -vloss) > (best[0], -best[1]):
+        if better_choice(acc, vloss, None if best is None else best[:2]):
             best = (acc, vloss, head, wd)
     assert best is not None
     chosen = {"weight_decay": best[3], "val_acc": best[0], "val_loss": best[1]}
@@ -361,15 +362,6 @@ def _save_logits(
         )
 
 
-def clip_seconds(dataset: Dataset) -> float:
-    """The clip length the probe saw (as :mod:`escnet.training.fold` records it)."""
-    if dataset.duration:
-        return float(dataset.duration)
-    import soundfile
-
-    return float(soundfile.info(str(dataset[0].path)).duration)
-
-
 def write_predictions(
     path: Path, dataset: Dataset, indices: np.ndarray, logits: torch.Tensor
 ) -> None:
@@ -450,14 +442,24 @@ def train_probe_fold(
     )
     _save_logits(fold_dir / "logits.npz", dataset, data, val_logits, test_logits)
     write_predictions(fold_dir / "test_predictions.csv", dataset, test_indices, test_logits)
-    metrics = classification_metrics(
-        test_labels.numpy(), test_logits.argmax(1).numpy(), dataset.num_classes
-    )
     train_clips = write_split(
         fold_dir / "split.json", dataset, split, data.train.source, data.train.view
     )
     seconds = time.perf_counter() - started
     what = "weight decay" if config.probe_head == "mlp" else "L2 penalty"
+    result = FoldResult.tested(
+        fold,
+        test_logits,
+        test_labels,
+        dataset.num_classes,
+        selection=(
+            f"probe head ({config.probe_head}): the {what} with the best validation accuracy "
+            "(ties: lower validation loss)"
+        ),
+        train_clips=train_clips,
+        train_images=len(data.train.source),
+        val_clips=len(_labels(data.val, data.eval_views)),
+    )
     atomic_write_json(
         fold_dir / "probe.json",
         {
@@ -466,28 +468,9 @@ def train_probe_fold(
             "train_views": sorted(set(data.train.view.tolist())),
             "eval_views": data.eval_views,
             **choice,
-            "test_acc": metrics["accuracy"],
+            "test_acc": result.accuracy,
             "seconds": {"features": features_s, "total": seconds},
         },
-    )
-    result = FoldResult(
-        test_fold=fold,
-        accuracy=metrics["accuracy"],
-        macro_f1=metrics["macro_f1"],
-        loss=F.cross_entropy(test_logits, test_labels).item(),
-        per_class_accuracy=metrics["per_class_accuracy"],
-        confusion_matrix=metrics["confusion_matrix"],
-        best_epoch=0,
-        epochs_run=0,
-        stopped_early=False,
-        selection=(
-            f"probe head ({config.probe_head}): the {what} with the best validation accuracy "
-            "(ties: lower validation loss)"
-        ),
-        train_clips=train_clips,
-        train_images=len(data.train.source),
-        val_clips=len(_labels(data.val, data.eval_views)),
-        test_clips=len(test_labels),
     )
     log.info(
         "fold %d: probe test accuracy %.4f (val %.4f, %s), %.0f s",

@@ -60,12 +60,12 @@ from escnet.model_dir.io import save_model
 from escnet.models import SpectralClassifier, create_model
 from escnet.models.mobilenet_audioset import MobileNetAudioSet
 from escnet.training.config import FoldResult, TrainConfig
+from escnet.training.data import clip_seconds
 from escnet.training.distributed import derive_seed
 from escnet.training.loop import Compute, warmup_cosine
-from escnet.training.metrics import classification_metrics
+from escnet.training.metrics import better_choice
 from escnet.training.probe.activations import ActivationTable, clip_activations
 from escnet.training.probe.head import (
-    clip_seconds,
     fit_linear_head,
     write_predictions,
     write_split,
@@ -289,7 +289,7 @@ def fit_upper(
         }  # fmt: skip
         history.append(row)
         no_val = len(data.val.labels) == 0
-        if no_val or (acc, -loss) > (best["val_acc"], -best["val_loss"]):
+        if no_val or better_choice(acc, loss, (best["val_acc"], best["val_loss"])):
             best = {"epoch": epoch + 1, "val_acc": acc, "val_loss": loss}
             best_state = {k: v.clone() for k, v in net.state_dict().items()}
         log.info("fold %d epoch %d/%d: val acc %.4f loss %.4f, train loss %.4f (%.0f s)",
@@ -413,8 +413,15 @@ def train_partial_fold(
     train_clips = write_split(
         fold_dir / "split.json", dataset, split, data.train.source, data.train.view
     )
-    metrics = classification_metrics(test_labels, test_logits.argmax(1).numpy(),
-                                     dataset.num_classes)  # fmt: skip
+    result = FoldResult.tested(
+        fold, test_logits, torch.from_numpy(test_labels), dataset.num_classes,
+        best_epoch=int(chosen["epoch"]), epochs_run=PARTIAL_EPOCHS,
+        selection=(
+            f"partial fine-tuning above block {config.partial_from}: the epoch with the best "
+            "validation accuracy (ties: lower validation loss; epoch 0: the fitted head alone)"
+        ),
+        train_clips=train_clips, train_images=len(data.train.source), val_clips=len(val_labels),
+    )  # fmt: skip
     seconds = time.perf_counter() - started
     record["activations"] = {
         "shape": list(data.train.activations.shape[1:]), "dtype": "float16",
@@ -422,20 +429,7 @@ def train_partial_fold(
             data.train.activations.nbytes + data.val.activations.nbytes),
     }  # fmt: skip
     record["seconds"].update(activations=acts_s, total=seconds)
-    atomic_write_json(fold_dir / "partial.json", {**record, "test_acc": metrics["accuracy"]})
-    result = FoldResult(
-        test_fold=fold, accuracy=metrics["accuracy"], macro_f1=metrics["macro_f1"],
-        loss=F.cross_entropy(test_logits, torch.from_numpy(test_labels)).item(),
-        per_class_accuracy=metrics["per_class_accuracy"],
-        confusion_matrix=metrics["confusion_matrix"], best_epoch=int(chosen["epoch"]),
-        epochs_run=PARTIAL_EPOCHS, stopped_early=False,
-        selection=(
-            f"partial fine-tuning above block {config.partial_from}: the epoch with the best "
-            "validation accuracy (ties: lower validation loss; epoch 0: the fitted head alone)"
-        ),
-        train_clips=train_clips, train_images=len(data.train.source),
-        val_clips=len(val_labels), test_clips=len(test_labels),
-    )  # fmt: skip
+    atomic_write_json(fold_dir / "partial.json", {**record, "test_acc": result.accuracy})
     log.info("fold %d: partial fine-tuning test accuracy %.4f (val %.4f, epoch %d), %.0f s",
              fold, result.accuracy, chosen["val_acc"], chosen["epoch"], seconds)  # fmt: skip
     return result

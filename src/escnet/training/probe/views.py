@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -102,13 +102,19 @@ class ViewRows:
         values: (N, ...) the entries, stacked.
         labels: (N,) class of each row.
         source: (N,) data set index of the clip each row comes from.
-        view: (N,) the view's name.
+        view: (N,) the view's name (``"original"``, ``"roll8"``, an NAA variant, ...).
+        skipped: ``(path, reason)`` of clips that could not be loaded.
     """
 
     values: np.ndarray
     labels: np.ndarray
     source: np.ndarray
     view: np.ndarray
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    def rows(self, view: str) -> np.ndarray:
+        """Indices of the rows of ``view``."""
+        return np.flatnonzero(self.view == view)
 
 
 def read_rows(
