@@ -367,3 +367,44 @@ def test_the_readme_data_examples_run_on_a_small_esc50(
     assert feats.features.shape == (30, 128, 216)  # type: ignore[attr-defined]
     exec(compile(second, "README.md", "exec"), scope)
     assert len(scope["variants"]) == 6  # type: ignore[arg-type]
+
+
+#: The lines ``escnet predict --top-k 3`` prints for files of one window: its banner (which
+#: model, which scores), then per file its name and length, and its three labels with scores.
+PREDICT_LINES = (
+    r"escnet predict: model \S+ \(.+; (softmax|sigmoid) \w+\)",
+    r"\S+  \([0-9]+\.[0-9]{2} s\)",
+    r"(  \S+ [01]\.[0-9]{3}){3}",
+)
+
+
+def test_the_readme_predict_example_is_what_predict_prints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's predict output is the main job's; a run of today's ``escnet predict`` on a
+    small model must print lines of the same shape (the banner, then a file line and a labels
+    line per file), so that the example cannot fall behind the command again."""
+    sys.path.insert(0, str(REPO / "tests"))
+    import numpy as np
+    import soundfile as sf
+
+    from _inference_helpers import synth, train_tiny_model
+    from escnet.cli import main
+
+    block = re.search(r"```console\n\$ escnet predict (.*?)```", README.read_text(), re.S)
+    assert block is not None
+    shown = [ln for ln in block.group(1).splitlines()[2:] if ln.strip()]
+    model = train_tiny_model(tmp_path / "model", epochs=2)
+    rng = np.random.default_rng(0)
+    files = []
+    for k, kind in enumerate(("low_tone", "high_tone", "low_tone")):
+        files.append(tmp_path / f"clip{k}.wav")
+        sf.write(files[-1], synth(kind, 1.0, 16000, rng), 16000)
+    assert main(["predict", str(model), *map(str, files), "--top-k", "3"]) == 0
+    out = capsys.readouterr()
+    printed = [ln for ln in (out.err + out.out).splitlines() if ln.strip() and "%|" not in ln]
+    assert len(printed) == len(shown) == 7
+    kinds = [0, 1, 2, 1, 2, 1, 2]  # banner, then (file, labels) per file
+    for k, example, line in zip(kinds, shown, printed, strict=True):
+        assert re.fullmatch(PREDICT_LINES[k], example), f"README: {example!r}"
+        assert re.fullmatch(PREDICT_LINES[k], line), f"escnet predict: {line!r}"

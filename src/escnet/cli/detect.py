@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from escnet.cli._common import finite_number, seconds, whole_number
+from escnet.cli._common import finite_number, path_text, seconds, whole_number
 from escnet.cli.inference import PREDICT_EXIT_STATUS, _backend_args, _model_args
 from escnet.inference.limits import MAX_BATCH, MAX_WINDOW_SECONDS
 
@@ -203,7 +203,13 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _model_args(p)
-    p.add_argument("inputs", nargs="+", metavar="FILE|DIR", help="files, or folders (recursive)")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        type=path_text("FILE|DIR"),
+        metavar="FILE|DIR",
+        help="files, or folders (recursive)",
+    )
     p.add_argument(
         "--hop",
         type=seconds(MAX_WINDOW_SECONDS),

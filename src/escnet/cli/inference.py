@@ -15,7 +15,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from escnet.cli._common import bounded, seconds, whole_number
+from escnet.cli._common import bounded, path_text, seconds, whole_number
 from escnet.cli.archive import add_archive_args, archive_requested, run_archive
 from escnet.inference.limits import (
     LONG_UPLOAD_SECONDS,
@@ -245,6 +245,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "model",
+        type=path_text("MODEL"),
         help="a model directory, a run directory (its refitted model RUN/final, else its best "
         "fold), or an ensemble (escnet ensemble's directory, or a refitted one)",
     )
@@ -277,7 +278,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--check-clips",
-        type=int,
+        type=whole_number(0),
         default=100,
         help="how many of them, first by name (100; 0: synthetic waveforms only)",
     )
@@ -295,7 +296,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--max-accuracy-drop",
-        type=float,
+        type=bounded(100.0, "percentage points", zero=True),
         default=0.5,
         help="--quantize: the most accuracy, in percentage points, the int8 graph may lose (0.5)",
     )
@@ -310,7 +311,13 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _model_args(p)
-    p.add_argument("inputs", nargs="*", metavar="FILE|DIR", help="files, or folders (recursive)")
+    p.add_argument(
+        "inputs",
+        nargs="*",
+        type=path_text("FILE|DIR"),
+        metavar="FILE|DIR",
+        help="files, or folders (recursive)",
+    )
     p.add_argument(
         "--top-k", type=whole_number(1), default=5, help="labels per file and window (5)"
     )

@@ -278,8 +278,13 @@ def load_model(directory: str | os.PathLike[str], *, device: str = "cpu") -> Loa
             f"{meta_path}: its front end differs from the one model {info.name!r} expects "
             "in this escnet version; re-export the model with this version"
         )
-    classes = [str(c) for c in meta["classes"]]
-    if len(classes) != int(meta["num_classes"]):
+    raw_classes, num_classes = meta["classes"], meta["num_classes"]
+    if not isinstance(raw_classes, list) or not all(isinstance(c, str) for c in raw_classes):
+        raise ModelDirError(f"{meta_path}: classes must be a list of class names (strings)")
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool):
+        raise ModelDirError(f"{meta_path}: num_classes must be a whole number")
+    classes = list(raw_classes)
+    if len(classes) != num_classes:
         raise ModelDirError(
             f"{meta_path}: {len(classes)} classes for num_classes={meta['num_classes']}"
         )
