@@ -13,7 +13,8 @@ Nothing here imports torch unless the model runs with the torch backend, or Ray 
 """
 
 from escnet.batch.engine import FileResult, WindowBatcher, decode_file
-from escnet.batch.label import LabelSummary, label, label_files, open_predictor
+from escnet.batch.files import label_files, open_predictor
+from escnet.batch.label import LabelSummary, label
 from escnet.batch.source import count_files, iter_files
 from escnet.batch.table import OutputError, Table, prediction_columns, prediction_row
 from escnet.batch.workers import DecoderPool, InlineDecoder

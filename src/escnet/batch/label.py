@@ -26,20 +26,19 @@ from typing import Any
 from tqdm import tqdm
 
 from escnet.batch.engine import Decoder, FileResult, WindowBatcher, decode_file
+from escnet.batch.files import drive, open_predictor, result_row
 from escnet.batch.source import count_files, iter_files
 from escnet.batch.table import (
     Table,
-    error_row,
     prediction_columns,
-    prediction_row,
     prediction_types,
 )
 from escnet.batch.workers import DEFAULT_TIME_LIMIT, DecoderPool, Decoders, InlineDecoder
 from escnet.errors import ParameterError
-from escnet.inference import Predictor, load
+from escnet.inference import Predictor
 from escnet.machine import usable_cores
 
-__all__ = ["LabelSummary", "label", "label_files", "open_predictor", "print_summary", "result_row"]
+__all__ = ["LabelSummary", "label", "print_summary"]
 
 #: Skipped files a summary names one by one; the rest are counted (the table has them all).
 MAX_NAMED_SKIPS = 1000
@@ -105,19 +104,6 @@ class LabelSummary:
         if self.skip_count > len(self.skipped):
             out.append(f"... and {self.skip_count - len(self.skipped)} more (the error column)")
         return out
-
-
-def open_predictor(
-    model: str | os.PathLike[str] | Predictor, backend: str = "auto", **options: Any
-) -> Predictor:
-    """``model`` loaded with :func:`escnet.inference.load`; ``backend="auto"`` is ONNX Runtime
-    when the directory holds an exported ``model.onnx``, PyTorch otherwise. A
-    :class:`~escnet.inference.Predictor` is used as it is."""
-    if isinstance(model, Predictor):
-        return model
-    if backend == "auto":
-        backend = "onnx" if (Path(model) / "model.onnx").is_file() else "torch"
-    return load(model, backend=backend, **options)
 
 
 def label(
@@ -222,32 +208,6 @@ def _remaining(
     return sum(1 for p in iter_files(inputs, files_from) if not table.done(p))
 
 
-def result_row(result: FileResult, k: int) -> dict[str, Any]:
-    """The table row of a finished file (:func:`escnet.batch.table.prediction_row`, or
-    :func:`escnet.batch.table.error_row` for a skipped one)."""
-    if result.prediction is None:
-        return error_row(result.path, result.error or "")
-    return prediction_row(result.prediction, result.path, k)
-
-
-def label_files(
-    predictor: Predictor,
-    paths: list[str],
-    *,
-    window: float | None = None,
-    hop: float | None = None,
-    aggregate: str = "mean",
-    pool: Decoders | None = None,
-) -> list[FileResult]:
-    """The results of ``paths``, in their order, with their windows batched together: a Ray
-    actor's work, and a small job's. Decoded by ``pool`` (kept open for the next call), or in
-    this process."""
-    batcher = WindowBatcher(predictor, window=window, hop=hop, aggregate=aggregate)
-    decoders = pool or InlineDecoder(predictor.sample_rate)
-    results = list(_drive(batcher, iter(paths), decoders))
-    return sorted(results, key=lambda r: r.key)  # keys count up in the order of paths
-
-
 def _record(
     table: Table,
     summary: LabelSummary,
@@ -283,35 +243,10 @@ def _run_local(
         else InlineDecoder(rate, decoder=decoder)
     )
     try:
-        yield from _drive(batcher, files, pool)
+        yield from drive(batcher, files, pool)
     finally:
         summary.restarts = pool.restarts
         pool.close()
-
-
-def _drive(batcher: WindowBatcher, files: Iterator[str], pool: Decoders) -> Iterator[FileResult]:
-    """Feed ``files`` to ``pool`` and its events to ``batcher``; the files as they finish."""
-    key, exhausted = 0, False
-    while True:
-        while not exhausted and pool.has_room():
-            path = next(files, None)
-            if path is None:
-                exhausted = True
-                break
-            batcher.start(key, path)
-            pool.submit(key, path)
-            key += 1
-        if exhausted and not pool.busy:
-            batcher.flush()
-            yield from batcher.results()
-            return
-        # With windows waiting, only take what is ready: the model never idles on a decoder.
-        events = pool.poll(0.0 if batcher.pending else 0.5)
-        if not events and batcher.pending:
-            batcher.flush()
-        for file_key, event in events:
-            batcher.handle(file_key, event)
-        yield from batcher.results()
 
 
 def print_summary(summary: LabelSummary, prefix: str = "escnet predict") -> None:

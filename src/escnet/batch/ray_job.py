@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from escnet.batch.engine import Decoder, decode_file
+from escnet.batch.files import label_files, open_predictor, result_row
 from escnet.batch.workers import DEFAULT_TIME_LIMIT, DecoderPool
 from escnet.errors import ParameterError
 
@@ -70,8 +71,6 @@ class RayLabeller:
         decode_timeout: float = DEFAULT_TIME_LIMIT,
         decoder: Decoder = decode_file,
     ) -> None:
-        from escnet.batch.label import open_predictor
-
         # One actor per CPU: one thread each, or the actors of a node contend for its cores.
         options = {**options, "threads": options.get("threads") or 1}
         self.predictor = open_predictor(model, backend, **options)
@@ -85,7 +84,6 @@ class RayLabeller:
         self.aggregate, self.top_k = aggregate, top_k
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from escnet.batch.label import label_files, result_row
         from escnet.batch.table import cell, prediction_columns
 
         paths = [str(p) for p in batch["file"]]

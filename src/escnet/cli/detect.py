@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from escnet.cli._common import finite_number, path_text, seconds, whole_number
-from escnet.cli.inference import PREDICT_EXIT_STATUS, _backend_args, _model_args
+from escnet.cli.inference import PREDICT_EXIT_STATUS, backend_args, model_args
 from escnet.inference.limits import MAX_BATCH, MAX_WINDOW_SECONDS
 
 #: Where ``--output DIR`` puts the events of each format (Audacity: one file per recording).
@@ -202,7 +202,7 @@ def register(sub: Any) -> None:
         epilog=PREDICT_EXIT_STATUS.replace("labelled", "processed"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _model_args(p)
+    model_args(p)
     p.add_argument(
         "inputs",
         nargs="+",
@@ -286,5 +286,5 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--strict", action="store_true", help="exit with status 2 when any file was skipped"
     )
-    _backend_args(p)
+    backend_args(p)
     p.set_defaults(func=cmd_detect)

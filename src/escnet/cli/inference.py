@@ -242,7 +242,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_args(p: argparse.ArgumentParser) -> None:
+def model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "model",
         type=path_text("MODEL"),
@@ -252,7 +252,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fold", type=int, help="with a run or ensemble directory: this test fold's")
 
 
-def _backend_args(p: argparse.ArgumentParser) -> None:
+def backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--backend",
         choices=("torch", "onnx"),
@@ -310,7 +310,7 @@ def register(sub: Any) -> None:
         epilog=PREDICT_EXIT_STATUS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _model_args(p)
+    model_args(p)
     p.add_argument(
         "inputs",
         nargs="*",
@@ -354,12 +354,12 @@ def register(sub: Any) -> None:
         action="store_true",
         help="exit with status 2 when any file was skipped (default: only when all were)",
     )
-    _backend_args(p)
+    backend_args(p)
     add_archive_args(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("export", help="write a self-contained model directory, optionally ONNX")
-    _model_args(p)
+    model_args(p)
     p.add_argument("--out", required=True, help="directory to write")
     p.add_argument(
         "--onnx",
@@ -371,7 +371,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("serve", help="an HTTP service and web page for a trained model")
-    _model_args(p)
+    model_args(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     p.add_argument("--port", type=whole_number(0, 65535), default=8000, help="port (8000)")
     p.add_argument("--top-k", type=whole_number(1), default=5, help="labels per answer (5)")
@@ -424,5 +424,5 @@ def register(sub: Any) -> None:
         default=100,
         help="connections open at once (100); more are answered 503 and closed",
     )
-    _backend_args(p)
+    backend_args(p)
     p.set_defaults(func=cmd_serve)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from escnet.cli._common import bounded, finite_number, seconds, whole_number
-from escnet.cli.inference import _backend_args, _model_args
+from escnet.cli.inference import backend_args, model_args
 from escnet.errors import ParameterError
 from escnet.inference.limits import MAX_BATCH, MAX_OVERLAP, MAX_WINDOW_SECONDS
 
@@ -181,7 +181,7 @@ def register(sub: Any) -> None:
         epilog=LISTEN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _model_args(p)
+    model_args(p)
     source = p.add_mutually_exclusive_group()
     source.add_argument(
         "--input",
@@ -247,5 +247,5 @@ def register(sub: Any) -> None:
         help="windows per model call when input comes faster than real time (default: torch "
         "8, onnx 1)",
     )
-    _backend_args(p)
+    backend_args(p)
     p.set_defaults(func=cmd_listen)
