@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from escnet.cli._common import finite_number, path_text, seconds, whole_number
-from escnet.cli.inference import PREDICT_EXIT_STATUS, backend_args, model_args
+from escnet.cli._common import finite_number, seconds, whole_number
+from escnet.cli.inference import PREDICT_EXIT_STATUS, backend_args, inputs_arg, model_args
 from escnet.inference.limits import MAX_BATCH, MAX_WINDOW_SECONDS
 
 #: Where ``--output DIR`` puts the events of each format (Audacity: one file per recording).
@@ -203,13 +203,7 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     model_args(p)
-    p.add_argument(
-        "inputs",
-        nargs="+",
-        type=path_text("FILE|DIR"),
-        metavar="FILE|DIR",
-        help="files, or folders (recursive)",
-    )
+    inputs_arg(p)
     p.add_argument(
         "--hop",
         type=seconds(MAX_WINDOW_SECONDS),

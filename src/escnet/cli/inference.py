@@ -302,6 +302,17 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def inputs_arg(p: argparse.ArgumentParser, nargs: str = "+") -> None:
+    """The audio to process: files, or folders searched recursively (``predict``, ``detect``)."""
+    p.add_argument(
+        "inputs",
+        nargs=nargs,
+        type=path_text("FILE|DIR"),
+        metavar="FILE|DIR",
+        help="files, or folders (recursive)",
+    )
+
+
 def register(sub: Any) -> None:
     """Add this module's sub-commands to the ``escnet`` parser."""
     p = sub.add_parser(
@@ -311,13 +322,7 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     model_args(p)
-    p.add_argument(
-        "inputs",
-        nargs="*",
-        type=path_text("FILE|DIR"),
-        metavar="FILE|DIR",
-        help="files, or folders (recursive)",
-    )
+    inputs_arg(p, nargs="*")  # none with --files-from
     p.add_argument(
         "--top-k", type=whole_number(1), default=5, help="labels per file and window (5)"
     )
