@@ -267,3 +267,29 @@ def test_memory_does_not_grow_with_the_number_of_files(model_dir: Path, tmp_path
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
     assert peaks[1] < 1.3 * peaks[0], peaks  # six times the files, about the same peak
+
+
+def test_a_file_sent_to_a_worker_that_just_died_goes_to_its_replacement(tmp_path: Path) -> None:
+    # The race a pool must survive: a worker dies on one file while the job is giving it the next.
+    from escnet.batch.workers import DecoderPool
+
+    files = write_archive(tmp_path / "a", 2)
+    crash = files[0].with_name("crash-" + files[0].name)
+    files[0].rename(crash)
+    pool = DecoderPool(1, 16000, decoder=_batch_faults.faulty_decoder, depth=2)
+    try:
+        pool.submit(0, str(crash))
+        process = pool._workers[0].process
+        process.join(timeout=30)
+        assert not process.is_alive()
+        pool.submit(1, str(files[1]))  # into a broken pipe: must not raise
+        finished: dict[int, str] = {}
+        deadline = time.monotonic() + 60
+        while len(finished) < 2 and time.monotonic() < deadline:
+            for key, event in pool.poll(0.5):
+                if event[0] in ("end", "error"):
+                    finished[key] = event[0]
+        assert finished == {0: "error", 1: "end"}
+        assert pool.restarts == 1
+    finally:
+        pool.close()

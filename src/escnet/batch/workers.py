@@ -63,7 +63,10 @@ class _Worker:
         if not self.jobs:
             self.last = time.monotonic()  # its clock starts with its work
         self.jobs.append((key, path))
-        self.conn.send((key, path))
+        # A worker that has just died (a decoder crash on its previous file) has a broken pipe;
+        # the file stays queued here and :meth:`DecoderPool.poll` hands it to the replacement.
+        with contextlib.suppress(OSError):
+            self.conn.send((key, path))
 
     def stop(self, kill: bool = False) -> None:
         if kill:
@@ -123,7 +126,15 @@ class DecoderPool:
 
     def submit(self, key: int, path: str) -> None:
         """Give ``path`` to the least busy worker; its events come back under ``key``."""
-        min(self._workers, key=lambda w: len(w.jobs)).send(key, path)
+        worker = min(self._workers, key=lambda w: len(w.jobs))
+        if not worker.jobs and not worker.process.is_alive():
+            # Died idle (killed from outside): no file of ours to blame, so just start another.
+            worker.stop(kill=True)
+            fresh = self._start()
+            self._workers[self._workers.index(worker)] = fresh
+            self.restarts += 1
+            worker = fresh
+        worker.send(key, path)
 
     def poll(self, timeout: float) -> list[tuple[int, Event]]:
         """The events ready now, waiting up to ``timeout`` seconds for the first; a stopped or
