@@ -28,6 +28,14 @@ def _unit(text: str) -> float:
     return value
 
 
+def _decibels(text: str) -> float:
+    """An argparse ``type``: a number of dB >= 0."""
+    value = finite_number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of dB >= 0, got {text!r}")
+    return value
+
+
 def _params(args: argparse.Namespace, predictor: Any) -> Any:
     """The detection options: those saved with the model, overridden by the options given."""
     from dataclasses import replace
@@ -37,7 +45,16 @@ def _params(args: argparse.Namespace, predictor: Any) -> Any:
     params = saved_params(predictor.spec)
     given = {
         k: getattr(args, k)
-        for k in ("median_filter", "min_duration", "max_gap", "min_level_db", "edge", "relative")
+        for k in (
+            "median_filter",
+            "min_duration",
+            "max_gap",
+            "min_level_db",
+            "edge",
+            "relative",
+            "level_edges",
+            "level_margin",
+        )
         if getattr(args, k) is not None
     }
     if args.threshold is not None:  # one threshold for every class, in place of saved ones
@@ -253,6 +270,19 @@ def register(sub: Any) -> None:
         "--edge",
         type=_unit,
         help="event edges where its score reaches this share of its peak (0: at the threshold)",
+    )
+    p.add_argument(
+        "--level-edges",
+        type=_decibels,
+        metavar="DB",
+        help="event edges where the sound is this many dB over the background's level, and "
+        "no event without such a sound (2; 0: the score tracks' edges, see --edge); recordings "
+        "of 30 s or more",
+    )
+    p.add_argument(
+        "--level-margin",
+        type=seconds(60.0, zero=True),
+        help="how far around the scores' run its sound is looked for, s (1)",
     )
     p.add_argument(
         "--relative",
