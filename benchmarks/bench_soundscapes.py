@@ -185,20 +185,25 @@ def table(rows: list[dict[str, Any]], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def soundscape_args(p: argparse.ArgumentParser, val: int) -> None:
+    """The options of the models and the soundscapes, shared with ``tune_detect.py``."""
+    p.add_argument("--model", action="append", required=True, metavar="NAME=DIR")
+    p.add_argument("--fold", type=int, default=1)
+    p.add_argument("--val", type=int, default=val)
+    p.add_argument("--duration", type=float, default=60.0)
+    p.add_argument("--snr", type=float, nargs=2, default=(6.0, 6.0), metavar=("LOW", "HIGH"))
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--work", type=Path, default=Path("runs/soundscapes"))
+    p.add_argument("--out", type=Path)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--model", action="append", required=True, metavar="NAME=DIR")
-    p.add_argument("--fold", type=int, default=1)
+    soundscape_args(p, val=20)
     p.add_argument("--test", type=int, default=20)
-    p.add_argument("--val", type=int, default=20)
-    p.add_argument("--duration", type=float, default=60.0)
-    p.add_argument("--snr", type=float, nargs=2, default=(6.0, 6.0), metavar=("LOW", "HIGH"))
     p.add_argument("--hops", type=float, nargs="+", default=[0.5, 1.0, 2.5])
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--work", type=Path, default=Path("runs/soundscapes"))
-    p.add_argument("--out", type=Path)
     args = p.parse_args()
     models = [m.split("=", 1) for m in args.model]
     load_before = load_average()

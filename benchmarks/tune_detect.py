@@ -23,7 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import command_line, describe, load_average  # noqa: E402
-from bench_soundscapes import _config_dir, detect_all, load_model, soundscape_sets  # noqa: E402
+from bench_soundscapes import (  # noqa: E402
+    _config_dir,
+    detect_all,
+    load_model,
+    soundscape_args,
+    soundscape_sets,
+)
 from escnet.cache import atomic_write_text  # noqa: E402
 from escnet.events.detect import DEFAULTS, Detection, DetectionParams, extract_events  # noqa: E402
 from escnet.events.evaluate import score_events  # noqa: E402
@@ -66,15 +72,8 @@ def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--model", action="append", required=True, metavar="NAME=DIR")
-    p.add_argument("--fold", type=int, default=1)
-    p.add_argument("--val", type=int, default=10)
+    soundscape_args(p, val=10)
     p.add_argument("--hop", type=float, default=1.0)
-    p.add_argument("--duration", type=float, default=60.0)
-    p.add_argument("--snr", type=float, nargs=2, default=(6.0, 6.0), metavar=("LOW", "HIGH"))
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--work", type=Path, default=Path("runs/soundscapes"))
-    p.add_argument("--out", type=Path)
     args = p.parse_args()
     args.test = 0  # no test soundscape is made or read here
     models = [m.split("=", 1) for m in args.model]
