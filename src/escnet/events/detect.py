@@ -1,4 +1,4 @@
-"""Events from score tracks: thresholds, median filtering, minimum duration, gap merging.
+"""Events from score tracks: thresholds, median filtering, gap merging, edges from the sound.
 
 :func:`extract_events` turns :class:`~escnet.events.tracks.ScoreTracks` into :class:`Event`
 records, in this order, each step with a documented default (:class:`DetectionParams`):
@@ -14,10 +14,18 @@ records, in this order, each step with a documented default (:class:`DetectionPa
    scores one class against the others: it cannot say that two sounds are there at once);
 3. gaps shorter than ``max_gap`` between two runs of the same class are closed (for a softmax
    model only where no other class is active);
-4. with ``edge`` above 0, each run is narrowed to the frames whose filtered score is at least
-   ``edge`` times the run's highest: a window scores a sound even when only part of it is in
-   the window, so a track rises a little before a sound starts and falls a little after it
-   ends; its edges lie where it has reached most of its height;
+4. each run's edges are set by the sound itself (``level_edges``, on by default): the event
+   goes from the first to the last frame at least ``level_edges`` dB louder than the
+   background's running level (:func:`~escnet.events.tracks.loud_frames`) within
+   ``level_margin`` seconds of the run, widened over such frames at most :data:`LEVEL_GAP`
+   apart; a run with no such frame is no event (the model naming a steady background is not a
+   sound). A window scores a sound whenever part of it is inside, so a track rises up to a
+   window's length before a short sound: the tracks say *what* well, the level says *when*.
+   For a softmax model, runs of two classes that found the same sound leave one event (the
+   higher mean score). This needs a background to compare with: recordings shorter than
+   :data:`~escnet.events.tracks.FLOOR_SECONDS`, or whose level was not measured, keep the
+   tracks' edges; there, with ``edge`` above 0, each run is narrowed to the frames whose
+   filtered score is at least ``edge`` times the run's highest;
 5. runs shorter than ``min_duration`` are dropped.
 
 An event's peak and mean score are those of the unfiltered track over the event.
@@ -39,6 +47,7 @@ from escnet.inference.results import Prediction
 
 __all__ = [
     "DEFAULTS",
+    "LEVEL_GAP",
     "SHORT_WARNING",
     "Detection",
     "DetectionParams",
