@@ -10,6 +10,11 @@ model directory that is exported to a temporary one first):
 * ``--recipe``: the four-member recipe (``escnet export RUN --onnx``), when given;
 * ``--one-pass``: a one-pass model (no test-time views).
 
+Under each table, the figures the goals are stated in: the best archive run's files/s (goal: 50
+for the four-member recipe, 80 for the one-pass model, on two cores), two decoding workers against
+one (goal: 1.7x), Ray on two nodes against one process; under the hour's row its real-time factor
+(goal: at most 0.002). The live latency is ``benchmarks/bench_listen.py``'s.
+
 The reference row is today's command: ``escnet predict MODEL DIR --backend onnx --format csv``,
 one file after another in one process. The Ray rows start a local two-node cluster
 (``ray.cluster_utils.Cluster``, one CPU per node, on the loopback interface) before timing.
