@@ -80,8 +80,9 @@ def detect(
 
     Args:
         model: as :func:`escnet.batch.label`.
-        inputs, files_from, resume, workers, backend, threads, batch_size, decode_timeout,
-            progress, decoder: as :func:`escnet.batch.label`.
+        inputs, files_from, resume, workers, backend, threads, batch_size: as
+            :func:`escnet.batch.label`.
+        decode_timeout, progress, decoder: as :func:`escnet.batch.label`.
         output: the events table (``format=None``: ``.parquet`` through pyarrow, anything else
             CSV), or the directory of per-recording files (a ``format``).
         format: ``None`` for a table, else one file per recording in this format
