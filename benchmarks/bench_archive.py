@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import command_line, describe, load_average  # noqa: E402
+from _machine import command_line, describe, load_average, report  # noqa: E402
 from bench_inference import write_long_file  # noqa: E402
 
 PACKAGES = ("numpy", "onnxruntime", "soundfile", "soxr", "ray")
@@ -306,11 +306,7 @@ def main() -> None:
                 *hour(models[-1][1], scratch),
                 "",
             ]
-    lines.append(f"load average after: {load_average()}")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    report(lines, args.out)
 
 
 if __name__ == "__main__":

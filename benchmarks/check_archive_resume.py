@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import command_line, describe, load_average  # noqa: E402
+from _machine import command_line, describe, load_average, report  # noqa: E402
 
 PACKAGES = ("numpy", "torch", "onnxruntime", "soundfile", "soxr")
 
@@ -151,12 +151,8 @@ def main() -> None:
             "|---|---|",
             *compare(rows_of(reference), rows_of(killed), header),
             "",
-            f"load average after: {load_average()}",
         ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    report(lines, args.out)
 
 
 if __name__ == "__main__":

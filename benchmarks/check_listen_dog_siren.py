@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import command_line, describe, load_average  # noqa: E402
+from _machine import command_line, describe, load_average, report  # noqa: E402
 
 RATE = 32000
 DOG = "esc50/audio/1-100032-A-0.ogg"
@@ -86,12 +86,8 @@ def main() -> None:
         "",
         f"printed: {verdict}; the dog and the siren each once: {'yes' if ok else 'NO'}",
         "",
-        f"load average after: {load_average()}",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    report(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +14,9 @@ import pytest
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).parent))
+import _batch_faults  # noqa: E402
 import escnet  # noqa: E402
-from _inference_helpers import CLASSES, TESTS, synth, train_tiny_model  # noqa: E402
+from _inference_helpers import CLASSES, synth, train_tiny_model  # noqa: E402
 from escnet.batch import detect  # noqa: E402
 from escnet.batch.events import EVENT_COLUMNS, INDEX_COLUMNS, INDEX_NAME, per_file_path  # noqa: E402
 from escnet.cli import main  # noqa: E402
@@ -91,23 +89,7 @@ def test_sigkill_then_resume_gives_the_same_events(model_dir: Path, tmp_path: Pa
     reference = tmp_path / "reference.csv"
     detect(model_dir, [tmp_path / "a"], output=reference, workers=0)
     out = tmp_path / "killed.csv"
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import _inference_helpers, _batch_faults; "
-        "from escnet.batch import detect; "
-        "detect(sys.argv[2], [sys.argv[3]], output=sys.argv[4], workers=1, "
-        "decoder=_batch_faults.slow_decoder)"
-    )
-    args = [sys.executable, "-c", code, str(TESTS), str(model_dir), str(tmp_path / "a"), str(out)]
-    proc = subprocess.Popen(args, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 240
-        while not out.exists() or out.read_bytes().count(b"\n") < 9:  # header + 8 rows
-            assert proc.poll() is None, "the job ended before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait()
+    _batch_faults.kill_part_way("detect", model_dir, tmp_path / "a", out, 9)  # header + 8 rows
     kept = len({r[0] for r in read_rows(out)})
     assert 4 <= kept < 40
     argv = ["-q", "detect", str(model_dir), str(tmp_path / "a"), "--output", str(out), "--resume"]
@@ -147,8 +129,6 @@ def test_a_file_per_recording_and_its_resume(
 
 
 def test_parquet_events_and_a_hung_decoder(model_dir: Path, tmp_path: Path) -> None:
-    import _batch_faults
-
     files = write_recordings(tmp_path / "a", 4)
     hang = files[0].with_name("hang-" + files[0].name)
     files[0].rename(hang)
