@@ -137,7 +137,7 @@ def table_rows(path: Path) -> list[list[str]]:
         return sorted(list(csv.reader(f))[1:])
 
 
-#: The issue's goals for files/s on two cores, by the model's name in the tables.
+#: The goals for files/s on two cores, by the model's name in the tables.
 FILES_PER_SECOND_GOAL = {"the four-member recipe": 50.0, "the one-pass model": 80.0}
 #: The goal for two decoding workers against one, on two cores.
 TWO_WORKERS_GOAL = 1.7
