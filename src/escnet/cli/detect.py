@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from escnet.cli._common import finite_number, seconds, whole_number
+from escnet.cli.archive import add_archive_args, detect_job_requested, run_detect_job
 from escnet.cli.inference import PREDICT_EXIT_STATUS, backend_args, inputs_arg, model_args
 from escnet.inference.limits import MAX_BATCH, MAX_WINDOW_SECONDS
 
@@ -146,6 +147,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from escnet.inference import load
     from escnet.inference.stream import find_audio_files
 
+    job = detect_job_requested(args)  # an archive job: checked before the model loads
     predictor = load(
         args.model,
         backend=args.backend,
@@ -158,6 +160,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
         raise EscnetError("--save-thresholds saves what --choose-thresholds DIR chose: pass both")
     if args.choose_thresholds:
         params = _choose(args, predictor, params)
+    if job:
+        return run_detect_job(args, predictor, params)
     files = find_audio_files(args.inputs)
     if not files:
         raise EscnetError(
@@ -220,7 +224,7 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     model_args(p)
-    inputs_arg(p)
+    inputs_arg(p, nargs="*")  # none with --files-from
     p.add_argument(
         "--hop",
         type=seconds(MAX_WINDOW_SECONDS),
@@ -311,4 +315,5 @@ def register(sub: Any) -> None:
         "--strict", action="store_true", help="exit with status 2 when any file was skipped"
     )
     backend_args(p)
+    add_archive_args(p, detect=True)
     p.set_defaults(func=cmd_detect)
