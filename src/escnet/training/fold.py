@@ -223,7 +223,7 @@ def _run_epoch(
         optim,
         criterion,
         compute,
-        wave_to_image=wave_to_image,
+        to_input=wave_to_image if wave_to_image is not None else _one_channel,
         image_tf=policy.image_transform(seed=derive_seed(config.seed, fold, epoch, ddp.rank, 1)),
         mix=policy.mixup_transform(
             dataset.num_classes, seed=derive_seed(config.seed, fold, epoch, ddp.rank, 2)
@@ -244,6 +244,10 @@ def _run_epoch(
         "train_samples": int(train_count),
         "val_samples": val_count,
     }
+
+
+def _one_channel(images: torch.Tensor) -> torch.Tensor:
+    return images.unsqueeze(1)
 
 
 def _log_epoch(fold: int, epochs: int, row: dict[str, Any], improved: bool) -> None:

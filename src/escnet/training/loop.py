@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,8 +141,15 @@ class Optimisation:
     """AdamW, its per-step warm-up + cosine schedule and the (CUDA float16) loss scaler."""
 
     optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
+
+    @classmethod
+    def plain(
+        cls, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler
+    ) -> Optimisation:
+        """Full precision, no loss scaling: the frozen-network heads' optimisation on the CPU."""
+        return cls(optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=False))
 
     @classmethod
     def of(
@@ -232,33 +239,37 @@ def training_loader(
 
 def train_epoch(
     model: nn.Module,
-    loader: DataLoader[Any],
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     steps: int,
     optim: Optimisation,
     criterion: nn.Module,
     compute: Compute,
     *,
-    wave_to_image: nn.Module | None,
-    image_tf: Any,
-    mix: Any,
-    desc: str,
-    show: bool,
+    to_input: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    image_tf: Any = None,
+    mix: Any = None,
+    desc: str = "",
+    show: bool = False,
 ) -> tuple[torch.Tensor, float]:
-    """One pass of ``steps`` batches; this rank's sums (loss * n, correct, n) and the last lr."""
+    """One pass of at most ``steps`` batches ``(x, y)``: the one training loop of escnet, for
+    fine-tuning, the probe's MLP head and partial fine-tuning alike.
+
+    ``to_input`` turns a batch into the model's input without gradients (waveforms into images,
+    images into one-channel images); ``image_tf`` and ``mix`` augment the inputs. The caller sets
+    the model's train mode. Returns this rank's sums (loss * n, correct, n) and the last lr.
+    """
     device = compute.device
     sums = torch.zeros(3, dtype=torch.float64, device=device)
     lr = optim.lr
     bar = tqdm(total=steps, desc=desc, unit="batch", leave=False, disable=not show)
-    for step, (x, y) in enumerate(loader):
+    for step, (x, y) in enumerate(batches):
         if step >= steps:
             break
         x = x.to(device, non_blocking=True)
         y = y.to(device, non_blocking=True)
-        if wave_to_image is not None:
+        if to_input is not None:
             with torch.no_grad():
-                x = wave_to_image(x)
-        else:
-            x = x.unsqueeze(1)
+                x = to_input(x)
         if image_tf is not None:
             x = image_tf(x)
         target = y

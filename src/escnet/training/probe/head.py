@@ -50,6 +50,7 @@ from escnet.models import SpectralClassifier, create_model
 from escnet.models.probe import ProbeNet, feature_columns, mean_probability_logits
 from escnet.training.config import FoldResult, TrainConfig
 from escnet.training.data import clip_seconds
+from escnet.training.loop import Compute, Optimisation, train_epoch
 from escnet.training.metrics import better_choice
 from escnet.training.probe.embeddings import FeatureTable, clip_features, roll_view
 
@@ -253,21 +254,22 @@ def fit_mlp_head(
     decay chosen on validation (the last epoch's head of each; no early stopping)."""
     rows: list[dict[str, float]] = []
     best: tuple[float, float, nn.Sequential, float] | None = None
+    cpu = Compute(torch.device("cpu"), False, torch.float32, False)
+    criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
+    steps = math.ceil(len(y_train) / batch_size)
     for wd in weight_decays:
         gen = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         head = _mlp(z_train.shape[1], num_classes)
-        steps = epochs * math.ceil(len(y_train) / batch_size)
         opt = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=wd)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=steps)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=epochs * steps)
+        optim = Optimisation.plain(opt, sched)
         head.train()
         for _ in range(epochs):
-            for batch in torch.randperm(len(y_train), generator=gen).split(batch_size):
-                loss = F.cross_entropy(head(z_train[batch]), y_train[batch], label_smoothing=0.1)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
+            order = torch.randperm(len(y_train), generator=gen).split(batch_size)
+            train_epoch(
+                head, ((z_train[b], y_train[b]) for b in order), steps, optim, criterion, cpu
+            )
         head.eval()
         with torch.no_grad():
             acc, vloss = _score(mean_probability_logits(head(z_val)), y_val)

@@ -40,7 +40,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,7 @@ from escnet.models.mobilenet_audioset import MobileNetAudioSet
 from escnet.training.config import FoldResult, TrainConfig
 from escnet.training.data import clip_seconds
 from escnet.training.distributed import derive_seed
-from escnet.training.loop import Compute, warmup_cosine
+from escnet.training.loop import Compute, Optimisation, train_epoch, warmup_cosine
 from escnet.training.metrics import better_choice
 from escnet.training.probe.activations import ActivationTable, clip_activations
 from escnet.training.probe.head import (
@@ -238,6 +238,26 @@ def _epoch_rows(table: ActivationTable, views: int, gen: torch.Generator) -> tor
     return rows[torch.randperm(clips, generator=gen)]
 
 
+class _Upper(nn.Module):
+    """The blocks above ``block`` and the classifier, as one module for the training loop."""
+
+    def __init__(self, net: MobileNetAudioSet, block: int) -> None:
+        super().__init__()
+        self.net, self.block = net, block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.classifier(_upper_features(self.net, self.block, x))
+
+
+def _batches(
+    table: ActivationTable, rows: torch.Tensor
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The epoch's batches of activations and labels (rows read in file order within a batch)."""
+    for batch in rows.split(BATCH_SIZE):
+        idx = np.sort(batch.numpy())
+        yield _as_input(table.activations[idx]), torch.from_numpy(table.labels[idx])
+
+
 def fit_upper(
     config: TrainConfig, net: MobileNetAudioSet, data: PartialData, fold: int, *, show: bool
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -246,8 +266,6 @@ def fit_upper(
     Returns:
         The epochs' metrics rows and ``{"epoch", "val_acc", "val_loss"}`` of the choice.
     """
-    from tqdm.auto import tqdm
-
     block = config.partial_from
     views = len(_train_views(config))
     opt = _optimiser(net, block)
@@ -260,31 +278,25 @@ def fit_upper(
     best = {"epoch": 0, "val_acc": acc, "val_loss": loss}
     best_state = {k: v.clone() for k, v in net.state_dict().items()}
     history: list[dict[str, Any]] = []
+    upper = _Upper(net, block)
+    criterion = nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING)
+    optim = Optimisation.plain(opt, sched)
+    compute = Compute(torch.device("cpu"), False, torch.float32, True)
     for epoch in range(PARTIAL_EPOCHS):
         started = time.perf_counter()
         gen = torch.Generator().manual_seed(derive_seed(config.seed, fold, epoch, 0))
         rows = _epoch_rows(data.train, views, gen)
         _train_mode(net)
-        sums = [0.0, 0.0]
-        for batch in tqdm(rows.split(BATCH_SIZE), desc=f"fold {fold} epoch {epoch + 1}",
-                          disable=not show, leave=False):  # fmt: skip
-            idx = np.sort(batch.numpy())
-            y = torch.from_numpy(data.train.labels[idx])
-            logits = net.classifier(
-                _upper_features(net, block, _as_input(data.train.activations[idx]))
-            )
-            step_loss = F.cross_entropy(logits, y, label_smoothing=LABEL_SMOOTHING)
-            opt.zero_grad()
-            step_loss.backward()
-            opt.step()
-            sched.step()
-            sums[0] += step_loss.item() * len(y)
-            sums[1] += (logits.argmax(1) == y).sum().item()
+        sums, lr = train_epoch(
+            upper, _batches(data.train, rows), steps, optim, criterion, compute,
+            desc=f"fold {fold} epoch {epoch + 1}", show=show,
+        )  # fmt: skip
         acc, loss = _score(_eval(net, block, data.val.activations), data.val.labels)
+        loss_sum, correct, count = sums.tolist()
         row = {
-            "epoch": epoch + 1, "train_loss": sums[0] / len(rows), "train_acc": sums[1] / len(rows),
-            "val_loss": loss, "val_acc": acc, "lr": opt.param_groups[0]["lr"],
-            "seconds": time.perf_counter() - started, "train_samples": len(rows),
+            "epoch": epoch + 1, "train_loss": loss_sum / count, "train_acc": correct / count,
+            "val_loss": loss, "val_acc": acc, "lr": lr,
+            "seconds": time.perf_counter() - started, "train_samples": int(count),
             "val_samples": len(data.val.labels),
         }  # fmt: skip
         history.append(row)
