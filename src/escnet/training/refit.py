@@ -53,9 +53,9 @@ from escnet.models import SpectralClassifier
 from escnet.models.probe import feature_columns
 from escnet.training.config import TrainConfig
 from escnet.training.data import clip_seconds, load_dataset
+from escnet.training.logistic import fit_logistic_head
 from escnet.training.probe.embeddings import clip_features
 from escnet.training.probe.head import (
-    fit_linear_head,
     fit_mlp_head,
     probe_model,
     probe_model_kwargs,
@@ -167,7 +167,7 @@ def refit_probe_run(
     if mlp:
         head, _ = fit_mlp_head(z, y, *no_val, num_classes, seed=config.seed, weight_decays=[value])
     else:
-        head, _ = fit_linear_head(z, y, *no_val, num_classes, l2_grid=[value])
+        head, _ = fit_logistic_head(z, y, *no_val, num_classes, l2_grid=[value])
     model = probe_model(config, num_classes, mean, std, head)
     trained = np.unique(table.source)
     trained_on = _trained_on(dataset, trained)

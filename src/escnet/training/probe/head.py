@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from escnet.augment.audio import NAA_VARIANTS
@@ -50,16 +49,15 @@ from escnet.models import SpectralClassifier, create_model
 from escnet.models.probe import ProbeNet, feature_columns, mean_probability_logits
 from escnet.training.config import FoldResult, TrainConfig
 from escnet.training.data import clip_seconds
+from escnet.training.logistic import fit_logistic_head, score
 from escnet.training.loop import Compute, Optimisation, train_epoch
 from escnet.training.metrics import better_choice
 from escnet.training.probe.embeddings import FeatureTable, clip_features, roll_view
 
 __all__ = [
-    "LINEAR_L2_GRID",
     "MLP_HIDDEN",
     "MLP_WEIGHT_DECAY_GRID",
     "ProbeData",
-    "fit_linear_head",
     "fit_mlp_head",
     "load_probe_data",
     "probe_model",
@@ -70,8 +68,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: L2 penalties of the linear head (on standardised features) tried on the validation split.
-LINEAR_L2_GRID: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 #: Hidden width, dropout, epochs and the weight decays tried for the MLP head.
 MLP_HIDDEN = 512
 MLP_DROPOUT = 0.5
@@ -150,85 +146,6 @@ def _labels(table: FeatureTable, views: Sequence[str]) -> torch.Tensor:
     return torch.from_numpy(table.labels[table.rows(views[0])])
 
 
-def _score(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
-    """(accuracy, mean cross-entropy); NaN for no rows."""
-    if len(labels) == 0:
-        return math.nan, math.nan
-    acc = (logits.argmax(1) == labels).float().mean().item()
-    return acc, F.cross_entropy(logits, labels).item()
-
-
-def fit_softmax_regression(
-    z: torch.Tensor,
-    y: torch.Tensor,
-    num_classes: int,
-    l2: float,
-    *,
-    init: tuple[torch.Tensor, torch.Tensor] | None = None,
-    max_iter: int = 150,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Multinomial logistic regression ``z @ W.T + b`` (mean cross-entropy + ``l2 * |W|^2``)
-    by L-BFGS, from ``init`` (a warm start) or zeros. ``z`` should be standardised."""
-    w0, b0 = init if init is not None else (None, None)
-    weight = (
-        w0.clone() if w0 is not None else torch.zeros(num_classes, z.shape[1])
-    ).requires_grad_()
-    bias = (b0.clone() if b0 is not None else torch.zeros(num_classes)).requires_grad_()
-    opt = torch.optim.LBFGS(
-        [weight, bias], max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe"
-    )
-
-    def objective() -> torch.Tensor:
-        opt.zero_grad()
-        loss = F.cross_entropy(z @ weight.T + bias, y) + l2 * weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    opt.step(objective)
-    return weight.detach(), bias.detach()
-
-
-def fit_linear_head(
-    z_train: torch.Tensor,
-    y_train: torch.Tensor,
-    z_val: torch.Tensor,
-    y_val: torch.Tensor,
-    num_classes: int,
-    l2_grid: Sequence[float] = LINEAR_L2_GRID,
-) -> tuple[nn.Linear, dict[str, Any]]:
-    """A logistic-regression head, its L2 penalty chosen on validation.
-
-    Penalties are fitted from the strongest to the weakest, each warm-started from the last.
-
-    Args:
-        z_train: (N, D) standardised training features; y_train (N,).
-        z_val: (V, M, D) standardised validation features in V views (their probabilities are
-            averaged); y_val (M,). M = 0: the middle penalty of the grid is kept.
-
-    Returns:
-        The head and ``{"chosen": {"l2", "val_acc", "val_loss"}, "grid": [...]}``.
-    """
-    has_val = z_val.shape[1] > 0
-    grid = sorted(l2_grid, reverse=True) if has_val else [sorted(l2_grid)[len(l2_grid) // 2]]
-    rows: list[dict[str, float]] = []
-    best: tuple[float, float, torch.Tensor, torch.Tensor, float] | None = None
-    init: tuple[torch.Tensor, torch.Tensor] | None = None
-    for l2 in grid:
-        w, b = fit_softmax_regression(z_train, y_train, num_classes, l2, init=init)
-        init = (w, b)
-        acc, loss = _score(mean_probability_logits(z_val @ w.T + b), y_val)
-        rows.append({"l2": l2, "val_acc": acc, "val_loss": loss})
-        if better_choice(acc, loss, None if best is None else best[:2]):
-            best = (acc, loss, w, b, l2)
-    assert best is not None
-    head = nn.Linear(z_train.shape[1], num_classes)
-    with torch.no_grad():
-        head.weight.copy_(best[2])
-        head.bias.copy_(best[3])
-    chosen = {"l2": best[4], "val_acc": best[0], "val_loss": best[1]}
-    return head, {"chosen": chosen, "grid": rows}
-
-
 def _mlp(dim: int, num_classes: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Linear(dim, MLP_HIDDEN),
@@ -272,7 +189,7 @@ def fit_mlp_head(
             )
         head.eval()
         with torch.no_grad():
-            acc, vloss = _score(mean_probability_logits(head(z_val)), y_val)
+            acc, vloss = score(mean_probability_logits(head(z_val)), y_val)
         rows.append({"weight_decay": wd, "val_acc": acc, "val_loss": vloss})
         if better_choice(acc, vloss, None if best is None else best[:2]):
             best = (acc, vloss, head, wd)
@@ -330,7 +247,7 @@ def _fit(
     if config.probe_head == "mlp":
         head, choice = fit_mlp_head(z_train, y_train, z_val, y_val, num_classes, seed=config.seed)
     else:
-        head, choice = fit_linear_head(z_train, y_train, z_val, y_val, num_classes)
+        head, choice = fit_logistic_head(z_train, y_train, z_val, y_val, num_classes)
     model = probe_model(config, num_classes, mean, std, head)
     net = model.net
     assert isinstance(net, ProbeNet)

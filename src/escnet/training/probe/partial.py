@@ -47,7 +47,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from escnet.augment.audio import NAA_VARIANTS
@@ -62,14 +61,11 @@ from escnet.models.mobilenet_audioset import MobileNetAudioSet
 from escnet.training.config import FoldResult, TrainConfig
 from escnet.training.data import clip_seconds
 from escnet.training.distributed import derive_seed
+from escnet.training.logistic import fit_folded, score
 from escnet.training.loop import Compute, Optimisation, train_epoch, warmup_cosine
 from escnet.training.metrics import better_choice
 from escnet.training.probe.activations import ActivationTable, clip_activations
-from escnet.training.probe.head import (
-    fit_linear_head,
-    write_predictions,
-    write_split,
-)
+from escnet.training.probe.head import write_predictions, write_split
 from escnet.training.records import write_metrics_csv
 
 __all__ = [
@@ -175,27 +171,18 @@ def init_head(
     """Set ``net``'s output layer to a logistic regression of its (frozen) hidden layer on the
     training clips (originals), the L2 penalty chosen on validation; the fit's record.
 
-    The regression is fitted on standardised features and folded back into the layer:
-    ``W z + b`` with ``z = (h - mean) / std`` is ``(W / std) h + (b - (W / std) mean)``.
+    (:func:`escnet.training.logistic.fit_folded`).
     """
     rows = data.train.rows("original")
     h_train = _eval(net, block, data.train.activations[rows], hidden=True)
-    y_train = torch.from_numpy(data.train.labels[rows])
-    mean = h_train.mean(0)
-    std = h_train.std(0, unbiased=False)
-    # A unit that barely varies on the training clips would get a huge weight (W / std) that the
-    # first steps of fine-tuning, moving that unit a little, turn into huge logits: units are
-    # standardised as if their spread were at least a tenth of the typical unit's.
-    std = std.clamp_min(max(0.1 * float(std.median()), 1e-6))
-    z_val = (_eval(net, block, data.val.activations, hidden=True) - mean) / std
-    head, choice = fit_linear_head(
-        (h_train - mean) / std, y_train, z_val[None], torch.from_numpy(data.val.labels),
-        num_classes,
+    h_val = _eval(net, block, data.val.activations, hidden=True)
+    weight, bias, choice = fit_folded(
+        h_train, torch.from_numpy(data.train.labels[rows]), h_val,
+        torch.from_numpy(data.val.labels), num_classes,
     )  # fmt: skip
     with torch.no_grad():
-        weight = head.weight / std
         net.head.weight.copy_(weight)
-        net.head.bias.copy_(head.bias - weight @ mean)
+        net.head.bias.copy_(bias)
     return choice
 
 
@@ -220,14 +207,6 @@ def _optimiser(net: MobileNetAudioSet, block: int) -> torch.optim.AdamW:
         groups.append({"params": decay, "lr": lr, "weight_decay": WEIGHT_DECAY})
         groups.append({"params": rest, "lr": lr, "weight_decay": 0.0})
     return torch.optim.AdamW(groups)
-
-
-def _score(logits: torch.Tensor, labels: np.ndarray) -> tuple[float, float]:
-    """(accuracy, mean cross-entropy); NaN for no rows."""
-    if len(labels) == 0:
-        return math.nan, math.nan
-    y = torch.from_numpy(labels)
-    return (logits.argmax(1) == y).float().mean().item(), F.cross_entropy(logits, y).item()
 
 
 def _epoch_rows(table: ActivationTable, views: int, gen: torch.Generator) -> torch.Tensor:
@@ -274,7 +253,7 @@ def fit_upper(
         opt, warmup_cosine(PARTIAL_EPOCHS * steps, WARMUP_EPOCHS * steps)
     )
     torch.manual_seed(derive_seed(config.seed, fold, 1))  # dropout masks
-    acc, loss = _score(_eval(net, block, data.val.activations), data.val.labels)
+    acc, loss = score(_eval(net, block, data.val.activations), torch.from_numpy(data.val.labels))
     best = {"epoch": 0, "val_acc": acc, "val_loss": loss}
     best_state = {k: v.clone() for k, v in net.state_dict().items()}
     history: list[dict[str, Any]] = []
@@ -291,7 +270,9 @@ def fit_upper(
             upper, _batches(data.train, rows), steps, optim, criterion, compute,
             desc=f"fold {fold} epoch {epoch + 1}", show=show,
         )  # fmt: skip
-        acc, loss = _score(_eval(net, block, data.val.activations), data.val.labels)
+        acc, loss = score(
+            _eval(net, block, data.val.activations), torch.from_numpy(data.val.labels)
+        )
         loss_sum, correct, count = sums.tolist()
         row = {
             "epoch": epoch + 1, "train_loss": loss_sum / count, "train_acc": correct / count,
