@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from escnet.models import create_model
-from escnet.training import TrainConfig, cross_validate
-from escnet.training.linear_probe import head_inputs, linear_probe_head
+from escnet.training import FinetuneConfig, TrainConfig, cross_validate
 from escnet.training.logistic import L2_GRID, fit_folded, fit_softmax_regression
+from escnet.training.lp_ft import head_inputs, linear_probe_head
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _ddp_worker  # noqa: E402, F401  (registers tiny_test_cnn)
@@ -94,8 +94,8 @@ def test_probe_refuses_a_convolutional_head() -> None:
 
 
 def test_linear_probe_config_refuses_online_naa() -> None:
-    with pytest.raises(ValueError, match="linear_probe"):
-        TrainConfig(augment="naa-online", linear_probe=True)
+    with pytest.raises(ValueError, match="lp_ft"):
+        TrainConfig(augment="naa-online", settings=FinetuneConfig(lp_ft=True))
 
 
 def test_lp_ft_run_writes_its_probe(tmp_path: Path) -> None:
@@ -105,10 +105,7 @@ def test_lp_ft_run_writes_its_probe(tmp_path: Path) -> None:
         model="tiny_test_cnn",
         augment="naa",
         folds=[1],
-        epochs=1,
-        batch_size=8,
-        lr=1e-3,
-        linear_probe=True,
+        settings=FinetuneConfig(epochs=1, batch_size=8, lr=1e-3, lp_ft=True),
         val_fraction=0.2,
         clip_seconds=1.0,
         workers=1,

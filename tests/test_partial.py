@@ -21,9 +21,9 @@ from escnet.data.folds import fold_split
 from escnet.model_dir.io import load_model
 from escnet.models.mobilenet_audioset import AudioSetMelConfig, MobileNetAudioSet
 from escnet.training import TrainConfig, cross_validate, evaluate_run
-from escnet.training.probe import partial
-from escnet.training.probe.activations import clip_activations
-from escnet.training.probe.partial import load_partial_data, partial_model_state
+from escnet.training.frozen import partial
+from escnet.training.frozen.activations import clip_activations
+from escnet.training.frozen.partial import load_partial_data, partial_model_state
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import write_esc50  # noqa: E402
@@ -81,7 +81,7 @@ def partial_config(**kw: object) -> TrainConfig:
         "val_fraction": 0.2,
     }
     base.update(kw)
-    return TrainConfig(**base)  # type: ignore[arg-type]
+    return TrainConfig.from_dict(base)  # type: ignore[arg-type]
 
 
 def test_activations_come_from_training_clips_and_their_variants_only(
@@ -117,7 +117,7 @@ def test_activations_are_cached_and_equal_the_lower_blocks(
     first = clip_activations(ds, [0, 1], block=12, progress=False)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(
-            "escnet.training.probe.activations.lower_blocks", lambda *a: pytest.fail("recomputed")
+            "escnet.training.frozen.activations.lower_blocks", lambda *a: pytest.fail("recomputed")
         )
         again = clip_activations(ds, [0, 1], block=12, progress=False)
     np.testing.assert_array_equal(first.activations, again.activations)
@@ -206,18 +206,21 @@ def test_training_changes_the_upper_blocks_only(
 
 def test_partial_config_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(ValueError, match="model='mn04_as'"):
-        TrainConfig(method="partial", model="cnn7")
+        TrainConfig.from_dict(dict(method="partial", model="cnn7"))
     with pytest.raises(ValueError, match="model='mn04_as'"):
-        TrainConfig(method="partial", model="mn04_as_probe")
+        TrainConfig.from_dict(dict(method="partial", model="mn04_as_probe"))
     with pytest.raises(ValueError, match="augment='none' or 'naa'"):
-        TrainConfig(method="partial", model="mn04_as", augment="taa")
-    with pytest.raises(ValueError, match="partial_from"):
-        TrainConfig(method="partial", model="mn04_as", partial_from=16)
-    with pytest.raises(ValueError, match="need method='probe'"):
-        TrainConfig(method="partial", model="mn04_as", tta_shifts=[0, 8])
-    config = TrainConfig(method="partial", model="mn04_as")
-    assert config.pretrained is True and config.partial_from == 12
+        TrainConfig.from_dict(dict(method="partial", model="mn04_as", augment="taa"))
+    with pytest.raises(ValueError, match="--partial-from"):
+        TrainConfig.from_dict(dict(method="partial", model="mn04_as", partial_from=16))
+    with pytest.raises(ValueError, match=r"does not read tta_shifts \(--tta\)"):
+        TrainConfig.from_dict(dict(method="partial", model="mn04_as", tta_shifts=[0, 8]))
+    with pytest.raises(ValueError, match="pretrained=False"):
+        TrainConfig.from_dict(dict(method="partial", model="mn04_as", pretrained=False))
+    config = TrainConfig.from_dict(dict(method="partial", model="mn04_as"))
+    assert config.pretrained is None and config.partial.from_block == 12  # nothing changed
+    assert config.to_dict()["partial"]["epochs"] == 10  # its real settings reach config.json
     code = main(["train", "--method", "partial", "--model", "mn04_as", "--partial-from", "16",
                  "--run-dir", str(tmp_path / "r")])  # fmt: skip
     err = capsys.readouterr().err
-    assert code == 2 and "partial_from" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "--partial-from" in err and len(err.strip().splitlines()) == 1

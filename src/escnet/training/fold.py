@@ -90,6 +90,7 @@ def train_fold(
     fold_dir = Path(run_dir) / f"fold{fold}"
     device = resolve_device(config.device, local_rank())
     compute = Compute.of(config, device)
+    ft = config.finetune
     with distributed(device) as ddp:
         show = progress and ddp.is_main
         policy = get_policy(config.augment)
@@ -113,10 +114,10 @@ def train_fold(
 
         # ---- optimiser and schedule (per step)
         steps = len(loader)
-        if config.max_train_batches is not None:
-            steps = min(steps, config.max_train_batches)
-        optim = Optimisation.of(model, config, steps, compute)
-        criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        if ft.max_train_batches is not None:
+            steps = min(steps, ft.max_train_batches)
+        optim = Optimisation.of(model, ft, steps, compute)
+        criterion = nn.CrossEntropyLoss(label_smoothing=ft.label_smoothing)
 
         # ---- resume, LP-FT's probe (fresh starts only), DDP, RNG
         state = _start_state(config, model, optim, data, compute, ddp, fold_dir, resume, show)
@@ -132,20 +133,20 @@ def train_fold(
         # ---- epochs
         has_val = len(data.val_labels) > 0
         checkpoints = Checkpointer(
-            fold_dir, config, list(dataset.classes), fold, config.checkpoint_interval_s
+            fold_dir, config, list(dataset.classes), fold, ft.checkpoint_interval_s
         )
-        while state.epoch < config.epochs and not state.stopped_early:
+        while state.epoch < ft.epochs and not state.stopped_early:
             sampler.set_epoch(state.epoch)
             loader_gen.manual_seed(derive_seed(config.seed, fold, state.epoch, 0))
             row = _run_epoch(
                 train_model, model, loader, steps, optim, criterion, compute, config, dataset,
                 data, policy, ddp, fold, state.epoch, wave_to_image, show,
             )  # fmt: skip
-            improved = state.record(row, has_val, config.early_stopping_patience)
-            _log_epoch(fold, config.epochs, row, improved)
+            improved = state.record(row, has_val, ft.early_stopping_patience)
+            _log_epoch(fold, ft.epochs, row, improved)
             state.rng = ddp.gather(rng_state(device))
             if ddp.is_main:
-                final = state.epoch >= config.epochs or state.stopped_early
+                final = state.epoch >= ft.epochs or state.stopped_early
                 checkpoints.after_epoch(model, optim, state, improved=improved, final=final)
                 write_metrics_csv(fold_dir / "metrics.csv", state.history)
                 _log_tensorboard(writer, row)
@@ -185,7 +186,7 @@ def _start_state(
         log.info("fold %d: resuming after epoch %d from %s", fold, state.epoch, last_path)
         if ddp.is_main:
             write_metrics_csv(fold_dir / "metrics.csv", state.history)
-    if config.linear_probe and state.fresh:
+    if config.finetune.lp_ft and state.fresh:
         # Every rank fits the same head; DDP's start-up broadcast makes them identical anyway.
         probe = fit_probe(model, data, compute, fold, show)
         if ddp.is_main:
@@ -228,11 +229,13 @@ def _run_epoch(
         mix=policy.mixup_transform(
             dataset.num_classes, seed=derive_seed(config.seed, fold, epoch, ddp.rank, 2)
         ),
-        desc=f"fold {fold} epoch {epoch + 1}/{config.epochs}",
+        desc=f"fold {fold} epoch {epoch + 1}/{config.finetune.epochs}",
         show=show,
     )
     train_loss, train_correct, train_count = ddp.sum(sums).tolist()
-    val_loss, val_acc, val_count = validate(model, data, ddp, compute, 2 * config.batch_size)
+    val_loss, val_acc, val_count = validate(
+        model, data, ddp, compute, 2 * config.finetune.batch_size
+    )
     return {
         "epoch": epoch + 1,
         "train_loss": train_loss / train_count,
@@ -301,7 +304,7 @@ def _test_best(
             "val_loss": best["val_loss"],
         },
     )
-    logits = compute.predict(model, data.test_images, 2 * config.batch_size)
+    logits = compute.predict(model, data.test_images, 2 * config.finetune.batch_size)
     write_predictions(fold_dir / "test_predictions.csv", dataset, data, logits)
     result = FoldResult.tested(
         fold,

@@ -1,8 +1,8 @@
 """The one logistic regression of escnet, its L2 penalty chosen on validation.
 
-Three users: the probe's linear head (:mod:`escnet.training.probe.head`), the output layer that
-partial fine-tuning starts from (:mod:`escnet.training.probe.partial`) and LP-FT's fitted head
-(:mod:`escnet.training.linear_probe`). All fit standardised features (so that one grid suits any
+Three users: the probe's linear head (:mod:`escnet.training.frozen.probe`), the output layer that
+partial fine-tuning starts from (:mod:`escnet.training.frozen.partial`) and LP-FT's fitted head
+(:mod:`escnet.training.lp_ft`). All fit standardised features (so that one grid suits any
 feature scale) with the penalties of :data:`L2_GRID`, from the strongest to the weakest, each
 warm-started from the last, and keep the best by validation accuracy (ties: lower loss).
 

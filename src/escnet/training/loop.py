@@ -21,10 +21,10 @@ from tqdm.auto import tqdm
 
 from escnet.features.prepare import default_workers
 from escnet.models import SpectralClassifier
-from escnet.training.config import TrainConfig
+from escnet.training.config import FinetuneConfig, TrainConfig
 from escnet.training.data import FoldData, worker_init
 from escnet.training.distributed import Dist
-from escnet.training.linear_probe import ProbeResult, linear_probe_head
+from escnet.training.lp_ft import ProbeResult, linear_probe_head
 
 __all__ = [
     "Compute",
@@ -108,9 +108,10 @@ class Compute:
 
     @classmethod
     def of(cls, config: TrainConfig, device: torch.device) -> Compute:
-        amp = config.amp and device.type == "cuda"  # mixed precision is a CUDA-only speed-up
+        ft = config.settings if isinstance(config.settings, FinetuneConfig) else FinetuneConfig()
+        amp = ft.amp and device.type == "cuda"  # mixed precision is a CUDA-only speed-up
         dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
-        return cls(device, amp, dtype, config.channels_last)
+        return cls(device, amp, dtype, ft.channels_last)
 
     def prepare(self, model: nn.Module) -> nn.Module:
         model.to(self.device)
@@ -155,7 +156,7 @@ class Optimisation:
     def of(
         cls,
         model: SpectralClassifier,
-        config: TrainConfig,
+        config: FinetuneConfig,
         steps_per_epoch: int,
         compute: Compute,
     ) -> Optimisation:
@@ -224,7 +225,7 @@ def training_loader(
     num_workers = workers if data.waveforms else 0  # images are already in memory
     loader = DataLoader(
         data.train,
-        batch_size=config.batch_size,
+        batch_size=config.finetune.batch_size,
         sampler=sampler,
         num_workers=num_workers,
         worker_init_fn=worker_init if num_workers else None,

@@ -53,14 +53,14 @@ from escnet.models import SpectralClassifier
 from escnet.models.probe import feature_columns
 from escnet.training.config import TrainConfig
 from escnet.training.data import clip_seconds, load_dataset
-from escnet.training.logistic import fit_logistic_head
-from escnet.training.probe.embeddings import clip_features
-from escnet.training.probe.head import (
+from escnet.training.frozen.embeddings import clip_features
+from escnet.training.frozen.probe import (
     fit_mlp_head,
     probe_model,
     probe_model_kwargs,
     train_views,
 )
+from escnet.training.logistic import fit_logistic_head
 from escnet.training.records import json_object
 from escnet.version import __version__
 
@@ -142,7 +142,7 @@ def refit_probe_run(
     target = check_output_dir(out if out is not None else run / FINAL_DIR, "--out")
     dataset = load_dataset(config)
     indices = list(range(len(dataset)))
-    mlp = config.probe_head == "mlp"
+    mlp = config.probe.head == "mlp"
     key = "weight_decay" if mlp else "l2"
     choices = _fold_choices(run, key)
     value = statistics.median(choices)
@@ -157,7 +157,7 @@ def refit_probe_run(
     )
     if table.skipped:
         log.warning("refit: %d clip(s) could not be loaded and were left out", len(table.skipped))
-    cols = feature_columns(config.probe_blocks, config.probe_embedding)
+    cols = feature_columns(config.probe.blocks, config.probe.embedding)
     x = torch.from_numpy(table.features[:, cols])
     mean, std = x.mean(0), x.std(0, unbiased=False).clamp_min(1e-6)
     z, y = (x - mean) / std, torch.from_numpy(table.labels)
@@ -165,7 +165,7 @@ def refit_probe_run(
     num_classes = dataset.num_classes
     head: torch.nn.Module
     if mlp:
-        head, _ = fit_mlp_head(z, y, *no_val, num_classes, seed=config.seed, weight_decays=[value])
+        head, _ = fit_mlp_head(z, y, *no_val, num_classes, config, weight_decays=[value])
     else:
         head, _ = fit_logistic_head(z, y, *no_val, num_classes, l2_grid=[value])
     model = probe_model(config, num_classes, mean, std, head)

@@ -1,7 +1,7 @@
 """The steps shared by the per-(clip, view) caches of frozen ``mn04_as`` outputs.
 
-:mod:`escnet.training.probe.activations` (partial fine-tuning) and
-:mod:`escnet.training.probe.embeddings` (probes) each run
+:mod:`escnet.training.frozen.activations` (partial fine-tuning) and
+:mod:`escnet.training.frozen.embeddings` (probes) each run
 the spectral image of a *view* of a clip -- the original, or one of its offline NAA variants --
 through the frozen network, cache the result per (clip, view) and hand back a clip-major table.
 They differ only in what they compute and how they key it; this module holds the rest, so that

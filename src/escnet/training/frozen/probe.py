@@ -2,13 +2,13 @@
 features, one fold top to bottom.
 
 Instead of fine-tuning the network, each clip's pooled multi-level features
-(:mod:`escnet.training.probe.embeddings`, cached: a clip goes through the network once, ever)
-become one row of
-a table, and only a head is fitted on the training rows:
+(:mod:`escnet.training.frozen.embeddings`, cached: a clip goes through the network once, ever)
+become one row of a table, and only a head is fitted on the training rows
+(:class:`~escnet.training.config.ProbeConfig` holds the settings):
 
 * training rows: the *training* clips' features, plus those of their offline NAA variants when
   ``augment="naa"`` (six per clip, the images :mod:`escnet.features.offline_naa` caches, or the
-  subset ``probe_train_views`` names, which may also add time-rolled views); never a
+  subset ``train_views`` names, which may also add time-rolled views); never a
   validation or test clip's (checked on the clip ids);
 * validation rows choose the head's regularisation (the L2 penalty of the linear head, the
   weight decay of the MLP head): best validation accuracy, ties broken by validation loss;
@@ -49,14 +49,12 @@ from escnet.models import SpectralClassifier, create_model
 from escnet.models.probe import ProbeNet, feature_columns, mean_probability_logits
 from escnet.training.config import FoldResult, TrainConfig
 from escnet.training.data import clip_seconds
+from escnet.training.frozen.embeddings import FeatureTable, clip_features, roll_view
 from escnet.training.logistic import fit_logistic_head, score
 from escnet.training.loop import Compute, Optimisation, train_epoch
 from escnet.training.metrics import better_choice
-from escnet.training.probe.embeddings import FeatureTable, clip_features, roll_view
 
 __all__ = [
-    "MLP_HIDDEN",
-    "MLP_WEIGHT_DECAY_GRID",
     "ProbeData",
     "fit_mlp_head",
     "load_probe_data",
@@ -68,16 +66,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Hidden width, dropout, epochs and the weight decays tried for the MLP head.
-MLP_HIDDEN = 512
-MLP_DROPOUT = 0.5
-MLP_EPOCHS = 30
-MLP_WEIGHT_DECAY_GRID: tuple[float, ...] = (1e-2, 1e-1)
-
 
 @dataclass
 class ProbeData:
-    """One fold's feature tables (full vectors, :data:`escnet.training.probe.embeddings.FULL_DIM`
+    """One fold's feature tables (full vectors, :data:`escnet.training.frozen.embeddings.FULL_DIM`
     wide).
 
     Attributes:
@@ -94,15 +86,16 @@ class ProbeData:
 
 def train_views(config: TrainConfig) -> list[str]:
     """The views of each training clip a probe of ``config`` is fitted on."""
-    if config.probe_train_views is not None:
-        return ["original", *config.probe_train_views]
+    views = config.probe.train_views
+    if views is not None:
+        return ["original", *views]
     if config.augment == "naa":
         return ["original", *NAA_VARIANTS]
     return ["original"]
 
 
 def _eval_views(config: TrainConfig) -> list[str]:
-    return [roll_view(s) for s in (config.tta_shifts or [0])]
+    return [roll_view(s) for s in (config.probe.tta_shifts or [0])]
 
 
 def load_probe_data(
@@ -146,44 +139,42 @@ def _labels(table: FeatureTable, views: Sequence[str]) -> torch.Tensor:
     return torch.from_numpy(table.labels[table.rows(views[0])])
 
 
-def _mlp(dim: int, num_classes: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Linear(dim, MLP_HIDDEN),
-        nn.GELU(),
-        nn.Dropout(MLP_DROPOUT),
-        nn.Linear(MLP_HIDDEN, num_classes),
-    )
-
-
 def fit_mlp_head(
     z_train: torch.Tensor,
     y_train: torch.Tensor,
     z_val: torch.Tensor,
     y_val: torch.Tensor,
     num_classes: int,
-    *,
-    seed: int = 0,
-    weight_decays: Sequence[float] = MLP_WEIGHT_DECAY_GRID,
-    epochs: int = MLP_EPOCHS,
-    batch_size: int = 256,
+    config: TrainConfig,
+    weight_decays: Sequence[float] | None = None,
 ) -> tuple[nn.Sequential, dict[str, Any]]:
-    """A one-hidden-layer MLP head (AdamW, cosine schedule, label smoothing 0.1), its weight
-    decay chosen on validation (the last epoch's head of each; no early stopping)."""
+    """A one-hidden-layer MLP head (:class:`~escnet.training.config.ProbeConfig`'s ``mlp_*``:
+    AdamW, one-cycle schedule, label smoothing), trained by the one training loop, its weight
+    decay chosen on validation among ``weight_decays`` (default: the config's) by the last
+    epoch's head of each (no early stopping)."""
+    probe = config.probe
     rows: list[dict[str, float]] = []
     best: tuple[float, float, nn.Sequential, float] | None = None
     cpu = Compute(torch.device("cpu"), False, torch.float32, False)
-    criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
-    steps = math.ceil(len(y_train) / batch_size)
-    for wd in weight_decays:
-        gen = torch.Generator().manual_seed(seed)
-        torch.manual_seed(seed)
-        head = _mlp(z_train.shape[1], num_classes)
-        opt = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=wd)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=epochs * steps)
+    criterion = nn.CrossEntropyLoss(label_smoothing=probe.mlp_label_smoothing)
+    steps = math.ceil(len(y_train) / probe.mlp_batch_size)
+    for wd in weight_decays if weight_decays is not None else probe.mlp_weight_decays:
+        gen = torch.Generator().manual_seed(config.seed)
+        torch.manual_seed(config.seed)
+        head = nn.Sequential(
+            nn.Linear(z_train.shape[1], probe.mlp_hidden),
+            nn.GELU(),
+            nn.Dropout(probe.mlp_dropout),
+            nn.Linear(probe.mlp_hidden, num_classes),
+        )
+        opt = torch.optim.AdamW(head.parameters(), lr=probe.mlp_lr, weight_decay=wd)
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=probe.mlp_lr, total_steps=probe.mlp_epochs * steps
+        )
         optim = Optimisation.plain(opt, sched)
         head.train()
-        for _ in range(epochs):
-            order = torch.randperm(len(y_train), generator=gen).split(batch_size)
+        for _ in range(probe.mlp_epochs):
+            order = torch.randperm(len(y_train), generator=gen).split(probe.mlp_batch_size)
             train_epoch(
                 head, ((z_train[b], y_train[b]) for b in order), steps, optim, criterion, cpu
             )
@@ -200,12 +191,13 @@ def fit_mlp_head(
 
 def probe_model_kwargs(config: TrainConfig) -> dict[str, Any]:
     """``model_kwargs`` of the fold's ``mn04_as_probe`` (saved in ``model.json``)."""
+    probe = config.probe
     return {
-        "blocks": list(config.probe_blocks),
-        "embedding": config.probe_embedding,
-        "hidden": MLP_HIDDEN if config.probe_head == "mlp" else 0,
-        "dropout": MLP_DROPOUT if config.probe_head == "mlp" else 0.0,
-        "tta_shifts": list(config.tta_shifts or [0]),
+        "blocks": list(probe.blocks),
+        "embedding": probe.embedding,
+        "hidden": probe.mlp_hidden if probe.head == "mlp" else 0,
+        "dropout": probe.mlp_dropout if probe.head == "mlp" else 0.0,
+        "tta_shifts": list(probe.tta_shifts or [0]),
     }
 
 
@@ -235,7 +227,7 @@ def _fit(
     config: TrainConfig, data: ProbeData, num_classes: int
 ) -> tuple[SpectralClassifier, torch.Tensor, torch.Tensor, dict[str, Any]]:
     """The fitted ProbeNet and its (N, C) validation and test logits."""
-    cols = feature_columns(config.probe_blocks, config.probe_embedding)
+    cols = feature_columns(config.probe.blocks, config.probe.embedding)
     x_train = torch.from_numpy(data.train.features[:, cols])
     mean = x_train.mean(0)
     std = x_train.std(0, unbiased=False).clamp_min(1e-6)
@@ -244,8 +236,8 @@ def _fit(
     z_val = (_views_stack(data.val, data.eval_views, cols) - mean) / std
     y_val = _labels(data.val, data.eval_views)
     head: nn.Module
-    if config.probe_head == "mlp":
-        head, choice = fit_mlp_head(z_train, y_train, z_val, y_val, num_classes, seed=config.seed)
+    if config.probe.head == "mlp":
+        head, choice = fit_mlp_head(z_train, y_train, z_val, y_val, num_classes, config)
     else:
         head, choice = fit_logistic_head(z_train, y_train, z_val, y_val, num_classes)
     model = probe_model(config, num_classes, mean, std, head)
@@ -365,14 +357,14 @@ def train_probe_fold(
         fold_dir / "split.json", dataset, split, data.train.source, data.train.view
     )
     seconds = time.perf_counter() - started
-    what = "weight decay" if config.probe_head == "mlp" else "L2 penalty"
+    what = "weight decay" if config.probe.head == "mlp" else "L2 penalty"
     result = FoldResult.tested(
         fold,
         test_logits,
         test_labels,
         dataset.num_classes,
         selection=(
-            f"probe head ({config.probe_head}): the {what} with the best validation accuracy "
+            f"probe head ({config.probe.head}): the {what} with the best validation accuracy "
             "(ties: lower validation loss)"
         ),
         train_clips=train_clips,
@@ -382,7 +374,7 @@ def train_probe_fold(
     atomic_write_json(
         fold_dir / "probe.json",
         {
-            "head": config.probe_head,
+            "head": config.probe.head,
             "model_kwargs": probe_model_kwargs(config),
             "train_views": sorted(set(data.train.view.tolist())),
             "eval_views": data.eval_views,
