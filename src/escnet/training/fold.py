@@ -28,11 +28,10 @@ from escnet.augment.policy import AugmentPolicy, get_policy
 from escnet.cache import atomic_write_json
 from escnet.data.datasets import Dataset
 from escnet.data.folds import ImageSplit, Split
-from escnet.model_dir.io import save_model
 from escnet.models import SpectralClassifier, create_model
 from escnet.training.checkpoint import Checkpointer, FitState, load_resume
 from escnet.training.config import FoldResult, TrainConfig
-from escnet.training.data import FoldData, WaveformDataset, clip_seconds, load_fold_data
+from escnet.training.data import FoldData, WaveformDataset, load_fold_data, save_fold_model
 from escnet.training.distributed import (
     Dist,
     derive_seed,
@@ -290,12 +289,11 @@ def _test_best(
     """Load ``best.pt``, save it as ``fold_dir/model``, and score the test clips once."""
     best = torch.load(fold_dir / "best.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(best["model"])
-    save_model(
+    save_fold_model(
         fold_dir / "model",
         model,
-        list(dataset.classes),
-        clip_seconds=clip_seconds(dataset),
-        config=config.to_dict(),
+        dataset,
+        config,
         state_dict=best["model"],
         selection={
             "test_fold": best["test_fold"],

@@ -41,7 +41,6 @@ from escnet.data.audio import AudioConfig, load_audio
 from escnet.data.datasets import Dataset
 from escnet.errors import EscnetError
 from escnet.features.prepare import default_workers
-from escnet.model_dir.io import save_model
 from escnet.model_dir.layout import (
     ENSEMBLE_JSON,
     FINAL_DIR,
@@ -52,7 +51,7 @@ from escnet.model_dir.layout import (
 from escnet.models import SpectralClassifier
 from escnet.models.probe import feature_columns
 from escnet.training.config import TrainConfig
-from escnet.training.data import clip_seconds, load_dataset
+from escnet.training.data import load_dataset, save_fold_model
 from escnet.training.frozen.embeddings import clip_features
 from escnet.training.frozen.probe import (
     fit_mlp_head,
@@ -190,12 +189,11 @@ def refit_probe_run(
         },
     )
     # model.json last (save_model writes it after the weights): a directory with it is whole
-    save_model(
+    save_fold_model(
         target,
         model,
-        list(dataset.classes),
-        clip_seconds=clip_seconds(dataset),
-        config=config.to_dict(),
+        dataset,
+        config,
         model_kwargs=probe_model_kwargs(config),
         selection={key: value, "rule": f"median of the folds' validation-chosen {key}"},
         extra={"trained_on": trained_on, "cross_validation": cross_validation},

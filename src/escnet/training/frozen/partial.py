@@ -50,19 +50,18 @@ import torch
 from torch import nn
 
 from escnet.augment.audio import NAA_VARIANTS
-from escnet.cache import atomic_path, atomic_write_json
+from escnet.cache import atomic_write_json
 from escnet.data.datasets import Dataset
 from escnet.data.folds import ImageSplit, Split
-from escnet.errors import EscnetError
 from escnet.features.prepare import default_workers, prepare_features
-from escnet.model_dir.io import save_model
 from escnet.models import SpectralClassifier, create_model
 from escnet.models.mobilenet_audioset import MobileNetAudioSet
 from escnet.training.config import FoldResult, PartialConfig, TrainConfig
-from escnet.training.data import clip_seconds
+from escnet.training.data import save_fold_model
 from escnet.training.distributed import derive_seed
 from escnet.training.frozen.activations import ActivationTable, clip_activations
-from escnet.training.frozen.probe import write_predictions, write_split
+from escnet.training.frozen.probe import save_logits, write_predictions, write_split
+from escnet.training.frozen.views import checked_training_rows, clip_split
 from escnet.training.logistic import fit_folded, score
 from escnet.training.loop import Compute, Optimisation, train_epoch, warmup_cosine
 from escnet.training.metrics import better_choice
@@ -101,12 +100,8 @@ def _train_views(config: TrainConfig) -> list[str]:
 def load_partial_data(
     config: TrainConfig, dataset: Dataset, split: Split, *, progress: bool = True
 ) -> PartialData:
-    """The fold's activations after block ``config.partial.from_block``, from the cache or computed.
-
-    Raises:
-        RuntimeError: a training row comes from a clip outside ``split.train`` (a leak).
-        EscnetError: no training clip could be loaded.
-    """
+    """The fold's activations after the last frozen block, from the cache or computed; the
+    training rows checked (:func:`~escnet.training.frozen.views.checked_training_rows`)."""
     workers = config.workers if config.workers is not None else default_workers()
 
     def table(indices: Sequence[int], views: Sequence[str]) -> ActivationTable:
@@ -115,12 +110,7 @@ def load_partial_data(
             cache_dir=config.cache_dir, workers=workers, progress=progress,
         )  # fmt: skip
 
-    train = table(split.train, _train_views(config))
-    if len(train.source) == 0:
-        raise EscnetError(
-            f"{dataset.name}, test fold {split.test_fold}: no training clip could be loaded"
-        )
-    split.check_training_sources(train.source, dataset, "partial fine-tuning rows")
+    train = checked_training_rows(table(split.train, _train_views(config)), dataset, split)
     return PartialData(train, table(split.val, ["original"]))
 
 
@@ -318,17 +308,6 @@ def partial_model_state(
     return model, record
 
 
-def _save_logits(path: Path, ids: dict[str, list[str]], logits: dict[str, torch.Tensor],
-                 labels: dict[str, np.ndarray]) -> None:  # fmt: skip
-    """``logits.npz`` in the layout of :mod:`escnet.training.frozen.probe` (for the ensembles)."""
-    arrays: dict[str, Any] = {}
-    for s in ("val", "test"):
-        arrays |= {f"{s}_logits": logits[s].numpy(), f"{s}_ids": np.asarray(ids[s]),
-                   f"{s}_labels": labels[s]}  # fmt: skip
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-
-
 def _image_logits(
     config: TrainConfig, dataset: Dataset, model: SpectralClassifier, indices: Sequence[int]
 ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
@@ -359,11 +338,7 @@ def train_partial_fold(
     variants), choose the epoch on ``split.val``, test once on ``split.test``; write the fold's
     files (module docstring).
     """
-    if isinstance(split, ImageSplit):
-        raise EscnetError(
-            f"TrainConfig.method='partial' splits clips; protocol {split.protocol!r} splits NAA "
-            "images: use protocol 'official-folds' or 'random-split'"
-        )
+    split = clip_split(split, "partial")
     started = time.perf_counter()
     fold = split.test_fold if split.test_fold is not None else 0
     fold_dir = Path(run_dir) / f"fold{fold}"
@@ -372,19 +347,16 @@ def train_partial_fold(
     model, record = partial_model_state(config, dataset, data, fold, show=progress)
     history = record.pop("_history")
     chosen = record["chosen"]
-    save_model(
-        fold_dir / "model", model, list(dataset.classes), clip_seconds=clip_seconds(dataset),
-        config=config.to_dict(), selection={"test_fold": fold, **chosen},
-    )  # fmt: skip
+    save_fold_model(
+        fold_dir / "model", model, dataset, config, selection={"test_fold": fold, **chosen}
+    )
     val_logits, val_idx, val_labels = _image_logits(config, dataset, model, split.val)
     test_logits, test_idx, test_labels = _image_logits(config, dataset, model, split.test)
-    _save_logits(
+    save_logits(
         fold_dir / "logits.npz",
-        {"val": [dataset[int(i)].clip_id for i in val_idx],
-         "test": [dataset[int(i)].clip_id for i in test_idx]},
-        {"val": val_logits, "test": test_logits},
-        {"val": val_labels, "test": test_labels},
-    )  # fmt: skip
+        dataset,
+        {"val": (val_idx, val_logits, val_labels), "test": (test_idx, test_logits, test_labels)},
+    )
     write_predictions(fold_dir / "test_predictions.csv", dataset, test_idx, test_logits)
     write_metrics_csv(fold_dir / "metrics.csv", history)
     train_clips = write_split(

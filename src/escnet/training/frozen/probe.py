@@ -42,14 +42,13 @@ from escnet.augment.audio import NAA_VARIANTS
 from escnet.cache import atomic_path, atomic_write_json, atomic_write_text
 from escnet.data.datasets import Dataset
 from escnet.data.folds import ImageSplit, Split
-from escnet.errors import EscnetError
 from escnet.features.prepare import default_workers
-from escnet.model_dir.io import save_model
 from escnet.models import SpectralClassifier, create_model
 from escnet.models.probe import ProbeNet, feature_columns, mean_probability_logits
 from escnet.training.config import FoldResult, TrainConfig
-from escnet.training.data import clip_seconds
+from escnet.training.data import save_fold_model
 from escnet.training.frozen.embeddings import FeatureTable, clip_features, roll_view
+from escnet.training.frozen.views import checked_training_rows, clip_split
 from escnet.training.logistic import fit_logistic_head, score
 from escnet.training.loop import Compute, Optimisation, train_epoch
 from escnet.training.metrics import better_choice
@@ -101,12 +100,8 @@ def _eval_views(config: TrainConfig) -> list[str]:
 def load_probe_data(
     config: TrainConfig, dataset: Dataset, split: Split, *, progress: bool = True
 ) -> ProbeData:
-    """The fold's feature tables, from the cache or computed (:func:`clip_features`).
-
-    Raises:
-        RuntimeError: a training row comes from a clip outside ``split.train`` (a leak).
-        EscnetError: no training clip could be loaded.
-    """
+    """The fold's feature tables, from the cache or computed (:func:`clip_features`); the
+    training rows checked (:func:`~escnet.training.frozen.views.checked_training_rows`)."""
     workers = config.workers if config.workers is not None else default_workers()
     eval_views = _eval_views(config)
 
@@ -121,12 +116,7 @@ def load_probe_data(
             progress=progress,
         )
 
-    train = table(split.train, train_views(config))
-    if len(train.source) == 0:
-        raise EscnetError(
-            f"{dataset.name}, test fold {split.test_fold}: no training clip could be loaded"
-        )
-    split.check_training_sources(train.source, dataset, "probe training rows")
+    train = checked_training_rows(table(split.train, train_views(config)), dataset, split)
     return ProbeData(train, table(split.val, eval_views), table(split.test, eval_views), eval_views)
 
 
@@ -253,24 +243,18 @@ def _fit(
     return model, val_logits, test_logits, choice
 
 
-def _save_logits(
-    path: Path, dataset: Dataset, data: ProbeData, val: torch.Tensor, test: torch.Tensor
+def save_logits(
+    path: Path, dataset: Dataset, parts: dict[str, tuple[np.ndarray, torch.Tensor, np.ndarray]]
 ) -> None:
-    first = data.eval_views[0]
+    """``logits.npz`` for the ensembles: per part (``val``, ``test``), from ``(clip indices,
+    logits, labels)``, the logits, the clips' ids and their labels."""
+    arrays: dict[str, Any] = {}
+    for part, (indices, logits, labels) in parts.items():
+        ids = np.asarray([dataset[int(i)].clip_id for i in indices])
+        arrays |= {f"{part}_logits": logits.numpy(), f"{part}_ids": ids,
+                   f"{part}_labels": np.asarray(labels)}  # fmt: skip
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(
-            f,
-            val_logits=val.numpy(),
-            val_ids=np.asarray(
-                [dataset[int(i)].clip_id for i in data.val.source[data.val.rows(first)]]
-            ),
-            val_labels=_labels(data.val, data.eval_views).numpy(),
-            test_logits=test.numpy(),
-            test_ids=np.asarray(
-                [dataset[int(i)].clip_id for i in data.test.source[data.test.rows(first)]]
-            ),
-            test_labels=_labels(data.test, data.eval_views).numpy(),
-        )
+        np.savez(f, **arrays)
 
 
 def write_predictions(
@@ -328,11 +312,7 @@ def train_probe_fold(
     Returns:
         The fold's test metrics (``best_epoch`` and ``epochs_run`` are 0: there are no epochs).
     """
-    if isinstance(split, ImageSplit):
-        raise EscnetError(
-            f"TrainConfig.method='probe' splits clips; protocol {split.protocol!r} splits NAA "
-            "images: use protocol 'official-folds' or 'random-split'"
-        )
+    split = clip_split(split, "probe")
     started = time.perf_counter()
     fold = split.test_fold if split.test_fold is not None else 0
     fold_dir = Path(run_dir) / f"fold{fold}"
@@ -342,16 +322,23 @@ def train_probe_fold(
     first = data.eval_views[0]
     test_labels = _labels(data.test, data.eval_views)
     test_indices = data.test.source[data.test.rows(first)]
-    save_model(
+    save_fold_model(
         fold_dir / "model",
         model,
-        list(dataset.classes),
-        clip_seconds=clip_seconds(dataset),
-        config=config.to_dict(),
+        dataset,
+        config,
         model_kwargs=probe_model_kwargs(config),
         selection={"test_fold": fold, "epoch": 0, **choice["chosen"]},
     )
-    _save_logits(fold_dir / "logits.npz", dataset, data, val_logits, test_logits)
+    val_indices = data.val.source[data.val.rows(first)]
+    save_logits(
+        fold_dir / "logits.npz",
+        dataset,
+        {
+            "val": (val_indices, val_logits, _labels(data.val, data.eval_views).numpy()),
+            "test": (test_indices, test_logits, test_labels.numpy()),
+        },
+    )
     write_predictions(fold_dir / "test_predictions.csv", dataset, test_indices, test_logits)
     train_clips = write_split(
         fold_dir / "split.json", dataset, split, data.train.source, data.train.view
