@@ -21,7 +21,6 @@ from escnet.data.folds import fold_split
 from escnet.model_dir.io import load_model
 from escnet.models.mobilenet_audioset import AudioSetMelConfig, MobileNetAudioSet
 from escnet.training import TrainConfig, cross_validate, evaluate_run
-from escnet.training.frozen import partial
 from escnet.training.frozen.activations import clip_activations
 from escnet.training.frozen.partial import load_partial_data, partial_model_state
 
@@ -54,11 +53,9 @@ def stand_in_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-@pytest.fixture
-def few_epochs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Three epochs at learning rates the random stand-in tolerates: seconds, not minutes."""
-    monkeypatch.setattr(partial, "PARTIAL_EPOCHS", 3)
-    monkeypatch.setattr(partial, "BODY_LR", 5e-5)
+#: Three epochs at a learning rate the random stand-in tolerates: seconds, not minutes (set as
+#: the method's own settings, which config.json records).
+FEW_EPOCHS = {"partial": {"epochs": 3, "body_lr": 5e-5}}
 
 
 @pytest.fixture
@@ -137,14 +134,17 @@ def test_activations_are_cached_and_equal_the_lower_blocks(
 
 
 def test_partial_beats_chance_keeps_lower_blocks_and_its_model_predicts_as_tested(
-    tmp_path: Path, tones: Path, stand_in_weights: Path, few_epochs: None
+    tmp_path: Path, tones: Path, stand_in_weights: Path
 ) -> None:
     run = tmp_path / "run"
-    results = cross_validate(partial_config(augment="naa"), run, progress=False)
+    results = cross_validate(partial_config(augment="naa", **FEW_EPOCHS), run, progress=False)
     fold = results["folds"][0]
     assert fold["accuracy"] >= 0.8  # chance is 1/3
     record = json.loads((run / "fold1" / "partial.json").read_text())
     assert record["chosen"]["epoch"] == fold["best_epoch"]
+    assert record["settings"]["epochs"] == 3 and len(record["epochs"]) == 3
+    saved_config = json.loads((run / "config.json").read_text())
+    assert saved_config["partial"]["body_lr"] == 5e-5  # the settings that ran are recorded
     assert record["activations"]["dtype"] == "float16"
     split = json.loads((run / "fold1" / "split.json").read_text())
     assert set(split["train_rows"]["sources"]) == set(split["train"])
@@ -183,10 +183,10 @@ def test_partial_beats_chance_keeps_lower_blocks_and_its_model_predicts_as_teste
 
 
 def test_training_changes_the_upper_blocks_only(
-    tmp_path: Path, tones: Path, stand_in_weights: Path, few_epochs: None
+    tmp_path: Path, tones: Path, stand_in_weights: Path
 ) -> None:
     # no validation clips: the last epoch is kept, so the trained weights are what is compared
-    config = partial_config(val_fraction=0.0, partial_from=13)
+    config = partial_config(val_fraction=0.0, partial_from=13, **FEW_EPOCHS)
     ds = dataclasses.replace(get_dataset("esc50"), duration=CLIP_SECONDS)
     data = load_partial_data(config, ds, fold_split(ds, 1, val_fraction=0.0), progress=False)
     model, record = partial_model_state(config, ds, data, 1, show=False)

@@ -169,7 +169,9 @@ def test_probe_features_come_from_training_clips_and_their_variants_only(
     assert set(data.val.view.tolist()) == {"original"} == set(data.test.view.tolist())
     assert {ds[int(i)].clip_id for i in data.test.source} == {ds[i].clip_id for i in split.test}
     # a chosen subset of variants, and time rolls, as training rows: still training clips only
-    chosen = dataclasses.replace(config, probe_train_views=["shift", "roll8"])
+    chosen = dataclasses.replace(
+        config, settings=dataclasses.replace(config.probe, train_views=["shift", "roll8"])
+    )
     subset = load_probe_data(chosen, ds, split, progress=False)
     assert subset.train.view.tolist() == ["original", "shift", "roll8"] * len(train_ids)
     assert {ds[int(i)].clip_id for i in subset.train.source} == train_ids
@@ -349,7 +351,8 @@ def test_refit_of_an_ensemble_is_one_model_directory_of_refitted_members(
     a, b = tmp_path / "a", tmp_path / "b"
     config = probe_config(folds=[1, 2, 3, 4, 5])
     cross_validate(config, a, progress=False)
-    cross_validate(dataclasses.replace(config, probe_blocks=[16]), b, progress=False)
+    blocks16 = dataclasses.replace(config.probe, blocks=[16])
+    cross_validate(dataclasses.replace(config, settings=blocks16), b, progress=False)
     ens = ensemble_runs([a, b], tmp_path / "ens")
     assert main(["-q", "refit", str(tmp_path / "ens")]) == 0
     assert "trained on 45 clips of esc50 folds [1, 2, 3, 4, 5]" in capsys.readouterr().out

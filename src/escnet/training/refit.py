@@ -44,10 +44,10 @@ from escnet.features.prepare import default_workers
 from escnet.model_dir.layout import (
     ENSEMBLE_JSON,
     FINAL_DIR,
-    FORMAT_VERSION,
     MODEL_JSON,
     member_run_dir,
 )
+from escnet.model_dir.members import save_refit_ensemble
 from escnet.models import SpectralClassifier
 from escnet.models.probe import feature_columns
 from escnet.training.config import TrainConfig
@@ -61,7 +61,6 @@ from escnet.training.frozen.probe import (
 )
 from escnet.training.logistic import fit_logistic_head
 from escnet.training.records import json_object
-from escnet.version import __version__
 
 __all__ = ["CHECK_CLIPS", "refit", "refit_ensemble", "refit_probe_run"]
 
@@ -242,21 +241,13 @@ def refit_ensemble(
     total = sum(m["weight"] for m in members)
     for m in members:
         m["weight"] = m["weight"] / total
-    atomic_write_json(
-        target / MODEL_JSON,
-        {
-            "format_version": FORMAT_VERSION,
-            "escnet_version": __version__,
-            "model": f"ensemble of {len(members)} {first['model']}",
-            "classes": first["classes"],
-            "num_classes": first["num_classes"],
-            "sample_rate": first["sample_rate"],
-            "clip_seconds": first["clip_seconds"],
-            "members": members,
-            "selection": {"rule": "each member's temperature and weight: mean over the folds"},
-            "trained_on": first["trained_on"],
-            "cross_validation": _cross_validation(results, root),
-        },
+    save_refit_ensemble(
+        target,
+        members,
+        first,
+        selection={"rule": "each member's temperature and weight: mean over the folds"},
+        trained_on=first["trained_on"],
+        cross_validation=_cross_validation(results, root),
     )
     return target
 
