@@ -68,6 +68,9 @@ def test_a_setting_the_method_does_not_read_is_refused() -> None:
         TrainConfig.from_dict({"method": "finetune", "partial_from": 3})
     with pytest.raises(ValueError, match="unknown ProbeConfig field"):
         TrainConfig.from_dict({"method": "probe", "model": "mn04_as", "probe": {"lr": 1.0}})
+    with pytest.raises(ValueError, match="head 'linear' does not read mlp_epochs"):
+        ProbeConfig(mlp_epochs=3)
+    assert ProbeConfig(head="mlp", mlp_epochs=3).mlp_epochs == 3
     with pytest.raises(ValueError, match="settings must be"):
         TrainConfig(settings={"epochs": 3})  # type: ignore[arg-type]
 

@@ -55,6 +55,12 @@ _RESUME_FREE_FIELDS = frozenset(
 )
 
 
+def _default(field: dataclasses.Field[Any]) -> Any:
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
+
+
 def _whole(owner: str, name: str, value: object, minimum: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ParameterError(f"{owner}.{name} must be an integer >= {minimum}, got {value!r}")
@@ -202,6 +208,18 @@ class ProbeConfig:
         _share(owner, "mlp_label_smoothing", self.mlp_label_smoothing)
         if not self.mlp_weight_decays or min(self.mlp_weight_decays) < 0:
             raise ParameterError(f"{owner}.mlp_weight_decays must name weight decays >= 0")
+        if self.head == "linear":  # the MLP's settings are the MLP head's alone
+            default = ProbeConfig.__dataclass_fields__
+            changed = [
+                f.name
+                for f in dataclasses.fields(self)
+                if f.name.startswith("mlp_") and getattr(self, f.name) != _default(default[f.name])
+            ]
+            if changed:
+                raise ParameterError(
+                    f"{owner}: head 'linear' does not read {', '.join(changed)}; drop them or set "
+                    "head='mlp'"
+                )
 
     def check_train_views(self, augment: str) -> None:
         """Refuse unknown views, and NAA variants the augmentation policy does not name."""
