@@ -159,9 +159,13 @@ class ProbeConfig:
             ``augment="naa"``, none otherwise.
         tta_shifts: test-time views, the time shifts (frames) whose probabilities are averaged
             for validation and test clips (0: the clip itself), each once; ``None``: no TTA.
-        mlp_hidden, mlp_dropout, mlp_epochs, mlp_lr, mlp_batch_size, mlp_label_smoothing,
-            mlp_weight_decays: the MLP head's width, dropout and training (AdamW with a
-            one-cycle schedule; the weight decays are the candidates validation chooses from).
+        mlp_hidden: the MLP head's hidden width (``head="mlp"`` only, as every ``mlp_*``).
+        mlp_dropout: its dropout.
+        mlp_epochs: its epochs (AdamW with a one-cycle schedule, the one training loop).
+        mlp_lr: its peak learning rate.
+        mlp_batch_size: its rows per step.
+        mlp_label_smoothing: its training loss's label smoothing.
+        mlp_weight_decays: the weight decays validation chooses from.
     """
 
     blocks: list[int] = dataclasses.field(default_factory=lambda: [12, 16])
