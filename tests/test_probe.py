@@ -302,7 +302,7 @@ def test_cli_probe_options_and_errors(
     assert main(args) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["method"] == "probe" and config["probe"]["blocks"] == [16]
-    assert config["tta_shifts"] == [0, 8, 16, 24]
+    assert config["probe"]["tta_shifts"] == [0, 8, 16, 24]
     assert "accuracy over 1 fold(s)" in capsys.readouterr().out
     assert main(["-q", "ensemble", str(run), "--out", str(tmp_path / "e")]) == 0
     assert (tmp_path / "e" / "report.md").is_file()
