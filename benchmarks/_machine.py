@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from importlib import metadata
 
@@ -55,3 +56,14 @@ def command_line(argv: list[str]) -> str:
         return shlex.quote(arg)
 
     return "python " + " ".join(portable(a) for a in argv)
+
+
+def report(lines: list[str], out: str | os.PathLike[str] | None) -> None:
+    """End a benchmark's ``lines`` with the load average after it, print them, and write them
+    to ``out`` (the Markdown file that the docs copy) when given."""
+    from pathlib import Path
+
+    text = "\n".join([*lines, f"load average after: {load_average()}"]) + "\n"
+    print(text)
+    if out:
+        Path(out).write_text(text)

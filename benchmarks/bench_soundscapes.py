@@ -5,9 +5,11 @@
    test fold (``--fold``, 1), ``--val`` from the validation clips of that fold's split (the
    training folds' validation groups, as training drew them: ``val_fraction`` and ``seed`` of the
    model's run). The test fold's clips are never used for choosing anything.
-2. Each model (``--model NAME=DIR``, the run or ensemble directory; its fold-``--fold`` model,
-   trained without the test fold, is used; ``NAME=DIR:one-view``: a probe run's fold model
-   with its test-time views turned off, one pass per window) detects events at each hop
+2. Each model (``--model NAME=DIR``, the run or cross-validation ensemble directory; its
+   fold-``--fold`` model, trained without the test fold, is used: for an ensemble, its members'
+   fold models with that fold's weights and temperatures; ``NAME=DIR:one-view``: a probe
+   run's fold model with its test-time views turned off, one pass per window) detects events
+   at each hop
    (``--hops``) in both sets, with one CPU thread (``--threads``). Per-class thresholds are
    chosen on the validation soundscapes at that hop
    (:func:`escnet.events.thresholds.choose_thresholds`), then the test soundscapes are scored
@@ -19,7 +21,7 @@
    beside it), the machine and its load before and after.
 
     python benchmarks/bench_soundscapes.py --model recipe=RUNS/recipe \
-        --model one-pass=RUNS/b12-16-naa-mlp [--fold 1] [--test 20] [--val 20] \
+        --model one-pass=RUNS/b12-16-shift-tta:one-view [--fold 1] [--test 20] [--val 20] \
         [--hops 0.5 1 2.5] [--snr 6 6] [--work DIR] [--out docs/benchmarks/detect-soundscapes.md]
 """
 
@@ -68,6 +70,8 @@ def soundscape_sets(args: argparse.Namespace, split_of: Path) -> dict[str, list[
         ("test", split.test, args.test, 1000),
         ("val", split.val, args.val, 2000),
     ):
+        if not count:
+            continue
         clips = [ds[i] for i in indices]
         sources = esc50_sources(clips, ds.classes)
         sets[name] = write_soundscapes(
@@ -98,14 +102,18 @@ def one_view(path: Path, fold: int, work: Path) -> Path:
     return copy
 
 
+def load_model(path: Path, args: argparse.Namespace) -> Any:
+    """The predictor of ``--model``'s fold model (``DIR:one-view``: see :func:`one_view`)."""
+    if str(path).endswith(":one-view"):
+        model = one_view(Path(str(path).removesuffix(":one-view")), args.fold, args.work)
+        return load(model, threads=args.threads)
+    return load(path, fold=args.fold, threads=args.threads)
+
+
 def run_model(
     name: str, path: Path, sets: dict[str, list[Path]], args: argparse.Namespace
 ) -> list[dict[str, Any]]:
-    if str(path).endswith(":one-view"):
-        model = one_view(Path(str(path).removesuffix(":one-view")), args.fold, args.work)
-        predictor = load(model, threads=args.threads)
-    else:
-        predictor = load(path, fold=args.fold, threads=args.threads)
+    predictor = load_model(path, args)
     references = {k: [read_reference(f) for f in v] for k, v in sets.items()}
     rows = []
     for hop in args.hops:
@@ -177,20 +185,25 @@ def table(rows: list[dict[str, Any]], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def soundscape_args(p: argparse.ArgumentParser, val: int) -> None:
+    """The options of the models and the soundscapes, shared with ``tune_detect.py``."""
+    p.add_argument("--model", action="append", required=True, metavar="NAME=DIR")
+    p.add_argument("--fold", type=int, default=1)
+    p.add_argument("--val", type=int, default=val)
+    p.add_argument("--duration", type=float, default=60.0)
+    p.add_argument("--snr", type=float, nargs=2, default=(6.0, 6.0), metavar=("LOW", "HIGH"))
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--work", type=Path, default=Path("runs/soundscapes"))
+    p.add_argument("--out", type=Path)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--model", action="append", required=True, metavar="NAME=DIR")
-    p.add_argument("--fold", type=int, default=1)
+    soundscape_args(p, val=20)
     p.add_argument("--test", type=int, default=20)
-    p.add_argument("--val", type=int, default=20)
-    p.add_argument("--duration", type=float, default=60.0)
-    p.add_argument("--snr", type=float, nargs=2, default=(6.0, 6.0), metavar=("LOW", "HIGH"))
     p.add_argument("--hops", type=float, nargs="+", default=[0.5, 1.0, 2.5])
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--work", type=Path, default=Path("runs/soundscapes"))
-    p.add_argument("--out", type=Path)
     args = p.parse_args()
     models = [m.split("=", 1) for m in args.model]
     load_before = load_average()

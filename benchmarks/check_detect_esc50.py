@@ -6,8 +6,10 @@ Builds a 60-s soundscape (:mod:`escnet.events.soundscape`: pink noise at -35 dBF
 without that fold), once writing a Raven selection table and a picture, once an Audacity label
 track, reads both files back with crowsetta and checks that each true event has a detected event
 of its class with its onset within 1 s. With ``--choose-thresholds DIR`` the first run chooses
-per-class thresholds on the validation soundscapes in DIR and saves them in a copy of the fold's
-model directory, which both runs use (the documented workflow). Prints (and writes to
+per-class thresholds on the validation soundscapes in DIR and saves them in the fold's model
+exported as a model directory (``escnet export MODEL --fold K``: for a cross-validation ensemble,
+its members' fold models with that fold's weights and temperatures), which both runs use (the
+documented workflow). Prints (and writes to
 ``--out``) a Markdown record; with ``--picture FILE`` the PNG is also copied there.
 
     python benchmarks/check_detect_esc50.py --model RUNS/recipe [--fold 1] [--snr 6] \
@@ -30,7 +32,6 @@ from escnet.cache import atomic_write_text  # noqa: E402
 from escnet.data.datasets import get_dataset  # noqa: E402
 from escnet.events.formats import read_audacity, read_raven  # noqa: E402
 from escnet.events.soundscape import SoundscapeConfig, synthesize, write_soundscape  # noqa: E402
-from escnet.model_dir.layout import resolve_model_dir  # noqa: E402
 
 TRUE = (("dog", 10.0), ("siren", 40.0))
 
@@ -50,7 +51,7 @@ def main() -> int:
         type=Path,
         metavar="DIR",
         help="validation soundscapes (bench_soundscapes.py's val/): thresholds chosen on them "
-        "and saved in a copy of the fold's model directory, which both runs then use",
+        "and saved in the fold's model, exported as a model directory, which both runs then use",
     )
     args = p.parse_args()
     before = load_average()
@@ -68,8 +69,13 @@ def main() -> int:
     command = [sys.executable, "-m", "escnet", "-q", "detect", args.model, "--fold", str(args.fold)]
     choose: list[str] = []
     if args.choose_thresholds:
+        # The fold's model as a model directory of its own (a run's fold model, or a
+        # cross-validation ensemble's members at that fold with its weights and temperatures),
+        # so that the thresholds can be saved in its model.json.
         copy = args.work / "model"
-        shutil.copytree(resolve_model_dir(args.model, args.fold), copy, dirs_exist_ok=True)
+        if not (copy / "model.json").is_file():
+            export = [*command[:4], "export", args.model, "--fold", str(args.fold)]
+            subprocess.run([*export, "--out", str(copy)], check=True)
         command = [*command[:5], str(copy)]
         choose = ["--choose-thresholds", str(args.choose_thresholds), "--save-thresholds"]
     started = time.perf_counter()

@@ -29,3 +29,29 @@ def slow_decoder(path: str, sample_rate: int) -> Iterator[Event]:
     enough to be killed in the middle."""
     time.sleep(0.05)
     yield from decode_file(path, sample_rate)
+
+
+def kill_part_way(job: str, model: Path, folder: Path, out: Path, lines: int) -> None:
+    """Run ``escnet.batch.<job>(model, [folder], output=out, workers=1)`` with
+    :func:`slow_decoder` in a subprocess and SIGKILL it once ``out`` holds ``lines`` lines."""
+    import subprocess
+    import sys
+
+    tests = Path(__file__).parent
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import _inference_helpers, _batch_faults; "
+        f"from escnet.batch import {job}; "
+        f"{job}(sys.argv[2], [sys.argv[3]], output=sys.argv[4], workers=1, "
+        "decoder=_batch_faults.slow_decoder)"
+    )
+    args = [sys.executable, "-c", code, str(tests), str(model), str(folder), str(out)]
+    proc = subprocess.Popen(args, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not out.exists() or out.read_bytes().count(b"\n") < lines:
+            assert proc.poll() is None, "the job ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()

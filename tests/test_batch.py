@@ -6,8 +6,6 @@ import csv
 import errno
 import io
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,7 +18,7 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).parent))
 import _batch_faults  # noqa: E402
 import escnet  # noqa: E402
-from _inference_helpers import CLASSES, TESTS, synth, train_tiny_model  # noqa: E402
+from _inference_helpers import CLASSES, synth, train_tiny_model  # noqa: E402
 from escnet.batch import OutputError, Table, iter_files, label, prediction_columns  # noqa: E402
 from escnet.batch import table as table_module  # noqa: E402
 from escnet.cli import main  # noqa: E402
@@ -83,23 +81,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_table(model_dir: Path, tmp_
     reference = tmp_path / "reference.csv"
     label(model_dir, [tmp_path / "a"], output=reference, workers=0)
     out = tmp_path / "killed.csv"
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import _inference_helpers, _batch_faults; "
-        "from escnet.batch import label; "
-        "label(sys.argv[2], [sys.argv[3]], output=sys.argv[4], workers=1, "
-        "decoder=_batch_faults.slow_decoder)"
-    )
-    args = [sys.executable, "-c", code, str(TESTS), str(model_dir), str(tmp_path / "a"), str(out)]
-    proc = subprocess.Popen(args, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 240
-        while not out.exists() or out.read_bytes().count(b"\n") < 11:  # header + 10 files
-            assert proc.poll() is None, "the job ended before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait()
+    _batch_faults.kill_part_way("label", model_dir, tmp_path / "a", out, 11)  # header + 10 files
     kept = out.read_bytes().count(b"\n") - 1
     assert 10 <= kept < 60
     assert main(["-q", "predict", str(model_dir), str(tmp_path / "a"), "--output", str(out),

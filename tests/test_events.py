@@ -123,6 +123,49 @@ def test_relative_tracks_ignore_a_steady_background_class() -> None:
     ] == [("dog", 10.0, 15.0)]
 
 
+def _noise_floor(n: int, seed: int = 0) -> np.ndarray:
+    """Frame levels of a steady background: -40 dBFS, give or take half a dB."""
+    return (-40.0 + np.random.default_rng(seed).uniform(-0.5, 0.5, n)).astype(np.float32)
+
+
+def test_level_edges_put_an_event_where_its_sound_is() -> None:
+    # 60 s; the windows' scores rise 5 s before a sound at 20.0-22.0 s and fall 5 s after it,
+    # as overlapping windows make them; the sound is 8 dB over a steady background.
+    scores = np.full((600, 3), 0.02)
+    up = np.linspace(0.1, 0.9, 50)
+    scores[150:200, 0], scores[200:220, 0], scores[220:270, 0] = up, 0.9, up[::-1]
+    levels = _noise_floor(600)
+    levels[200:220] = -32.0
+    tracks = _tracks(scores, levels=levels)
+    by_level = extract_events(tracks, DetectionParams(threshold=0.5, median_filter=0))
+    by_track = DetectionParams(threshold=0.5, median_filter=0, level_edges=0)
+    assert [(e.label, e.onset, e.offset) for e in by_level] == [("dog", 20.0, 22.0)]
+    assert [(e.onset, e.offset) for e in extract_events(tracks, by_track)] == [(17.5, 24.5)]
+
+
+def test_level_edges_drop_a_run_with_no_sound_over_the_background() -> None:
+    # The model names the steady background "rain" for 10 s; nothing is louder there.
+    scores = _ramp(600, {2: [(100, 200)]}, high=0.95)
+    tracks = _tracks(scores, levels=_noise_floor(600))
+    assert extract_events(tracks, DetectionParams(median_filter=0)) == []
+    off = DetectionParams(median_filter=0, level_edges=0)
+    assert [e.label for e in extract_events(tracks, off)] == ["rain"]
+    # Under 30 s, a steady sound cannot be told from the background: the tracks' edges.
+    short = _tracks(scores[:290], levels=_noise_floor(290))
+    assert [e.label for e in extract_events(short, DetectionParams(median_filter=0))] == ["rain"]
+
+
+def test_level_edges_keep_one_class_per_sound_for_a_softmax_model() -> None:
+    # Two classes take turns at the top around one sound: both runs find it; one event stays,
+    # the class with the higher mean score over it.
+    scores = np.full((600, 3), 0.05)
+    scores[190:205, 0], scores[205:225, 1] = 0.6, 0.8
+    levels = _noise_floor(600)
+    levels[195:222] = -30.0
+    events = extract_events(_tracks(scores, levels=levels), DetectionParams(median_filter=0))
+    assert [(e.label, e.onset, e.offset) for e in events] == [("siren", 19.5, 22.2)]
+
+
 def test_silent_frames_get_no_events_whatever_the_scores() -> None:
     scores = _ramp(200, {0: [(0, 200)]}, high=0.96)
     levels = np.full(200, -120.0, np.float32)
@@ -141,6 +184,8 @@ def test_silent_frames_get_no_events_whatever_the_scores() -> None:
         {"max_gap": float("inf")},
         {"median_filter": -0.5},
         {"edge": 1.2},
+        {"level_edges": -1.0},
+        {"level_margin": float("nan")},
     ],
 )
 def test_bad_params_are_refused_naming_the_option(kwargs: dict) -> None:
@@ -206,6 +251,10 @@ def test_thresholds_are_chosen_saved_and_read_back(tmp_path: Path) -> None:
     assert saved["detection"]["chosen_on"] == "one soundscape"
     spec = ModelSpec("m", CLASSES, 16000, 5.0, metadata=saved, path=model)
     assert saved_params(spec) == chosen
+    # Saved before events took their edges from the level: they keep the tracks' edges.
+    del saved["detection"]["level_edges"]
+    old = saved_params(ModelSpec("m", CLASSES, 16000, 5.0, metadata=saved, path=model))
+    assert old.level_edges == 0 and DetectionParams().level_edges == 2
     saved["detection"]["thresholds"] = {"cat": 0.5}
     with pytest.raises(ModelDirError, match="model.json.*cat"):
         saved_params(ModelSpec("m", CLASSES, 16000, 5.0, metadata=saved, path=model))

@@ -108,6 +108,8 @@ def test_a_recording_shorter_than_a_window_gets_one_and_says_so(
         (["--threshold", "1.5"], "--threshold"),
         (["--min-duration", "-1"], "--min-duration"),
         (["--max-gap", "-0.5"], "--max-gap"),
+        (["--level-edges", "-2"], "--level-edges"),
+        (["--level-margin", "-1"], "--level-margin"),
         (["--format", "kaleidoscope"], "--format"),
         (["--hop", "2"], "longer than the 1-s window"),
         (["--save-thresholds"], "--choose-thresholds"),

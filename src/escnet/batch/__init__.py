@@ -7,11 +7,16 @@ cluster.
 * :mod:`escnet.batch.workers`: decoding in worker processes, with a time limit and restarts.
 * :mod:`escnet.batch.table`: the output table, appended as files finish, resumable.
 * :mod:`escnet.batch.label`: :func:`label`, the job; ``escnet predict --output`` runs it.
+* :mod:`escnet.batch.events`: :func:`detect`, the same job finding sound events; ``escnet
+  detect --workers/--files-from/--resume`` runs it.
 * :mod:`escnet.batch.ray_job`: the same job on a Ray cluster (``escnet[distributed]``).
 
-Nothing here imports torch unless the model runs with the torch backend, or Ray unless asked.
+Nothing here imports torch unless the model runs with the torch backend, or Ray unless asked;
+:func:`detect` (and with it the events stage) is imported when first asked for, so that a
+decoding worker, which imports this package, starts light.
 """
 
+from escnet._lazy import lazy_exports
 from escnet.batch.engine import FileResult, WindowBatcher, decode_file
 from escnet.batch.files import label_files, open_predictor
 from escnet.batch.label import LabelSummary, label
@@ -29,6 +34,7 @@ __all__ = [
     "WindowBatcher",
     "count_files",
     "decode_file",
+    "detect",
     "iter_files",
     "label",
     "label_files",
@@ -36,3 +42,5 @@ __all__ = [
     "prediction_columns",
     "prediction_row",
 ]
+
+__getattr__, _ = lazy_exports(__name__, {"detect": "escnet.batch.events"})

@@ -61,6 +61,8 @@ class FileResult:
         prediction: the labels, or ``None`` when skipped.
         error: the reason it was skipped.
         seconds: its length in seconds (0 when unknown).
+        levels: its frame levels (:class:`~escnet.events.tracks.FrameLevels`), when the
+            batcher measures them (``levels=True``: event detection needs them).
     """
 
     key: int
@@ -68,6 +70,7 @@ class FileResult:
     prediction: Prediction | None = None
     error: str | None = None
     seconds: float = 0.0
+    levels: np.ndarray | None = None
 
 
 @dataclass
@@ -88,6 +91,8 @@ class WindowBatcher:
         predictor: the model; its :attr:`~escnet.inference.Predictor.batch_size` is the number of
             windows per model call.
         window, hop, aggregate: as :meth:`escnet.inference.Predictor.predict_file`.
+        levels: also measure each file's frame levels on the way, for
+            :func:`escnet.events.detect.detect_prediction` (:attr:`FileResult.levels`).
     """
 
     def __init__(
@@ -97,9 +102,11 @@ class WindowBatcher:
         window: float | None = None,
         hop: float | None = None,
         aggregate: str = "mean",
+        levels: bool = False,
     ) -> None:
         self.predictor = predictor
         self.window, self.hop, self.aggregate = window, hop, aggregate
+        self.levels = levels
         StreamLabeller(predictor, window, hop, aggregate)  # refuses bad values before any file
         self._files: dict[int, _File] = {}
         self._pending: list[tuple[_File, list[int], np.ndarray]] = []
@@ -117,8 +124,14 @@ class WindowBatcher:
 
     def start(self, key: int, path: str) -> None:
         """A file the job hands to a decoder; its events follow under ``key``."""
+        meter = None
+        if self.levels:
+            # Imported here: a decoding worker imports this module and needs none of it.
+            from escnet.events.tracks import FrameLevels
+
+            meter = FrameLevels(self.predictor.sample_rate)
         labeller = StreamLabeller(
-            self.predictor, self.window, self.hop, self.aggregate, batch_size=1
+            self.predictor, self.window, self.hop, self.aggregate, batch_size=1, meter=meter
         )
         self._files[key] = _File(key, path, labeller)
 
@@ -195,4 +208,7 @@ class WindowBatcher:
             self._finished.append(FileResult(f.key, f.path, error=str(exc), seconds=f.seconds))
             return
         prediction.source = f.path
-        self._finished.append(FileResult(f.key, f.path, prediction, seconds=f.seconds))
+        meter = f.labeller.meter
+        levels = None if meter is None else meter.levels()
+        done = FileResult(f.key, f.path, prediction, seconds=f.seconds, levels=levels)
+        self._finished.append(done)

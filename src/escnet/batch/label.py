@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,11 @@ from escnet.errors import ParameterError
 from escnet.inference import Predictor
 from escnet.machine import usable_cores
 
-__all__ = ["LabelSummary", "label", "print_summary"]
+__all__ = ["LabelSummary", "Work", "label", "local_work", "print_summary", "run_job"]
+
+#: The work of a job: the files to do in, each finished file's table rows (at least one, the
+#: first saying whether it was skipped) and its length in seconds out, as files finish.
+Work = Callable[[Iterator[str]], Iterable[tuple[list[dict[str, Any]], float]]]
 
 #: Skipped files a summary names one by one; the rest are counted (the table has them all).
 MAX_NAMED_SKIPS = 1000
@@ -59,6 +63,7 @@ class LabelSummary:
         seconds: wall time of the job.
         audio_seconds: audio labelled, in seconds.
         restarts: decoding workers replaced after a hang or a crash.
+        events: sound events found by this run (a detection job; ``None`` for labels).
     """
 
     output: Path
@@ -70,6 +75,7 @@ class LabelSummary:
     seconds: float = 0.0
     audio_seconds: float = 0.0
     restarts: int = 0
+    events: int | None = None
 
     @property
     def files_per_second(self) -> float:
@@ -77,7 +83,8 @@ class LabelSummary:
         return (self.labelled + self.skip_count) / self.seconds if self.seconds else 0.0
 
     def add(self, row: dict[str, Any], seconds: float) -> None:
-        """Count a finished file's row (a skipped file's has its reason in ``error``)."""
+        """Count a finished file by its (first) row (a skipped file's has its reason in
+        ``error``)."""
         self.audio_seconds += seconds
         if row.get("error"):
             self.skip_count += 1
@@ -96,6 +103,8 @@ class LabelSummary:
             + f" in {self.seconds:.1f} s ({self.files_per_second:.1f} files/s, "
             f"{hours / max(self.seconds, 1e-9) * 3600:.0f} s of audio per s); table: {self.output}"
         ]
+        if self.events is not None:
+            out.append(f"{self.events} sound event(s) in the {self.labelled} file(s) labelled")
         if self.warned:
             out.append(f"{self.warned} file(s) with a warning (see the table's warning column)")
         if self.restarts:
@@ -166,7 +175,41 @@ def label(
     k = min(top_k, len(predictor.classes))
     table = Table(output, prediction_columns(k), types=prediction_types(k), resume=resume)
     summary = LabelSummary(Path(output), already=table.resumed)
-    inputs = list(inputs)
+    work: Work
+    if ray is not None:
+
+        def work(files: Iterator[str]) -> Iterator[tuple[list[dict[str, Any]], float]]:
+            from escnet.batch.ray_job import run_on_ray
+
+            rows = run_on_ray(
+                list(files), model, address=ray, actors=ray_actors, backend=backend,
+                options=options, aggregate=aggregate, top_k=k, decode_timeout=decode_timeout,
+                decoder=decoder,
+            )  # fmt: skip
+            return (([row], seconds) for row, seconds in rows)
+
+    else:
+        batcher = WindowBatcher(predictor, window=window, hop=hop, aggregate=aggregate)
+        work = local_work(
+            batcher, workers, decode_timeout, decoder, summary, lambda r: [result_row(r, k)]
+        )
+    run_job(table, summary, list(inputs), files_from, work, progress=progress)
+    return summary
+
+
+def run_job(
+    table: Table,
+    summary: LabelSummary,
+    inputs: list[str | os.PathLike[str]],
+    files_from: str | os.PathLike[str] | None,
+    work: Work,
+    *,
+    progress: bool = False,
+) -> None:
+    """The frame of every archive job (``label``, :func:`escnet.batch.detect.detect`): the
+    files of ``inputs`` and ``files_from`` not yet in ``table`` go to ``work``, whose rows are
+    appended to ``table`` file by file as they come, counted in ``summary``, with a progress
+    bar; the table is closed at the end (an interrupted Parquet job keeps its journal)."""
     todo = (p for p in iter_files(inputs, files_from) if not table.done(p))
     total = _remaining(inputs, files_from, table) if progress else None
     bar = tqdm(total=total, unit="file", disable=not progress, dynamic_ncols=True, smoothing=0.1)
@@ -174,20 +217,8 @@ def label(
     finished = False
     try:
         with bar:
-            if ray is not None:
-                from escnet.batch.ray_job import run_on_ray
-
-                rows = run_on_ray(
-                    list(todo), model, address=ray, actors=ray_actors, backend=backend,
-                    options=options, aggregate=aggregate, top_k=k, decode_timeout=decode_timeout,
-                    decoder=decoder,
-                )  # fmt: skip
-                for row, seconds in rows:
-                    _record(table, summary, bar, start, row, seconds)
-            else:
-                batcher = WindowBatcher(predictor, window=window, hop=hop, aggregate=aggregate)
-                for result in _run_local(batcher, todo, workers, decode_timeout, decoder, summary):
-                    _record(table, summary, bar, start, result_row(result, k), result.seconds)
+            for rows, seconds in work(todo):
+                _record(table, summary, bar, start, rows, seconds)
         finished = True
     finally:
         summary.seconds = time.perf_counter() - start
@@ -195,7 +226,24 @@ def label(
             table.close()
         else:
             table.abandon()  # a Parquet job keeps its journal for --resume
-    return summary
+
+
+def local_work(
+    batcher: WindowBatcher,
+    workers: int | None,
+    decode_timeout: float,
+    decoder: Decoder,
+    summary: LabelSummary,
+    rows_of: Callable[[FileResult], list[dict[str, Any]]],
+) -> Work:
+    """The work of a job on this machine: ``batcher`` fed by ``workers`` decoding processes,
+    each finished file turned into its table rows by ``rows_of``."""
+
+    def work(files: Iterator[str]) -> Iterator[tuple[list[dict[str, Any]], float]]:
+        for result in _run_local(batcher, files, workers, decode_timeout, decoder, summary):
+            yield rows_of(result), result.seconds
+
+    return work
 
 
 def _remaining(
@@ -213,11 +261,11 @@ def _record(
     summary: LabelSummary,
     bar: tqdm,
     start: float,
-    row: dict[str, Any],
+    rows: list[dict[str, Any]],
     seconds: float,
 ) -> None:
-    table.write([row])
-    summary.add(row, seconds)
+    table.write(rows)
+    summary.add(rows[0], seconds)
     bar.update(1)
     elapsed = max(time.perf_counter() - start, 1e-9)
     bar.set_postfix_str(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from escnet.cli._common import finite_number, seconds, whole_number
+from escnet.cli.archive import add_archive_args, detect_job_requested, run_detect_job
 from escnet.cli.inference import PREDICT_EXIT_STATUS, backend_args, inputs_arg, model_args
 from escnet.inference.limits import MAX_BATCH, MAX_WINDOW_SECONDS
 
@@ -28,6 +29,14 @@ def _unit(text: str) -> float:
     return value
 
 
+def _decibels(text: str) -> float:
+    """An argparse ``type``: a number of dB >= 0."""
+    value = finite_number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of dB >= 0, got {text!r}")
+    return value
+
+
 def _params(args: argparse.Namespace, predictor: Any) -> Any:
     """The detection options: those saved with the model, overridden by the options given."""
     from dataclasses import replace
@@ -37,7 +46,16 @@ def _params(args: argparse.Namespace, predictor: Any) -> Any:
     params = saved_params(predictor.spec)
     given = {
         k: getattr(args, k)
-        for k in ("median_filter", "min_duration", "max_gap", "min_level_db", "edge", "relative")
+        for k in (
+            "median_filter",
+            "min_duration",
+            "max_gap",
+            "min_level_db",
+            "edge",
+            "relative",
+            "level_edges",
+            "level_margin",
+        )
         if getattr(args, k) is not None
     }
     if args.threshold is not None:  # one threshold for every class, in place of saved ones
@@ -129,6 +147,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from escnet.inference import load
     from escnet.inference.stream import find_audio_files
 
+    job = detect_job_requested(args)  # an archive job: checked before the model loads
     predictor = load(
         args.model,
         backend=args.backend,
@@ -141,6 +160,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
         raise EscnetError("--save-thresholds saves what --choose-thresholds DIR chose: pass both")
     if args.choose_thresholds:
         params = _choose(args, predictor, params)
+    if job:
+        return run_detect_job(args, predictor, params)
     files = find_audio_files(args.inputs)
     if not files:
         raise EscnetError(
@@ -203,7 +224,7 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     model_args(p)
-    inputs_arg(p)
+    inputs_arg(p, nargs="*")  # none with --files-from
     p.add_argument(
         "--hop",
         type=seconds(MAX_WINDOW_SECONDS),
@@ -255,6 +276,19 @@ def register(sub: Any) -> None:
         help="event edges where its score reaches this share of its peak (0: at the threshold)",
     )
     p.add_argument(
+        "--level-edges",
+        type=_decibels,
+        metavar="DB",
+        help="event edges where the sound is this many dB over the background's level, and "
+        "no event without such a sound (2; 0: the score tracks' edges, see --edge); recordings "
+        "of 30 s or more",
+    )
+    p.add_argument(
+        "--level-margin",
+        type=seconds(60.0, zero=True),
+        help="how far around the scores' run its sound is looked for, s (1)",
+    )
+    p.add_argument(
         "--relative",
         action="store_true",
         default=None,
@@ -281,4 +315,5 @@ def register(sub: Any) -> None:
         "--strict", action="store_true", help="exit with status 2 when any file was skipped"
     )
     backend_args(p)
+    add_archive_args(p, detect=True)
     p.set_defaults(func=cmd_detect)

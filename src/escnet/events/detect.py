@@ -1,4 +1,4 @@
-"""Events from score tracks: thresholds, median filtering, minimum duration, gap merging.
+"""Events from score tracks: thresholds, median filtering, gap merging, edges from the sound.
 
 :func:`extract_events` turns :class:`~escnet.events.tracks.ScoreTracks` into :class:`Event`
 records, in this order, each step with a documented default (:class:`DetectionParams`):
@@ -14,10 +14,18 @@ records, in this order, each step with a documented default (:class:`DetectionPa
    scores one class against the others: it cannot say that two sounds are there at once);
 3. gaps shorter than ``max_gap`` between two runs of the same class are closed (for a softmax
    model only where no other class is active);
-4. with ``edge`` above 0, each run is narrowed to the frames whose filtered score is at least
-   ``edge`` times the run's highest: a window scores a sound even when only part of it is in
-   the window, so a track rises a little before a sound starts and falls a little after it
-   ends; its edges lie where it has reached most of its height;
+4. each run's edges are set by the sound itself (``level_edges``, on by default): the event
+   goes from the first to the last frame at least ``level_edges`` dB louder than the
+   background's running level (:func:`~escnet.events.tracks.loud_frames`) within
+   ``level_margin`` seconds of the run, widened over such frames at most :data:`LEVEL_GAP`
+   apart; a run with no such frame is no event (the model naming a steady background is not a
+   sound). A window scores a sound whenever part of it is inside, so a track rises up to a
+   window's length before a short sound: the tracks say *what* well, the level says *when*.
+   For a softmax model, runs of two classes that found the same sound leave one event (the
+   higher mean score). This needs a background to compare with: recordings shorter than
+   :data:`~escnet.events.tracks.FLOOR_SECONDS`, or whose level was not measured, keep the
+   tracks' edges; there, with ``edge`` above 0, each run is narrowed to the frames whose
+   filtered score is at least ``edge`` times the run's highest;
 5. runs shorter than ``min_duration`` are dropped.
 
 An event's peak and mean score are those of the unfiltered track over the event.
@@ -34,11 +42,12 @@ import numpy as np
 from scipy.ndimage import median_filter as _median
 
 from escnet.errors import ParameterError
-from escnet.events.tracks import ScoreTracks, frame_tracks
+from escnet.events.tracks import FLOOR_SECONDS, ScoreTracks, frame_tracks, loud_frames
 from escnet.inference.results import Prediction
 
 __all__ = [
     "DEFAULTS",
+    "LEVEL_GAP",
     "SHORT_WARNING",
     "Detection",
     "DetectionParams",
@@ -73,6 +82,11 @@ class DetectionParams:
         edge: an event's edges: where its filtered score reaches this share of its highest
             (0: where it crosses the threshold).
         relative: thresholds apply to each track minus its median over the recording (False).
+        level_edges: an event's edges are where the sound is this many dB louder than the
+            background (2; 0: the score tracks' edges, ``edge``); a run of the tracks with no
+            such frame is no event. Applies to recordings of at least
+            :data:`~escnet.events.tracks.FLOOR_SECONDS` whose level was measured.
+        level_margin: how far (s) around a run of the tracks its sound is looked for (1.0).
     """
 
     threshold: float = 0.5
@@ -83,18 +97,24 @@ class DetectionParams:
     min_level_db: float = -60.0
     edge: float = 0.0
     relative: bool = False
+    level_edges: float = 2.0
+    level_margin: float = 1.0
 
     def __post_init__(self) -> None:
         for name, value in [("threshold", self.threshold), *self.thresholds.items()]:
             if not 0.0 <= float(value) <= 1.0:  # also refuses nan
                 where = "threshold" if name == "threshold" else f"threshold of {name!r}"
                 raise ParameterError(f"{where} must be in [0, 1], got {value}")
-        for name in ("median_filter", "min_duration", "max_gap"):
+        for name in ("median_filter", "min_duration", "max_gap", "level_margin"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ParameterError(f"{name} must be a number of seconds >= 0, got {value}")
         if not 0.0 <= self.edge <= 1.0:
             raise ParameterError(f"edge must be in [0, 1], got {self.edge}")
+        if not (math.isfinite(self.level_edges) and self.level_edges >= 0):
+            raise ParameterError(
+                f"level_edges must be a number of dB >= 0 (0: off), got {self.level_edges}"
+            )
         if not math.isfinite(self.min_level_db):
             raise ParameterError(f"min_level_db must be a finite number, got {self.min_level_db}")
 
@@ -211,6 +231,45 @@ def _narrow(values: np.ndarray, edge: float, offset: int) -> tuple[int, int]:
     return offset + int(high[0]), offset + int(high[-1]) + 1
 
 
+#: Sounding stretches this close (seconds) belong to one event: the short pauses inside a
+#: sound (between a dog's barks, a clock's ticks) do not end it.
+LEVEL_GAP = 0.5
+
+
+def _loud(tracks: ScoreTracks, above: float) -> np.ndarray | None:
+    """The frames louder than the background by ``above`` dB, or ``None`` when the events
+    keep their score tracks' edges: ``above`` is 0, the recording is shorter than
+    :data:`~escnet.events.tracks.FLOOR_SECONDS` (too short to tell a steady sound from the
+    background), or its level never varies (levels not measured)."""
+    levels = tracks.levels
+    if above <= 0 or tracks.duration < FLOOR_SECONDS or not np.ptp(levels):
+        return None
+    return loud_frames(levels, tracks.frame, above)
+
+
+def _sounding(
+    loud: np.ndarray, first: int, end: int, margin: int, gap: int
+) -> tuple[int, int] | None:
+    """The frames from the first to the last loud one within ``margin`` frames of the run
+    ``first:end``, widened over loud frames at most ``gap`` apart; ``None`` when none is loud."""
+    lo, hi = max(0, first - margin), min(loud.size, end + margin)
+    hits = np.flatnonzero(loud[lo:hi])
+    if not hits.size:
+        return None
+    first, end = lo + int(hits[0]), lo + int(hits[-1]) + 1
+    while gap > 0:
+        before = np.flatnonzero(loud[max(0, first - gap) : first])
+        if not before.size:
+            break
+        first = max(0, first - gap) + int(before[0])
+    while gap > 0:
+        after = np.flatnonzero(loud[end : end + gap])
+        if not after.size:
+            break
+        end += int(after[-1]) + 1
+    return first, end
+
+
 def _frames(seconds: float, frame: float) -> int:
     return int(round(seconds / frame))
 
@@ -233,6 +292,8 @@ def extract_events(
         active &= top
     gap = _frames(params.max_gap, tracks.frame)
     shortest = _frames(params.min_duration, tracks.frame)
+    loud = _loud(tracks, params.level_edges)
+    margin = _frames(params.level_margin, tracks.frame)
     events = []
     for c, label in enumerate(tracks.classes):
         column = active[:, c]
@@ -244,7 +305,12 @@ def extract_events(
                 free = ~np.delete(active, c, axis=1).any(axis=1)
             column = _close_gaps(column, gap, free)
         for first, end in _runs(column):
-            if params.edge > 0:
+            if loud is not None:
+                span = _sounding(loud, first, end, margin, _frames(LEVEL_GAP, tracks.frame))
+                if span is None:  # no departure from the background: not an event
+                    continue
+                first, end = span
+            elif params.edge > 0:
                 first, end = _narrow(filtered[first:end, c], params.edge, first)
             if end - first < max(shortest, 1):
                 continue
@@ -259,8 +325,24 @@ def extract_events(
                     mean=float(values.mean()),
                 )
             )
+    if loud is not None and exclusive:  # two classes' runs may find the same sound
+        events = _exclusive(events)
     events.sort(key=lambda e: (e.onset, e.label))
     return events
+
+
+def _exclusive(events: list[Event]) -> list[Event]:
+    """The events of a softmax model, less each that overlaps a kept one by more than half of
+    the shorter's length (kept first: the higher mean score)."""
+    kept: list[Event] = []
+    for e in sorted(events, key=lambda e: -e.mean):
+        if all(
+            min(e.offset, k.offset) - max(e.onset, k.onset)
+            <= 0.5 * min(e.offset - e.onset, k.offset - k.onset)
+            for k in kept
+        ):
+            kept.append(e)
+    return kept
 
 
 def detect_prediction(

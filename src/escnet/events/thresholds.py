@@ -29,6 +29,7 @@ from escnet.cache import atomic_write_json
 from escnet.errors import ModelDirError, ParameterError
 from escnet.events.detect import DEFAULTS, Detection, DetectionParams, Event, extract_events
 from escnet.events.evaluate import score_events
+from escnet.events.tracks import FLOOR_SECONDS
 from escnet.inference.backend import ModelSpec
 from escnet.model_dir.layout import MODEL_JSON, read_model_json
 
@@ -65,6 +66,8 @@ def choose_thresholds(
             f"need one reference list per detection, got {len(references)} for "
             f"{len(detections)} recordings"
         )
+    if params.level_edges > 0 and min(d.duration for d in detections) >= FLOOR_SECONDS:
+        edges = (params.edge,)  # the sound's level sets every event's edges: no edge to choose
     best: tuple[float, DetectionParams] | None = None
     for edge in edges:
         trial, total = _per_class(detections, references, replace(params, edge=edge), candidates)
@@ -137,7 +140,9 @@ def saved_params(spec: ModelSpec) -> DetectionParams:
     where = Path(spec.path or ".") / MODEL_JSON
     if not isinstance(saved, Mapping):
         raise ModelDirError(f"{where}: field {DETECTION_FIELD!r} must be a JSON object")
-    known = {k: saved[k] for k in DEFAULTS.to_dict() if k in saved}
+    # Saved before events took their edges from the sound's level: keep the tracks' edges,
+    # which those thresholds were chosen with.
+    known = {"level_edges": 0.0, **{k: saved[k] for k in DEFAULTS.to_dict() if k in saved}}
     try:
         params = DetectionParams(**_typed(known))
         params.class_thresholds(spec.classes)

@@ -22,15 +22,31 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.ndimage import uniform_filter1d
+from scipy.ndimage import percentile_filter, uniform_filter1d
 
 from escnet.errors import ParameterError
 
-__all__ = ["FRAME_SECONDS", "FrameLevels", "ScoreTracks", "frame_tracks"]
+__all__ = [
+    "FLOOR_PERCENTILE",
+    "FLOOR_SECONDS",
+    "FRAME_SECONDS",
+    "FrameLevels",
+    "ScoreTracks",
+    "frame_tracks",
+    "loud_frames",
+]
 
 #: Length of a frame of the score tracks, in seconds: fine enough for onsets to a tenth of a
 #: second, coarse enough that an hour is 36,000 frames.
 FRAME_SECONDS = 0.1
+
+#: The background's level at a frame: this percentile of the frame levels (dBFS) over
+#: :data:`FLOOR_SECONDS` around it: the quiet frames between sounds, not the sounds.
+FLOOR_PERCENTILE = 10.0
+#: Seconds of the running window of the background's level: long enough that sounds of a few
+#: seconds rarely fill 90 % of it, short enough to follow
+#: a background that changes over minutes.
+FLOOR_SECONDS = 30.0
 
 #: The level a frame of digital silence gets (dBFS), instead of minus infinity.
 _FLOOR_DB = -120.0
@@ -162,3 +178,27 @@ def frame_tracks(
         lv[:n] = levels[:n]
         lv[n:] = levels[n - 1]  # a frame lost to rounding at the end: the last one's level
     return np.clip(scores, 0.0, 1.0).astype(np.float32), lv
+
+
+def loud_frames(levels: np.ndarray, frame: float, above: float) -> np.ndarray:
+    """Which frames are at least ``above`` dB louder than the background around them.
+
+    The background's level is the running :data:`FLOOR_PERCENTILE` percentile of the frame
+    levels over :data:`FLOOR_SECONDS`, taken on a 1-s grid of frame means (cheap for an hour)
+    and interpolated back to the frames.
+
+    Examples:
+        >>> levels = np.full(400, -40.0, np.float32)
+        >>> levels[100:120] = -30.0  # a 2-s sound 10 dB over a steady background
+        >>> np.flatnonzero(loud_frames(levels, 0.1, 2.0)).tolist() == list(range(100, 120))
+        True
+    """
+    n = levels.shape[0]
+    step = max(1, int(round(1.0 / frame)))
+    if n < step:
+        return np.zeros(n, bool)
+    coarse = levels[: n // step * step].astype(np.float64).reshape(-1, step).mean(axis=1)
+    size = max(1, min(int(round(FLOOR_SECONDS / (step * frame))), coarse.shape[0]))
+    floor = percentile_filter(coarse, FLOOR_PERCENTILE, size=size, mode="nearest")
+    centres = np.arange(coarse.shape[0]) * step + (step - 1) / 2
+    return levels >= np.interp(np.arange(n), centres, floor) + above
