@@ -45,7 +45,7 @@ from escnet.training.distributed import (
 from escnet.training.loop import (
     Compute,
     Optimisation,
-    fit_probe,
+    fit_lp_ft_head,
     tensorboard_writer,
     train_epoch,
     training_loader,
@@ -187,7 +187,7 @@ def _start_state(
             write_metrics_csv(fold_dir / "metrics.csv", state.history)
     if config.finetune.lp_ft and state.fresh:
         # Every rank fits the same head; DDP's start-up broadcast makes them identical anyway.
-        probe = fit_probe(model, data, compute, fold, show)
+        probe = fit_lp_ft_head(model, data, compute, fold, show)
         if ddp.is_main:
             atomic_write_json(fold_dir / "linear_probe.json", asdict(probe))
     return state

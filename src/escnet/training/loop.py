@@ -24,13 +24,13 @@ from escnet.models import SpectralClassifier
 from escnet.training.config import FinetuneConfig, TrainConfig
 from escnet.training.data import FoldData, worker_init
 from escnet.training.distributed import Dist
-from escnet.training.lp_ft import ProbeResult, linear_probe_head
+from escnet.training.lp_ft import LpFtResult, linear_probe_head
 
 __all__ = [
     "Compute",
     "Optimisation",
     "autocast",
-    "fit_probe",
+    "fit_lp_ft_head",
     "predict_logits",
     "tensorboard_writer",
     "train_epoch",
@@ -322,9 +322,9 @@ def validate(
     return loss_sum / count, correct / count, int(count)
 
 
-def fit_probe(
+def fit_lp_ft_head(
     model: SpectralClassifier, data: FoldData, compute: Compute, fold: int, show: bool
-) -> ProbeResult:
+) -> LpFtResult:
     """LP-FT's first half: the new head fitted on the frozen network's training features."""
     assert isinstance(data.train, TensorDataset)  # TrainConfig refuses naa-online
     train_images, train_labels = data.train.tensors

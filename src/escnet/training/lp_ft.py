@@ -23,7 +23,7 @@ from escnet.errors import ParameterError
 from escnet.models.registry import SpectralClassifier
 from escnet.training.logistic import L2_GRID, fit_folded
 
-__all__ = ["ProbeResult", "head_inputs", "linear_probe_head"]
+__all__ = ["LpFtResult", "head_inputs", "linear_probe_head"]
 
 
 @torch.no_grad()
@@ -74,7 +74,7 @@ def head_inputs(
 
 
 @dataclass
-class ProbeResult:
+class LpFtResult:
     """What :func:`linear_probe_head` fitted and how it chose.
 
     Attributes:
@@ -103,7 +103,7 @@ def linear_probe_head(
     device: torch.device | str = "cpu",
     channels_last: bool = True,
     progress: bool = False,
-) -> ProbeResult:
+) -> LpFtResult:
     """Fit ``model.head`` as a logistic regression on the frozen network's features, in place
     (:func:`escnet.training.logistic.fit_folded`: the penalty of ``l2_grid`` with the best
     validation accuracy, ties: lower loss; without validation images, the middle one). Nothing
@@ -133,7 +133,7 @@ def linear_probe_head(
         head.bias.copy_(b.to(head.bias.device))
     train_acc = ((x_train @ w.T + b).argmax(1) == y_train).float().mean().item()
     chosen = choice["chosen"]
-    return ProbeResult(
+    return LpFtResult(
         l2=chosen["l2"], val_acc=chosen["val_acc"], val_loss=chosen["val_loss"],
         train_acc=train_acc, grid=choice["grid"],
     )  # fmt: skip
