@@ -167,7 +167,7 @@ def command(row: Row, dataset: str, run_dir: Path, runs: Path) -> list[str]:
         dirs = [str(member_dir(m, dataset, runs)) for m in row.members]
         return [ESCNET, "-q", "ensemble", *dirs, "--out", str(run_dir)]
     base = [ESCNET, "-q", "train", "--method", "probe", "--model", "mn04_as", "--dataset", dataset]
-    base += ["--folds", "1-5"]
+    base += ["--test-folds", "1-5"]
     if "--augment" not in row.args:
         base += ["--augment", "none"]  # explicit: escnet train's own default is naa
     return [*base, *row.args, "--run-dir", str(run_dir)]

@@ -27,7 +27,7 @@ from escnet.data.folds import fold_split, parse_folds  # noqa: E402
 from escnet.features.prepare import prepare_features  # noqa: E402
 from escnet.features.spectrogram import FrontEndConfig  # noqa: E402
 from escnet.models import create_model  # noqa: E402
-from escnet.training.linear_probe import head_inputs, linear_probe_head  # noqa: E402
+from escnet.training.lp_ft import head_inputs, linear_probe_head  # noqa: E402
 
 
 def images(

@@ -6,7 +6,7 @@ that split's noise. Here each candidate row is scored instead by leave-one-fold-
 *training* folds of every outer test fold k: for k = 1..5, a partial copy of the data set holding
 only the other four folds (``COPIES/without-fold{k}``: its metadata's rows of those folds, its
 audio a link to the original's) and, per row, the row's own command on that copy with
-``--folds`` the four (each inner run trains on three folds, chooses its L2 or weights on their
+``--test-folds`` the four (each inner run trains on three folds, chooses its L2 or weights on their
 validation split and tests on the fourth). A row's inner score for fold k is its accuracy over
 the four inner test folds (the 1600 training clips of fold k, each predicted once); fold k's
 test clips take no part in it.
@@ -96,12 +96,12 @@ def partial_copy(root: Path, out: Path, keep_folds: list[int]) -> Path:
 
 
 def inner_command(row: Row, dataset: str, copy: Path, folds: list[int], run_dir: Path) -> list[str]:
-    """The row's command on the partial copy: the ablation row's, ``--folds`` the copy's."""
+    """The row's command on the partial copy: the ablation row's, ``--test-folds`` the copy's."""
     if row.members:
         members = [str(run_dir.parent / m) for m in row.members]
         return [ESCNET, "-q", "ensemble", *members, "--out", str(run_dir)]
     base = [ESCNET, "-q", "train", "--method", "probe", "--model", "mn04_as", "--dataset", dataset]
-    base += ["--root", str(copy), "--folds", ",".join(map(str, folds))]
+    base += ["--root", str(copy), "--test-folds", ",".join(map(str, folds))]
     if "--augment" not in row.args:
         base += ["--augment", "none"]
     return [*base, *row.args, "--run-dir", str(run_dir)]

@@ -66,7 +66,7 @@ def test_interval_zero_writes_after_every_epoch(tmp_path: Path) -> None:
 
 def test_interval_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match="checkpoint_interval_s"):
-        TrainConfig(checkpoint_interval_s=-1.0)
+        TrainConfig.from_dict(dict(checkpoint_interval_s=-1.0))
 
 
 def test_resume_restores_the_rng_states_from_a_weights_only_checkpoint(tmp_path: Path) -> None:

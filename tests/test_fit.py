@@ -78,7 +78,7 @@ def test_fit_runs_the_main_recipe_resumes_and_predict_uses_it(
 
     # The MLP member: its weight decay chosen per fold; the refit takes the folds' median.
     mlp = out / "b12-16-naa-mlp"
-    assert json.loads((mlp / "config.json").read_text())["probe_head"] == "mlp"
+    assert json.loads((mlp / "config.json").read_text())["probe"]["head"] == "mlp"
     for member, key in (("b12-16-naa-mlp", "weight_decay"), ("b12-16-shift-tta", "l2")):
         folds = [
             json.loads((out / member / f"fold{k}" / "probe.json").read_text())["chosen"][key]

@@ -109,7 +109,9 @@ def test_the_training_leak_guard_raises_on_a_leaky_split(
     from escnet.training.data import load_fold_data
 
     ds = get_dataset("esc50", root=grouped_esc50)
-    config = TrainConfig(model="cnn7", augment="none", workers=1, cache_dir=str(tmp_path))
+    config = TrainConfig.from_dict(
+        dict(model="cnn7", augment="none", workers=1, cache_dir=str(tmp_path))
+    )
     test = tuple(i for i in range(len(ds)) if ds[i].fold == 1)[:2]
     train = tuple(i for i in range(len(ds)) if ds[i].fold == 2)[:3]
     fe = LogMelConfig(n_mels=16)

@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from escnet.models import create_model
-from escnet.training import TrainConfig, cross_validate
-from escnet.training.linear_probe import fit_logistic_regression, head_inputs, linear_probe_head
+from escnet.training import FinetuneConfig, TrainConfig, cross_validate
+from escnet.training.logistic import L2_GRID, fit_folded, fit_softmax_regression
+from escnet.training.lp_ft import head_inputs, linear_probe_head
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _ddp_worker  # noqa: E402, F401  (registers tiny_test_cnn)
@@ -31,24 +32,27 @@ def blobs(n: int, seed: int, scale: float = 1.0) -> tuple[torch.Tensor, torch.Te
 
 def test_logistic_regression_separates_and_folds_back_the_standardisation() -> None:
     x, y = blobs(300, seed=0, scale=1e3)  # raw scale: an unstandardised fit would struggle
-    w, b = fit_logistic_regression(x, y, num_classes=3, l2=1e-3)
+    x_val, y_val = blobs(60, seed=2, scale=1e3)
+    w, b, choice = fit_folded(x, y, x_val, y_val, num_classes=3)
     assert w.shape == (3, 5) and b.shape == (3,) and w.dtype == torch.float32
+    assert [g["l2"] for g in choice["grid"]] == sorted(L2_GRID, reverse=True)
     x_test, y_test = blobs(300, seed=1, scale=1e3)
     assert ((x_test.double() @ w.double().T + b.double()).argmax(1) == y_test).float().mean() > 0.9
 
 
 def test_stronger_l2_gives_smaller_weights() -> None:
     x, y = blobs(120, seed=0)
-    small = fit_logistic_regression(x, y, 3, l2=1e-4)[0].norm()
-    large = fit_logistic_regression(x, y, 3, l2=1.0)[0].norm()
+    z = (x - x.mean(0)) / x.std(0)
+    small = fit_softmax_regression(z, y, 3, l2=1e-4)[0].norm()
+    large = fit_softmax_regression(z, y, 3, l2=1.0)[0].norm()
     assert large < small
 
 
 def test_logistic_regression_bad_arguments() -> None:
     with pytest.raises(ValueError, match="features"):
-        fit_logistic_regression(torch.zeros(4, 2), torch.zeros(3).long(), 2, 0.1)
+        fit_softmax_regression(torch.zeros(4, 2), torch.zeros(3).long(), 2, 0.1)
     with pytest.raises(ValueError, match="l2"):
-        fit_logistic_regression(torch.zeros(4, 2), torch.zeros(4).long(), 2, -1.0)
+        fit_softmax_regression(torch.zeros(4, 2), torch.zeros(4).long(), 2, -1.0)
 
 
 def test_probe_fits_only_the_head_and_chooses_l2_on_validation() -> None:
@@ -63,7 +67,7 @@ def test_probe_fits_only_the_head_and_chooses_l2_on_validation() -> None:
     result = linear_probe_head(
         model, images[:45], y[:45], images[45:], y[45:], l2_grid=(1e-3, 1e-1), channels_last=False
     )
-    assert [g["l2"] for g in result.grid] == [1e-3, 1e-1]
+    assert [g["l2"] for g in result.grid] == [1e-1, 1e-3]  # strongest first, warm-started
     best = max(result.grid, key=lambda g: (g["val_acc"], -g["val_loss"]))
     assert result.l2 == best["l2"] and result.val_acc == best["val_acc"]
     assert result.val_acc > 0.9 and result.train_acc > 0.9
@@ -90,8 +94,8 @@ def test_probe_refuses_a_convolutional_head() -> None:
 
 
 def test_linear_probe_config_refuses_online_naa() -> None:
-    with pytest.raises(ValueError, match="linear_probe"):
-        TrainConfig(augment="naa-online", linear_probe=True)
+    with pytest.raises(ValueError, match="lp_ft"):
+        TrainConfig(augment="naa-online", settings=FinetuneConfig(lp_ft=True))
 
 
 def test_lp_ft_run_writes_its_probe(tmp_path: Path) -> None:
@@ -101,10 +105,7 @@ def test_lp_ft_run_writes_its_probe(tmp_path: Path) -> None:
         model="tiny_test_cnn",
         augment="naa",
         folds=[1],
-        epochs=1,
-        batch_size=8,
-        lr=1e-3,
-        linear_probe=True,
+        settings=FinetuneConfig(epochs=1, batch_size=8, lr=1e-3, lp_ft=True),
         val_fraction=0.2,
         clip_seconds=1.0,
         workers=1,
@@ -113,6 +114,6 @@ def test_lp_ft_run_writes_its_probe(tmp_path: Path) -> None:
     )
     results = cross_validate(config, tmp_path / "run", progress=False)
     probe = json.loads((tmp_path / "run" / "fold1" / "linear_probe.json").read_text())
-    assert probe["l2"] in (1e-3, 1e-2, 1e-1) and len(probe["grid"]) == 3
+    assert probe["l2"] in L2_GRID and len(probe["grid"]) == len(L2_GRID)  # the probe's grid
     assert 0.0 <= probe["val_acc"] <= 1.0
     assert results["folds"][0]["accuracy"] > 1 / 3  # three sound classes: beats chance

@@ -21,9 +21,8 @@ from escnet.data.folds import fold_split
 from escnet.model_dir.io import load_model
 from escnet.models.mobilenet_audioset import AudioSetMelConfig, MobileNetAudioSet
 from escnet.training import TrainConfig, cross_validate, evaluate_run
-from escnet.training.probe import partial
-from escnet.training.probe.activations import clip_activations
-from escnet.training.probe.partial import load_partial_data, partial_model_state
+from escnet.training.frozen.activations import clip_activations
+from escnet.training.frozen.partial import load_partial_data, partial_model_state
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import write_esc50  # noqa: E402
@@ -54,11 +53,9 @@ def stand_in_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-@pytest.fixture
-def few_epochs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Three epochs at learning rates the random stand-in tolerates: seconds, not minutes."""
-    monkeypatch.setattr(partial, "PARTIAL_EPOCHS", 3)
-    monkeypatch.setattr(partial, "BODY_LR", 5e-5)
+#: Three epochs at a learning rate the random stand-in tolerates: seconds, not minutes (set as
+#: the method's own settings, which config.json records).
+FEW_EPOCHS = {"partial": {"epochs": 3, "body_lr": 5e-5}}
 
 
 @pytest.fixture
@@ -81,7 +78,7 @@ def partial_config(**kw: object) -> TrainConfig:
         "val_fraction": 0.2,
     }
     base.update(kw)
-    return TrainConfig(**base)  # type: ignore[arg-type]
+    return TrainConfig.from_dict(base)  # type: ignore[arg-type]
 
 
 def test_activations_come_from_training_clips_and_their_variants_only(
@@ -117,7 +114,7 @@ def test_activations_are_cached_and_equal_the_lower_blocks(
     first = clip_activations(ds, [0, 1], block=12, progress=False)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(
-            "escnet.training.probe.activations.lower_blocks", lambda *a: pytest.fail("recomputed")
+            "escnet.training.frozen.activations.lower_blocks", lambda *a: pytest.fail("recomputed")
         )
         again = clip_activations(ds, [0, 1], block=12, progress=False)
     np.testing.assert_array_equal(first.activations, again.activations)
@@ -137,14 +134,17 @@ def test_activations_are_cached_and_equal_the_lower_blocks(
 
 
 def test_partial_beats_chance_keeps_lower_blocks_and_its_model_predicts_as_tested(
-    tmp_path: Path, tones: Path, stand_in_weights: Path, few_epochs: None
+    tmp_path: Path, tones: Path, stand_in_weights: Path
 ) -> None:
     run = tmp_path / "run"
-    results = cross_validate(partial_config(augment="naa"), run, progress=False)
+    results = cross_validate(partial_config(augment="naa", **FEW_EPOCHS), run, progress=False)
     fold = results["folds"][0]
     assert fold["accuracy"] >= 0.8  # chance is 1/3
     record = json.loads((run / "fold1" / "partial.json").read_text())
     assert record["chosen"]["epoch"] == fold["best_epoch"]
+    assert record["settings"]["epochs"] == 3 and len(record["epochs"]) == 3
+    saved_config = json.loads((run / "config.json").read_text())
+    assert saved_config["partial"]["body_lr"] == 5e-5  # the settings that ran are recorded
     assert record["activations"]["dtype"] == "float16"
     split = json.loads((run / "fold1" / "split.json").read_text())
     assert set(split["train_rows"]["sources"]) == set(split["train"])
@@ -183,10 +183,10 @@ def test_partial_beats_chance_keeps_lower_blocks_and_its_model_predicts_as_teste
 
 
 def test_training_changes_the_upper_blocks_only(
-    tmp_path: Path, tones: Path, stand_in_weights: Path, few_epochs: None
+    tmp_path: Path, tones: Path, stand_in_weights: Path
 ) -> None:
     # no validation clips: the last epoch is kept, so the trained weights are what is compared
-    config = partial_config(val_fraction=0.0, partial_from=13)
+    config = partial_config(val_fraction=0.0, partial_from=13, **FEW_EPOCHS)
     ds = dataclasses.replace(get_dataset("esc50"), duration=CLIP_SECONDS)
     data = load_partial_data(config, ds, fold_split(ds, 1, val_fraction=0.0), progress=False)
     model, record = partial_model_state(config, ds, data, 1, show=False)
@@ -206,18 +206,21 @@ def test_training_changes_the_upper_blocks_only(
 
 def test_partial_config_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(ValueError, match="model='mn04_as'"):
-        TrainConfig(method="partial", model="cnn7")
+        TrainConfig.from_dict(dict(method="partial", model="cnn7"))
     with pytest.raises(ValueError, match="model='mn04_as'"):
-        TrainConfig(method="partial", model="mn04_as_probe")
+        TrainConfig.from_dict(dict(method="partial", model="mn04_as_probe"))
     with pytest.raises(ValueError, match="augment='none' or 'naa'"):
-        TrainConfig(method="partial", model="mn04_as", augment="taa")
-    with pytest.raises(ValueError, match="partial_from"):
-        TrainConfig(method="partial", model="mn04_as", partial_from=16)
-    with pytest.raises(ValueError, match="need method='probe'"):
-        TrainConfig(method="partial", model="mn04_as", tta_shifts=[0, 8])
-    config = TrainConfig(method="partial", model="mn04_as")
-    assert config.pretrained is True and config.partial_from == 12
+        TrainConfig.from_dict(dict(method="partial", model="mn04_as", augment="taa"))
+    with pytest.raises(ValueError, match="--partial-from"):
+        TrainConfig.from_dict(dict(method="partial", model="mn04_as", partial_from=16))
+    with pytest.raises(ValueError, match=r"does not read tta_shifts \(--tta\)"):
+        TrainConfig.from_dict(dict(method="partial", model="mn04_as", tta_shifts=[0, 8]))
+    with pytest.raises(ValueError, match="pretrained=False"):
+        TrainConfig.from_dict(dict(method="partial", model="mn04_as", pretrained=False))
+    config = TrainConfig.from_dict(dict(method="partial", model="mn04_as"))
+    assert config.pretrained is None and config.partial.from_block == 12  # nothing changed
+    assert config.to_dict()["partial"]["epochs"] == 10  # its real settings reach config.json
     code = main(["train", "--method", "partial", "--model", "mn04_as", "--partial-from", "16",
                  "--run-dir", str(tmp_path / "r")])  # fmt: skip
     err = capsys.readouterr().err
-    assert code == 2 and "partial_from" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "--partial-from" in err and len(err.strip().splitlines()) == 1

@@ -31,8 +31,8 @@ from escnet.training.ensemble import (
     fit_temperature,
     run_fold_logits,
 )
-from escnet.training.probe.embeddings import FULL_DIM, clip_features, parse_view
-from escnet.training.probe.head import load_probe_data
+from escnet.training.frozen.embeddings import FULL_DIM, clip_features, parse_view
+from escnet.training.frozen.probe import load_probe_data
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import write_esc50  # noqa: E402
@@ -74,7 +74,7 @@ def probe_config(**kw: object) -> TrainConfig:
         "val_fraction": 0.2,
     }
     base.update(kw)
-    return TrainConfig(**base)  # type: ignore[arg-type]
+    return TrainConfig.from_dict(base)  # type: ignore[arg-type]
 
 
 # ---- averaging axes: hand-made logits -------------------------------------------------------
@@ -169,7 +169,9 @@ def test_probe_features_come_from_training_clips_and_their_variants_only(
     assert set(data.val.view.tolist()) == {"original"} == set(data.test.view.tolist())
     assert {ds[int(i)].clip_id for i in data.test.source} == {ds[i].clip_id for i in split.test}
     # a chosen subset of variants, and time rolls, as training rows: still training clips only
-    chosen = dataclasses.replace(config, probe_train_views=["shift", "roll8"])
+    chosen = dataclasses.replace(
+        config, settings=dataclasses.replace(config.probe, train_views=["shift", "roll8"])
+    )
     subset = load_probe_data(chosen, ds, split, progress=False)
     assert subset.train.view.tolist() == ["original", "shift", "roll8"] * len(train_ids)
     assert {ds[int(i)].clip_id for i in subset.train.source} == train_ids
@@ -251,7 +253,7 @@ def test_features_are_cached_by_content(
     # a second call reads the cache: the network is not even built
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(
-            "escnet.training.probe.embeddings.full_extractor", lambda *a: pytest.fail("recomputed")
+            "escnet.training.frozen.embeddings.full_extractor", lambda *a: pytest.fail("recomputed")
         )
         second = clip_features(ds, [0, 1], views=("original", "roll8"), progress=False)
     np.testing.assert_array_equal(first.features, second.features)
@@ -262,22 +264,28 @@ def test_features_are_cached_by_content(
 
 def test_probe_config_errors() -> None:
     with pytest.raises(ValueError, match="model='mn04_as'"):
-        TrainConfig(method="probe", model="cnn7")
+        TrainConfig.from_dict(dict(method="probe", model="cnn7"))
     with pytest.raises(ValueError, match="augment='none' or 'naa'"):
-        TrainConfig(method="probe", model="mn04_as", augment="taa")
-    with pytest.raises(ValueError, match="need method='probe'"):
-        TrainConfig(tta_shifts=[0, 8])
-    with pytest.raises(ValueError, match="probe_blocks"):
-        TrainConfig(method="probe", model="mn04_as", probe_blocks=[3, 3])
+        TrainConfig.from_dict(dict(method="probe", model="mn04_as", augment="taa"))
+    with pytest.raises(ValueError, match="does not read tta_shifts"):
+        TrainConfig.from_dict(dict(tta_shifts=[0, 8]))
+    with pytest.raises(ValueError, match="--probe-blocks"):
+        TrainConfig.from_dict(dict(method="probe", model="mn04_as", probe_blocks=[3, 3]))
     with pytest.raises(ValueError, match="method must be"):
-        TrainConfig(method="distil")
+        TrainConfig.from_dict(dict(method="distil"))
     with pytest.raises(ValueError, match="set augment='naa'"):
-        TrainConfig(method="probe", model="mn04_as", augment="none", probe_train_views=["pps"])
+        TrainConfig.from_dict(
+            dict(method="probe", model="mn04_as", augment="none", probe_train_views=["pps"])
+        )
     with pytest.raises(ValueError, match="names no NAA variant"):
-        TrainConfig(method="probe", model="mn04_as", augment="naa", probe_train_views=["roll8"])
-    with pytest.raises(ValueError, match="probe_train_views"):
-        TrainConfig(method="probe", model="mn04_as", augment="naa", probe_train_views=["echo"])
-    assert TrainConfig(method="probe", model="mn04_as").pretrained is True
+        TrainConfig.from_dict(
+            dict(method="probe", model="mn04_as", augment="naa", probe_train_views=["roll8"])
+        )
+    with pytest.raises(ValueError, match="--probe-views"):
+        TrainConfig.from_dict(
+            dict(method="probe", model="mn04_as", augment="naa", probe_train_views=["echo"])
+        )
+    assert TrainConfig.from_dict(dict(method="probe", model="mn04_as")).pretrained is None
 
 
 def test_cli_probe_options_and_errors(
@@ -293,8 +301,8 @@ def test_cli_probe_options_and_errors(
     args += ["--folds", "1", "--probe-blocks", "16", "--tta", "--run-dir", str(run)]
     assert main(args) == 0
     config = json.loads((run / "config.json").read_text())
-    assert config["method"] == "probe" and config["probe_blocks"] == [16]
-    assert config["tta_shifts"] == [0, 8, 16, 24]
+    assert config["method"] == "probe" and config["probe"]["blocks"] == [16]
+    assert config["probe"]["tta_shifts"] == [0, 8, 16, 24]
     assert "accuracy over 1 fold(s)" in capsys.readouterr().out
     assert main(["-q", "ensemble", str(run), "--out", str(tmp_path / "e")]) == 0
     assert (tmp_path / "e" / "report.md").is_file()
@@ -343,7 +351,8 @@ def test_refit_of_an_ensemble_is_one_model_directory_of_refitted_members(
     a, b = tmp_path / "a", tmp_path / "b"
     config = probe_config(folds=[1, 2, 3, 4, 5])
     cross_validate(config, a, progress=False)
-    cross_validate(dataclasses.replace(config, probe_blocks=[16]), b, progress=False)
+    blocks16 = dataclasses.replace(config.probe, blocks=[16])
+    cross_validate(dataclasses.replace(config, settings=blocks16), b, progress=False)
     ens = ensemble_runs([a, b], tmp_path / "ens")
     assert main(["-q", "refit", str(tmp_path / "ens")]) == 0
     assert "trained on 45 clips of esc50 folds [1, 2, 3, 4, 5]" in capsys.readouterr().out

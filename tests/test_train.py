@@ -70,7 +70,7 @@ def make_config(base: Path, **overrides: Any) -> TrainConfig:
         "cache_dir": str(base / "cache"),
     }
     values.update(overrides)
-    return TrainConfig(**values)
+    return TrainConfig.from_dict(values)
 
 
 @pytest.fixture(scope="module")
@@ -134,15 +134,17 @@ def test_metrics_edge_cases() -> None:
 
 def test_config_validation_and_json(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown augmentation policy"):
-        TrainConfig(augment="bogus")
+        TrainConfig.from_dict(dict(augment="bogus"))
     with pytest.raises(ValueError, match="val_fraction"):
-        TrainConfig(val_fraction=1.0)
+        TrainConfig.from_dict(dict(val_fraction=1.0))
     with pytest.raises(ValueError, match="epochs"):
-        TrainConfig(epochs=0)
+        TrainConfig.from_dict(dict(epochs=0))
     with pytest.raises(ValueError, match="head_lr"):
-        TrainConfig(head_lr=0.0)
-    config = TrainConfig(folds=[3, 1, 1], early_stopping_patience=5)
-    assert config.folds == [1, 3]
+        TrainConfig.from_dict(dict(head_lr=0.0))
+    with pytest.raises(ValueError, match="distinct test folds in increasing order"):
+        TrainConfig.from_dict(dict(folds=[3, 1, 1]))  # refused, not silently changed
+    config = TrainConfig.from_dict(dict(folds=[1, 3], early_stopping_patience=5))
+    assert config.folds == [1, 3] and config.finetune.early_stopping_patience == 5
     path = tmp_path / "config.json"
     path.write_text(json.dumps({**config.to_dict(), "environment": {"torch": "x"}}))
     assert TrainConfig.from_json(path) == config
@@ -301,7 +303,7 @@ def test_resume_finished_run_skips_folds(naa_run: dict[str, Any]) -> None:
     assert {k: (run / f"fold{k}" / "last.pt").stat().st_mtime_ns for k in (1, 2)} == before
     with pytest.raises(EscnetError, match="resume"):
         cross_validate(naa_run["config"], run, progress=False)
-    other = TrainConfig(**{**naa_run["config"].to_dict(), "lr": 0.1})
+    other = TrainConfig.from_dict({**naa_run["config"].to_dict(), "lr": 0.1})
     with pytest.raises(EscnetError, match="lr"):
         cross_validate(other, run, resume=True, progress=False)
 
@@ -462,7 +464,7 @@ def test_checkpoint_interval_keeps_the_best_epoch_and_the_same_results(
     assert fold["accuracy"] == pytest.approx(before["accuracy"])
     best = torch.load(tmp_path / "run" / "fold1" / "best.pt", weights_only=False)
     last = torch.load(tmp_path / "run" / "fold1" / "last.pt", weights_only=False)
-    assert best["epoch"] == fold["best_epoch"] and last["epoch"] == config.epochs
+    assert best["epoch"] == fold["best_epoch"] and last["epoch"] == config.finetune.epochs
     if best["epoch"] < last["epoch"]:
         assert any(not torch.equal(best["model"][k], v) for k, v in last["model"].items())
 

@@ -48,7 +48,7 @@ def tiny_config(tmp_path: Path, **overrides: object) -> TrainConfig:
         "cache_dir": str(tmp_path / "cache"),
     }
     values.update(overrides)
-    return TrainConfig(**values)  # type: ignore[arg-type]
+    return TrainConfig.from_dict(values)  # type: ignore[arg-type]
 
 
 def sides_of_groups(run: Path) -> dict[str, set[str]]:

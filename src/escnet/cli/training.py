@@ -65,20 +65,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     from escnet.cache import check_output_dir
     from escnet.data.folds import parse_folds
     from escnet.training import TrainConfig, cross_validate, load_dataset
+    from escnet.training.config import FLAT_METHOD_FIELDS
 
     if args.run_dir:
         check_output_dir(args.run_dir, "--run-dir")
     if args.refit and args.method not in (None, "probe"):
         raise ParameterError("--refit applies to --method probe runs; drop it or use a probe")
-    config = TrainConfig.from_json(args.config) if args.config else TrainConfig()
-    overrides: dict[str, Any] = {"data_dir": args.data_dir, "cache_dir": args.cache_dir}
-    for field in dataclasses.fields(TrainConfig):
-        value = getattr(args, field.name, None)
-        if value is not None:
-            overrides[field.name] = value
+    # One mapping of the options onto the config (the converter of TrainConfig.from_dict): an
+    # option the chosen method does not read is refused there, naming it.
+    values = TrainConfig.from_json(args.config).to_dict() if args.config else {}
+    if args.method is not None and args.method != values.get("method", args.method):
+        values.pop(values["method"])  # another method's settings do not carry over
+    shared = {f.name for f in dataclasses.fields(TrainConfig)} | FLAT_METHOD_FIELDS | {"method"}
+    options = {"data_dir": args.data_dir, "cache_dir": args.cache_dir}
+    options |= {name: getattr(args, name, None) for name in shared}
     if args.test_folds:
-        overrides["folds"] = parse_folds(args.test_folds)
-    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+        options["folds"] = parse_folds(args.test_folds)
+    values |= {k: v for k, v in options.items() if v is not None}
+    config = TrainConfig.from_dict(values, source="escnet train")
     run_dir = (
         Path(args.run_dir)
         if args.run_dir
@@ -107,7 +111,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if diverged:
         raise EscnetError(
             f"the training diverged on fold(s) {','.join(map(str, diverged))}: the loss is not "
-            f"finite; lower --lr (now {config.lr:g}) or --head-lr"
+            f"finite; lower --lr (now {config.finetune.lr:g}) or --head-lr"
         )
     if args.refit:
         from escnet.cli.ensemble import print_refit

@@ -1,5 +1,5 @@
-"""An ensemble's members, read from its files: torch-free, so that export, the torch backend and
-the ONNX path resolve an ensemble the same way.
+"""An ensemble's members, read from its files (and a refitted ensemble's written): torch-free,
+so that export, the torch backend and the ONNX path resolve an ensemble the same way.
 
 Two kinds of ensemble name their members:
 
@@ -22,21 +22,25 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from escnet.cache import atomic_write_json
 from escnet.errors import EscnetError
 from escnet.model_dir.layout import (
     ENSEMBLE_JSON,
+    FORMAT_VERSION,
     MODEL_JSON,
     inside,
     member_run_dir,
     read_model_json,
     resolve_model_dir,
 )
+from escnet.version import __version__
 
-__all__ = ["REFIT_FIELDS", "Member", "ensemble_members"]
+__all__ = ["REFIT_FIELDS", "Member", "ensemble_members", "save_refit_ensemble"]
 
 #: Fields a refitted ensemble's ``model.json`` must have.
 REFIT_FIELDS = ("members", "classes", "sample_rate", "clip_seconds")
@@ -123,3 +127,24 @@ def ensemble_members(
     if not used or total <= 0:
         raise EscnetError(f"{root}: no member has a positive weight; rebuild the ensemble")
     return [Member(m.model_dir, m.weight / total, m.temperature) for m in used], origin
+
+
+def save_refit_ensemble(
+    target: Path, members: list[dict[str, Any]], first: Mapping[str, Any], **extra: Any
+) -> Path:
+    """Write a refitted ensemble's ``model.json`` into ``target``, whose ``members/`` already
+    hold the members' model directories: ``members`` (``dir``, ``weight``, ``temperature``
+    each), the classes and audio of ``first`` (a member's ``model.json``) and ``extra`` fields.
+    Written last, so that a directory with a ``model.json`` is whole."""
+    atomic_write_json(
+        target / MODEL_JSON,
+        {
+            "format_version": FORMAT_VERSION,
+            "escnet_version": __version__,
+            "model": f"ensemble of {len(members)} {first['model']}",
+            **{k: first[k] for k in ("classes", "num_classes", "sample_rate", "clip_seconds")},
+            "members": members,
+            **extra,
+        },
+    )
+    return target

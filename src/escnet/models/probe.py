@@ -2,7 +2,7 @@
 fitted head, as one network that maps spectral images to logits.
 
 A probe does not fine-tune the pretrained network; it reads features off it and fits only a
-small head (:mod:`escnet.training.probe.head`). The features are richer than the last embedding
+small head (:mod:`escnet.training.frozen.probe`). The features are richer than the last embedding
 alone: the outputs of chosen blocks of ``MobileNetAudioSet.features``, each pooled over
 frequency and time by its mean and its maximum, and the 512-d hidden layer of the AudioSet
 classifier ("embedding")::
@@ -93,7 +93,7 @@ def feature_dim(blocks: Sequence[int], embedding: bool) -> int:
 
 def feature_columns(blocks: Sequence[int], embedding: bool) -> list[int]:
     """Columns of the full feature vector (every block, then the embedding; what
-    :mod:`escnet.training.probe.embeddings` caches) that make the vector of ``blocks`` and
+    :mod:`escnet.training.frozen.embeddings` caches) that make the vector of ``blocks`` and
     ``embedding``, in
     :class:`MultiLevelPool`'s order."""
     channels = block_channels()

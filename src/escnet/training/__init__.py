@@ -3,7 +3,8 @@ folds, as the paper describes it, with honest model selection.
 
 One module per part, read in this order:
 
-* :mod:`~escnet.training.config` -- :class:`TrainConfig` (saved as ``config.json``) and
+* :mod:`~escnet.training.config` -- :class:`TrainConfig` (saved as ``config.json``), its method
+  sections :class:`FinetuneConfig`, :class:`ProbeConfig`, :class:`PartialConfig`, and
   :class:`FoldResult`;
 * :mod:`~escnet.training.data` -- the data set a config names and one fold's images / waveforms;
 * :mod:`~escnet.training.distributed` -- device choice, seeds, the process group under torchrun;
@@ -34,13 +35,21 @@ matrix, and its result is broadcast. Only rank 0 writes files and shows progress
 
 Examples:
     >>> from escnet.training import TrainConfig, cross_validate
-    >>> config = TrainConfig(dataset="esc10", model="cnn7", augment="naa", epochs=30)
+    >>> from escnet.training import FinetuneConfig
+    >>> config = TrainConfig(dataset="esc10", model="cnn7", settings=FinetuneConfig(epochs=30))
     >>> results = cross_validate(config, "runs/esc10-cnn7")  # doctest: +SKIP
     >>> results["summary"]["accuracy"]  # doctest: +SKIP
     {'mean': 0.83, 'std': 0.02}
 """
 
-from escnet.training.config import METRIC_COLUMNS, FoldResult, TrainConfig
+from escnet.training.config import (
+    METRIC_COLUMNS,
+    FinetuneConfig,
+    FoldResult,
+    PartialConfig,
+    ProbeConfig,
+    TrainConfig,
+)
 from escnet.training.crossval import cross_validate, evaluate_run
 from escnet.training.data import FoldData, WaveformDataset, load_dataset, load_fold_data
 from escnet.training.distributed import resolve_device, seed_everything
@@ -49,8 +58,11 @@ from escnet.training.loop import predict_logits, warmup_cosine
 
 __all__ = [
     "METRIC_COLUMNS",
+    "FinetuneConfig",
     "FoldData",
     "FoldResult",
+    "PartialConfig",
+    "ProbeConfig",
     "TrainConfig",
     "WaveformDataset",
     "cross_validate",

@@ -32,14 +32,14 @@ from escnet.machine import describe_cpu
 from escnet.model_dir.io import load_model, save_model
 from escnet.models import create_model, get_model_info
 from escnet.training import report
-from escnet.training.config import FoldResult, TrainConfig, check_resumable
+from escnet.training.config import FinetuneConfig, FoldResult, TrainConfig, check_resumable
 from escnet.training.data import load_dataset, with_dataset
 from escnet.training.distributed import Dist, distributed, local_rank, resolve_device
 from escnet.training.fold import train_fold
+from escnet.training.frozen.partial import train_partial_fold
+from escnet.training.frozen.probe import train_probe_fold
 from escnet.training.loop import Compute
 from escnet.training.metrics import classification_metrics
-from escnet.training.probe.head import train_probe_fold
-from escnet.training.probe.partial import train_partial_fold
 from escnet.training.records import read_json
 
 __all__ = ["cross_validate", "evaluate_run"]
@@ -173,7 +173,9 @@ def _resolve(config: TrainConfig, dataset: Dataset, device: torch.device) -> Tra
         )
     info = get_model_info(config.model)  # fail before any work on an unknown model
     pretrained = config.pretrained
-    if pretrained is None:
+    if pretrained is None and config.method != "finetune":
+        pretrained = True  # the frozen methods read the pretrained network (config refuses False)
+    elif pretrained is None:
         # Users who pick an AudioSet model almost always mean its weights; a silent random
         # start costs a full training run before the low accuracy shows it. Only weights on
         # this machine count: an offline run must not start with a download.
@@ -186,6 +188,9 @@ def _resolve(config: TrainConfig, dataset: Dataset, device: torch.device) -> Tra
                 config.model,
                 missing,
             )
+    settings = config.settings
+    if isinstance(settings, FinetuneConfig):  # mixed precision is a CUDA-only speed-up
+        settings = dataclasses.replace(settings, amp=settings.amp and device.type == "cuda")
     workers = config.workers if config.workers is not None else default_workers()
     return dataclasses.replace(
         config,
@@ -193,7 +198,7 @@ def _resolve(config: TrainConfig, dataset: Dataset, device: torch.device) -> Tra
         pretrained=pretrained,
         workers=workers,
         device=str(device),
-        amp=config.amp and device.type == "cuda",
+        settings=settings,
     )
 
 
@@ -375,7 +380,9 @@ def _evaluate_fold(
         workers=config.workers,
         progress=progress,
     )
-    logits = compute.predict(loaded.model, torch.from_numpy(fs.features), 2 * config.batch_size)
+    logits = compute.predict(
+        loaded.model, torch.from_numpy(fs.features), 2 * getattr(config.settings, "batch_size", 32)
+    )
     labels = torch.from_numpy(fs.labels)
     metrics = classification_metrics(fs.labels, logits.argmax(1).numpy(), dataset.num_classes)
     log.info(

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import random
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,9 +32,12 @@ from escnet.errors import AudioError, EscnetError, ParameterError
 from escnet.features.offline_naa import expand_clips, expand_training_set
 from escnet.features.prepare import default_workers, prepare_features
 from escnet.features.spectrogram import FrontEndConfig
+from escnet.model_dir.io import save_model
+from escnet.models import SpectralClassifier
 from escnet.training.config import TrainConfig
 
 __all__ = [
+    "save_fold_model",
     "FoldData",
     "WaveformDataset",
     "clip_seconds",
@@ -62,6 +67,22 @@ def clip_seconds(dataset: Dataset) -> float:
     import soundfile
 
     return float(soundfile.info(str(dataset[0].path)).duration)
+
+
+def save_fold_model(
+    path: str | os.PathLike[str],
+    model: SpectralClassifier,
+    dataset: Dataset,
+    config: TrainConfig,
+    **kwargs: Any,
+) -> Path:
+    """Save a model trained on ``dataset`` by ``config`` as a model directory
+    (:func:`escnet.model_dir.io.save_model`, ``kwargs`` passed on): its classes, clip length
+    and config recorded."""
+    return save_model(
+        path, model, list(dataset.classes), clip_seconds=clip_seconds(dataset),
+        config=config.to_dict(), **kwargs,
+    )  # fmt: skip
 
 
 def with_dataset(config: TrainConfig, dataset: Dataset | str | None) -> TrainConfig:

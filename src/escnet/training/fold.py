@@ -28,11 +28,10 @@ from escnet.augment.policy import AugmentPolicy, get_policy
 from escnet.cache import atomic_write_json
 from escnet.data.datasets import Dataset
 from escnet.data.folds import ImageSplit, Split
-from escnet.model_dir.io import save_model
 from escnet.models import SpectralClassifier, create_model
 from escnet.training.checkpoint import Checkpointer, FitState, load_resume
 from escnet.training.config import FoldResult, TrainConfig
-from escnet.training.data import FoldData, WaveformDataset, clip_seconds, load_fold_data
+from escnet.training.data import FoldData, WaveformDataset, load_fold_data, save_fold_model
 from escnet.training.distributed import (
     Dist,
     derive_seed,
@@ -46,7 +45,7 @@ from escnet.training.distributed import (
 from escnet.training.loop import (
     Compute,
     Optimisation,
-    fit_probe,
+    fit_lp_ft_head,
     tensorboard_writer,
     train_epoch,
     training_loader,
@@ -90,6 +89,7 @@ def train_fold(
     fold_dir = Path(run_dir) / f"fold{fold}"
     device = resolve_device(config.device, local_rank())
     compute = Compute.of(config, device)
+    ft = config.finetune
     with distributed(device) as ddp:
         show = progress and ddp.is_main
         policy = get_policy(config.augment)
@@ -113,10 +113,10 @@ def train_fold(
 
         # ---- optimiser and schedule (per step)
         steps = len(loader)
-        if config.max_train_batches is not None:
-            steps = min(steps, config.max_train_batches)
-        optim = Optimisation.of(model, config, steps, compute)
-        criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        if ft.max_train_batches is not None:
+            steps = min(steps, ft.max_train_batches)
+        optim = Optimisation.of(model, ft, steps, compute)
+        criterion = nn.CrossEntropyLoss(label_smoothing=ft.label_smoothing)
 
         # ---- resume, LP-FT's probe (fresh starts only), DDP, RNG
         state = _start_state(config, model, optim, data, compute, ddp, fold_dir, resume, show)
@@ -132,20 +132,20 @@ def train_fold(
         # ---- epochs
         has_val = len(data.val_labels) > 0
         checkpoints = Checkpointer(
-            fold_dir, config, list(dataset.classes), fold, config.checkpoint_interval_s
+            fold_dir, config, list(dataset.classes), fold, ft.checkpoint_interval_s
         )
-        while state.epoch < config.epochs and not state.stopped_early:
+        while state.epoch < ft.epochs and not state.stopped_early:
             sampler.set_epoch(state.epoch)
             loader_gen.manual_seed(derive_seed(config.seed, fold, state.epoch, 0))
             row = _run_epoch(
                 train_model, model, loader, steps, optim, criterion, compute, config, dataset,
                 data, policy, ddp, fold, state.epoch, wave_to_image, show,
             )  # fmt: skip
-            improved = state.record(row, has_val, config.early_stopping_patience)
-            _log_epoch(fold, config.epochs, row, improved)
+            improved = state.record(row, has_val, ft.early_stopping_patience)
+            _log_epoch(fold, ft.epochs, row, improved)
             state.rng = ddp.gather(rng_state(device))
             if ddp.is_main:
-                final = state.epoch >= config.epochs or state.stopped_early
+                final = state.epoch >= ft.epochs or state.stopped_early
                 checkpoints.after_epoch(model, optim, state, improved=improved, final=final)
                 write_metrics_csv(fold_dir / "metrics.csv", state.history)
                 _log_tensorboard(writer, row)
@@ -185,9 +185,9 @@ def _start_state(
         log.info("fold %d: resuming after epoch %d from %s", fold, state.epoch, last_path)
         if ddp.is_main:
             write_metrics_csv(fold_dir / "metrics.csv", state.history)
-    if config.linear_probe and state.fresh:
+    if config.finetune.lp_ft and state.fresh:
         # Every rank fits the same head; DDP's start-up broadcast makes them identical anyway.
-        probe = fit_probe(model, data, compute, fold, show)
+        probe = fit_lp_ft_head(model, data, compute, fold, show)
         if ddp.is_main:
             atomic_write_json(fold_dir / "linear_probe.json", asdict(probe))
     return state
@@ -223,16 +223,18 @@ def _run_epoch(
         optim,
         criterion,
         compute,
-        wave_to_image=wave_to_image,
+        to_input=wave_to_image if wave_to_image is not None else _one_channel,
         image_tf=policy.image_transform(seed=derive_seed(config.seed, fold, epoch, ddp.rank, 1)),
         mix=policy.mixup_transform(
             dataset.num_classes, seed=derive_seed(config.seed, fold, epoch, ddp.rank, 2)
         ),
-        desc=f"fold {fold} epoch {epoch + 1}/{config.epochs}",
+        desc=f"fold {fold} epoch {epoch + 1}/{config.finetune.epochs}",
         show=show,
     )
     train_loss, train_correct, train_count = ddp.sum(sums).tolist()
-    val_loss, val_acc, val_count = validate(model, data, ddp, compute, 2 * config.batch_size)
+    val_loss, val_acc, val_count = validate(
+        model, data, ddp, compute, 2 * config.finetune.batch_size
+    )
     return {
         "epoch": epoch + 1,
         "train_loss": train_loss / train_count,
@@ -244,6 +246,10 @@ def _run_epoch(
         "train_samples": int(train_count),
         "val_samples": val_count,
     }
+
+
+def _one_channel(images: torch.Tensor) -> torch.Tensor:
+    return images.unsqueeze(1)
 
 
 def _log_epoch(fold: int, epochs: int, row: dict[str, Any], improved: bool) -> None:
@@ -283,12 +289,11 @@ def _test_best(
     """Load ``best.pt``, save it as ``fold_dir/model``, and score the test clips once."""
     best = torch.load(fold_dir / "best.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(best["model"])
-    save_model(
+    save_fold_model(
         fold_dir / "model",
         model,
-        list(dataset.classes),
-        clip_seconds=clip_seconds(dataset),
-        config=config.to_dict(),
+        dataset,
+        config,
         state_dict=best["model"],
         selection={
             "test_fold": best["test_fold"],
@@ -297,7 +302,7 @@ def _test_best(
             "val_loss": best["val_loss"],
         },
     )
-    logits = compute.predict(model, data.test_images, 2 * config.batch_size)
+    logits = compute.predict(model, data.test_images, 2 * config.finetune.batch_size)
     write_predictions(fold_dir / "test_predictions.csv", dataset, data, logits)
     result = FoldResult.tested(
         fold,

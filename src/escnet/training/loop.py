@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,16 +21,16 @@ from tqdm.auto import tqdm
 
 from escnet.features.prepare import default_workers
 from escnet.models import SpectralClassifier
-from escnet.training.config import TrainConfig
+from escnet.training.config import FinetuneConfig, TrainConfig
 from escnet.training.data import FoldData, worker_init
 from escnet.training.distributed import Dist
-from escnet.training.linear_probe import ProbeResult, linear_probe_head
+from escnet.training.lp_ft import LpFtResult, linear_probe_head
 
 __all__ = [
     "Compute",
     "Optimisation",
     "autocast",
-    "fit_probe",
+    "fit_lp_ft_head",
     "predict_logits",
     "tensorboard_writer",
     "train_epoch",
@@ -108,9 +108,10 @@ class Compute:
 
     @classmethod
     def of(cls, config: TrainConfig, device: torch.device) -> Compute:
-        amp = config.amp and device.type == "cuda"  # mixed precision is a CUDA-only speed-up
+        ft = config.settings if isinstance(config.settings, FinetuneConfig) else FinetuneConfig()
+        amp = ft.amp and device.type == "cuda"  # mixed precision is a CUDA-only speed-up
         dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
-        return cls(device, amp, dtype, config.channels_last)
+        return cls(device, amp, dtype, ft.channels_last)
 
     def prepare(self, model: nn.Module) -> nn.Module:
         model.to(self.device)
@@ -141,14 +142,21 @@ class Optimisation:
     """AdamW, its per-step warm-up + cosine schedule and the (CUDA float16) loss scaler."""
 
     optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
+
+    @classmethod
+    def plain(
+        cls, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler
+    ) -> Optimisation:
+        """Full precision, no loss scaling: the frozen-network heads' optimisation on the CPU."""
+        return cls(optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=False))
 
     @classmethod
     def of(
         cls,
         model: SpectralClassifier,
-        config: TrainConfig,
+        config: FinetuneConfig,
         steps_per_epoch: int,
         compute: Compute,
     ) -> Optimisation:
@@ -217,7 +225,7 @@ def training_loader(
     num_workers = workers if data.waveforms else 0  # images are already in memory
     loader = DataLoader(
         data.train,
-        batch_size=config.batch_size,
+        batch_size=config.finetune.batch_size,
         sampler=sampler,
         num_workers=num_workers,
         worker_init_fn=worker_init if num_workers else None,
@@ -232,33 +240,37 @@ def training_loader(
 
 def train_epoch(
     model: nn.Module,
-    loader: DataLoader[Any],
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     steps: int,
     optim: Optimisation,
     criterion: nn.Module,
     compute: Compute,
     *,
-    wave_to_image: nn.Module | None,
-    image_tf: Any,
-    mix: Any,
-    desc: str,
-    show: bool,
+    to_input: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    image_tf: Any = None,
+    mix: Any = None,
+    desc: str = "",
+    show: bool = False,
 ) -> tuple[torch.Tensor, float]:
-    """One pass of ``steps`` batches; this rank's sums (loss * n, correct, n) and the last lr."""
+    """One pass of at most ``steps`` batches ``(x, y)``: the one training loop of escnet, for
+    fine-tuning, the probe's MLP head and partial fine-tuning alike.
+
+    ``to_input`` turns a batch into the model's input without gradients (waveforms into images,
+    images into one-channel images); ``image_tf`` and ``mix`` augment the inputs. The caller sets
+    the model's train mode. Returns this rank's sums (loss * n, correct, n) and the last lr.
+    """
     device = compute.device
     sums = torch.zeros(3, dtype=torch.float64, device=device)
     lr = optim.lr
     bar = tqdm(total=steps, desc=desc, unit="batch", leave=False, disable=not show)
-    for step, (x, y) in enumerate(loader):
+    for step, (x, y) in enumerate(batches):
         if step >= steps:
             break
         x = x.to(device, non_blocking=True)
         y = y.to(device, non_blocking=True)
-        if wave_to_image is not None:
+        if to_input is not None:
             with torch.no_grad():
-                x = wave_to_image(x)
-        else:
-            x = x.unsqueeze(1)
+                x = to_input(x)
         if image_tf is not None:
             x = image_tf(x)
         target = y
@@ -310,9 +322,9 @@ def validate(
     return loss_sum / count, correct / count, int(count)
 
 
-def fit_probe(
+def fit_lp_ft_head(
     model: SpectralClassifier, data: FoldData, compute: Compute, fold: int, show: bool
-) -> ProbeResult:
+) -> LpFtResult:
     """LP-FT's first half: the new head fitted on the frozen network's training features."""
     assert isinstance(data.train, TensorDataset)  # TrainConfig refuses naa-online
     train_images, train_labels = data.train.tensors

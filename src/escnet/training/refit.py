@@ -41,28 +41,26 @@ from escnet.data.audio import AudioConfig, load_audio
 from escnet.data.datasets import Dataset
 from escnet.errors import EscnetError
 from escnet.features.prepare import default_workers
-from escnet.model_dir.io import save_model
 from escnet.model_dir.layout import (
     ENSEMBLE_JSON,
     FINAL_DIR,
-    FORMAT_VERSION,
     MODEL_JSON,
     member_run_dir,
 )
+from escnet.model_dir.members import save_refit_ensemble
 from escnet.models import SpectralClassifier
 from escnet.models.probe import feature_columns
 from escnet.training.config import TrainConfig
-from escnet.training.data import clip_seconds, load_dataset
-from escnet.training.probe.embeddings import clip_features
-from escnet.training.probe.head import (
-    fit_linear_head,
+from escnet.training.data import load_dataset, save_fold_model
+from escnet.training.frozen.embeddings import clip_features
+from escnet.training.frozen.probe import (
     fit_mlp_head,
     probe_model,
     probe_model_kwargs,
     train_views,
 )
+from escnet.training.logistic import fit_logistic_head
 from escnet.training.records import json_object
-from escnet.version import __version__
 
 __all__ = ["CHECK_CLIPS", "refit", "refit_ensemble", "refit_probe_run"]
 
@@ -142,7 +140,7 @@ def refit_probe_run(
     target = check_output_dir(out if out is not None else run / FINAL_DIR, "--out")
     dataset = load_dataset(config)
     indices = list(range(len(dataset)))
-    mlp = config.probe_head == "mlp"
+    mlp = config.probe.head == "mlp"
     key = "weight_decay" if mlp else "l2"
     choices = _fold_choices(run, key)
     value = statistics.median(choices)
@@ -157,7 +155,7 @@ def refit_probe_run(
     )
     if table.skipped:
         log.warning("refit: %d clip(s) could not be loaded and were left out", len(table.skipped))
-    cols = feature_columns(config.probe_blocks, config.probe_embedding)
+    cols = feature_columns(config.probe.blocks, config.probe.embedding)
     x = torch.from_numpy(table.features[:, cols])
     mean, std = x.mean(0), x.std(0, unbiased=False).clamp_min(1e-6)
     z, y = (x - mean) / std, torch.from_numpy(table.labels)
@@ -165,9 +163,9 @@ def refit_probe_run(
     num_classes = dataset.num_classes
     head: torch.nn.Module
     if mlp:
-        head, _ = fit_mlp_head(z, y, *no_val, num_classes, seed=config.seed, weight_decays=[value])
+        head, _ = fit_mlp_head(z, y, *no_val, num_classes, config, weight_decays=[value])
     else:
-        head, _ = fit_linear_head(z, y, *no_val, num_classes, l2_grid=[value])
+        head, _ = fit_logistic_head(z, y, *no_val, num_classes, l2_grid=[value])
     model = probe_model(config, num_classes, mean, std, head)
     trained = np.unique(table.source)
     trained_on = _trained_on(dataset, trained)
@@ -190,12 +188,11 @@ def refit_probe_run(
         },
     )
     # model.json last (save_model writes it after the weights): a directory with it is whole
-    save_model(
+    save_fold_model(
         target,
         model,
-        list(dataset.classes),
-        clip_seconds=clip_seconds(dataset),
-        config=config.to_dict(),
+        dataset,
+        config,
         model_kwargs=probe_model_kwargs(config),
         selection={key: value, "rule": f"median of the folds' validation-chosen {key}"},
         extra={"trained_on": trained_on, "cross_validation": cross_validation},
@@ -244,21 +241,13 @@ def refit_ensemble(
     total = sum(m["weight"] for m in members)
     for m in members:
         m["weight"] = m["weight"] / total
-    atomic_write_json(
-        target / MODEL_JSON,
-        {
-            "format_version": FORMAT_VERSION,
-            "escnet_version": __version__,
-            "model": f"ensemble of {len(members)} {first['model']}",
-            "classes": first["classes"],
-            "num_classes": first["num_classes"],
-            "sample_rate": first["sample_rate"],
-            "clip_seconds": first["clip_seconds"],
-            "members": members,
-            "selection": {"rule": "each member's temperature and weight: mean over the folds"},
-            "trained_on": first["trained_on"],
-            "cross_validation": _cross_validation(results, root),
-        },
+    save_refit_ensemble(
+        target,
+        members,
+        first,
+        selection={"rule": "each member's temperature and weight: mean over the folds"},
+        trained_on=first["trained_on"],
+        cross_validation=_cross_validation(results, root),
     )
     return target
 

@@ -2,13 +2,13 @@
 features, one fold top to bottom.
 
 Instead of fine-tuning the network, each clip's pooled multi-level features
-(:mod:`escnet.training.probe.embeddings`, cached: a clip goes through the network once, ever)
-become one row of
-a table, and only a head is fitted on the training rows:
+(:mod:`escnet.training.frozen.embeddings`, cached: a clip goes through the network once, ever)
+become one row of a table, and only a head is fitted on the training rows
+(:class:`~escnet.training.config.ProbeConfig` holds the settings):
 
 * training rows: the *training* clips' features, plus those of their offline NAA variants when
   ``augment="naa"`` (six per clip, the images :mod:`escnet.features.offline_naa` caches, or the
-  subset ``probe_train_views`` names, which may also add time-rolled views); never a
+  subset ``train_views`` names, which may also add time-rolled views); never a
   validation or test clip's (checked on the clip ids);
 * validation rows choose the head's regularisation (the L2 penalty of the linear head, the
   weight decay of the MLP head): best validation accuracy, ties broken by validation loss;
@@ -36,29 +36,25 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from escnet.augment.audio import NAA_VARIANTS
 from escnet.cache import atomic_path, atomic_write_json, atomic_write_text
 from escnet.data.datasets import Dataset
 from escnet.data.folds import ImageSplit, Split
-from escnet.errors import EscnetError
 from escnet.features.prepare import default_workers
-from escnet.model_dir.io import save_model
 from escnet.models import SpectralClassifier, create_model
 from escnet.models.probe import ProbeNet, feature_columns, mean_probability_logits
 from escnet.training.config import FoldResult, TrainConfig
-from escnet.training.data import clip_seconds
+from escnet.training.data import save_fold_model
+from escnet.training.frozen.embeddings import FeatureTable, clip_features, roll_view
+from escnet.training.frozen.views import checked_training_rows, clip_split
+from escnet.training.logistic import fit_logistic_head, score
+from escnet.training.loop import Compute, Optimisation, train_epoch
 from escnet.training.metrics import better_choice
-from escnet.training.probe.embeddings import FeatureTable, clip_features, roll_view
 
 __all__ = [
-    "LINEAR_L2_GRID",
-    "MLP_HIDDEN",
-    "MLP_WEIGHT_DECAY_GRID",
     "ProbeData",
-    "fit_linear_head",
     "fit_mlp_head",
     "load_probe_data",
     "probe_model",
@@ -69,18 +65,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: L2 penalties of the linear head (on standardised features) tried on the validation split.
-LINEAR_L2_GRID: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
-#: Hidden width, dropout, epochs and the weight decays tried for the MLP head.
-MLP_HIDDEN = 512
-MLP_DROPOUT = 0.5
-MLP_EPOCHS = 30
-MLP_WEIGHT_DECAY_GRID: tuple[float, ...] = (1e-2, 1e-1)
-
 
 @dataclass
 class ProbeData:
-    """One fold's feature tables (full vectors, :data:`escnet.training.probe.embeddings.FULL_DIM`
+    """One fold's feature tables (full vectors, :data:`escnet.training.frozen.embeddings.FULL_DIM`
     wide).
 
     Attributes:
@@ -97,26 +85,23 @@ class ProbeData:
 
 def train_views(config: TrainConfig) -> list[str]:
     """The views of each training clip a probe of ``config`` is fitted on."""
-    if config.probe_train_views is not None:
-        return ["original", *config.probe_train_views]
+    views = config.probe.train_views
+    if views is not None:
+        return ["original", *views]
     if config.augment == "naa":
         return ["original", *NAA_VARIANTS]
     return ["original"]
 
 
 def _eval_views(config: TrainConfig) -> list[str]:
-    return [roll_view(s) for s in (config.tta_shifts or [0])]
+    return [roll_view(s) for s in (config.probe.tta_shifts or [0])]
 
 
 def load_probe_data(
     config: TrainConfig, dataset: Dataset, split: Split, *, progress: bool = True
 ) -> ProbeData:
-    """The fold's feature tables, from the cache or computed (:func:`clip_features`).
-
-    Raises:
-        RuntimeError: a training row comes from a clip outside ``split.train`` (a leak).
-        EscnetError: no training clip could be loaded.
-    """
+    """The fold's feature tables, from the cache or computed (:func:`clip_features`); the
+    training rows checked (:func:`~escnet.training.frozen.views.checked_training_rows`)."""
     workers = config.workers if config.workers is not None else default_workers()
     eval_views = _eval_views(config)
 
@@ -131,12 +116,7 @@ def load_probe_data(
             progress=progress,
         )
 
-    train = table(split.train, train_views(config))
-    if len(train.source) == 0:
-        raise EscnetError(
-            f"{dataset.name}, test fold {split.test_fold}: no training clip could be loaded"
-        )
-    split.check_training_sources(train.source, dataset, "probe training rows")
+    train = checked_training_rows(table(split.train, train_views(config)), dataset, split)
     return ProbeData(train, table(split.val, eval_views), table(split.test, eval_views), eval_views)
 
 
@@ -149,128 +129,48 @@ def _labels(table: FeatureTable, views: Sequence[str]) -> torch.Tensor:
     return torch.from_numpy(table.labels[table.rows(views[0])])
 
 
-def _score(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
-    """(accuracy, mean cross-entropy); NaN for no rows."""
-    if len(labels) == 0:
-        return math.nan, math.nan
-    acc = (logits.argmax(1) == labels).float().mean().item()
-    return acc, F.cross_entropy(logits, labels).item()
-
-
-def fit_softmax_regression(
-    z: torch.Tensor,
-    y: torch.Tensor,
-    num_classes: int,
-    l2: float,
-    *,
-    init: tuple[torch.Tensor, torch.Tensor] | None = None,
-    max_iter: int = 150,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Multinomial logistic regression ``z @ W.T + b`` (mean cross-entropy + ``l2 * |W|^2``)
-    by L-BFGS, from ``init`` (a warm start) or zeros. ``z`` should be standardised."""
-    w0, b0 = init if init is not None else (None, None)
-    weight = (
-        w0.clone() if w0 is not None else torch.zeros(num_classes, z.shape[1])
-    ).requires_grad_()
-    bias = (b0.clone() if b0 is not None else torch.zeros(num_classes)).requires_grad_()
-    opt = torch.optim.LBFGS(
-        [weight, bias], max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe"
-    )
-
-    def objective() -> torch.Tensor:
-        opt.zero_grad()
-        loss = F.cross_entropy(z @ weight.T + bias, y) + l2 * weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    opt.step(objective)
-    return weight.detach(), bias.detach()
-
-
-def fit_linear_head(
-    z_train: torch.Tensor,
-    y_train: torch.Tensor,
-    z_val: torch.Tensor,
-    y_val: torch.Tensor,
-    num_classes: int,
-    l2_grid: Sequence[float] = LINEAR_L2_GRID,
-) -> tuple[nn.Linear, dict[str, Any]]:
-    """A logistic-regression head, its L2 penalty chosen on validation.
-
-    Penalties are fitted from the strongest to the weakest, each warm-started from the last.
-
-    Args:
-        z_train: (N, D) standardised training features; y_train (N,).
-        z_val: (V, M, D) standardised validation features in V views (their probabilities are
-            averaged); y_val (M,). M = 0: the middle penalty of the grid is kept.
-
-    Returns:
-        The head and ``{"chosen": {"l2", "val_acc", "val_loss"}, "grid": [...]}``.
-    """
-    has_val = z_val.shape[1] > 0
-    grid = sorted(l2_grid, reverse=True) if has_val else [sorted(l2_grid)[len(l2_grid) // 2]]
-    rows: list[dict[str, float]] = []
-    best: tuple[float, float, torch.Tensor, torch.Tensor, float] | None = None
-    init: tuple[torch.Tensor, torch.Tensor] | None = None
-    for l2 in grid:
-        w, b = fit_softmax_regression(z_train, y_train, num_classes, l2, init=init)
-        init = (w, b)
-        acc, loss = _score(mean_probability_logits(z_val @ w.T + b), y_val)
-        rows.append({"l2": l2, "val_acc": acc, "val_loss": loss})
-        if better_choice(acc, loss, None if best is None else best[:2]):
-            best = (acc, loss, w, b, l2)
-    assert best is not None
-    head = nn.Linear(z_train.shape[1], num_classes)
-    with torch.no_grad():
-        head.weight.copy_(best[2])
-        head.bias.copy_(best[3])
-    chosen = {"l2": best[4], "val_acc": best[0], "val_loss": best[1]}
-    return head, {"chosen": chosen, "grid": rows}
-
-
-def _mlp(dim: int, num_classes: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Linear(dim, MLP_HIDDEN),
-        nn.GELU(),
-        nn.Dropout(MLP_DROPOUT),
-        nn.Linear(MLP_HIDDEN, num_classes),
-    )
-
-
 def fit_mlp_head(
     z_train: torch.Tensor,
     y_train: torch.Tensor,
     z_val: torch.Tensor,
     y_val: torch.Tensor,
     num_classes: int,
-    *,
-    seed: int = 0,
-    weight_decays: Sequence[float] = MLP_WEIGHT_DECAY_GRID,
-    epochs: int = MLP_EPOCHS,
-    batch_size: int = 256,
+    config: TrainConfig,
+    weight_decays: Sequence[float] | None = None,
 ) -> tuple[nn.Sequential, dict[str, Any]]:
-    """A one-hidden-layer MLP head (AdamW, cosine schedule, label smoothing 0.1), its weight
-    decay chosen on validation (the last epoch's head of each; no early stopping)."""
+    """A one-hidden-layer MLP head (:class:`~escnet.training.config.ProbeConfig`'s ``mlp_*``:
+    AdamW, one-cycle schedule, label smoothing), trained by the one training loop, its weight
+    decay chosen on validation among ``weight_decays`` (default: the config's) by the last
+    epoch's head of each (no early stopping)."""
+    probe = config.probe
     rows: list[dict[str, float]] = []
     best: tuple[float, float, nn.Sequential, float] | None = None
-    for wd in weight_decays:
-        gen = torch.Generator().manual_seed(seed)
-        torch.manual_seed(seed)
-        head = _mlp(z_train.shape[1], num_classes)
-        steps = epochs * math.ceil(len(y_train) / batch_size)
-        opt = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=wd)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=steps)
+    cpu = Compute(torch.device("cpu"), False, torch.float32, False)
+    criterion = nn.CrossEntropyLoss(label_smoothing=probe.mlp_label_smoothing)
+    steps = math.ceil(len(y_train) / probe.mlp_batch_size)
+    for wd in weight_decays if weight_decays is not None else probe.mlp_weight_decays:
+        gen = torch.Generator().manual_seed(config.seed)
+        torch.manual_seed(config.seed)
+        head = nn.Sequential(
+            nn.Linear(z_train.shape[1], probe.mlp_hidden),
+            nn.GELU(),
+            nn.Dropout(probe.mlp_dropout),
+            nn.Linear(probe.mlp_hidden, num_classes),
+        )
+        opt = torch.optim.AdamW(head.parameters(), lr=probe.mlp_lr, weight_decay=wd)
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=probe.mlp_lr, total_steps=probe.mlp_epochs * steps
+        )
+        optim = Optimisation.plain(opt, sched)
         head.train()
-        for _ in range(epochs):
-            for batch in torch.randperm(len(y_train), generator=gen).split(batch_size):
-                loss = F.cross_entropy(head(z_train[batch]), y_train[batch], label_smoothing=0.1)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
+        for _ in range(probe.mlp_epochs):
+            order = torch.randperm(len(y_train), generator=gen).split(probe.mlp_batch_size)
+            train_epoch(
+                head, ((z_train[b], y_train[b]) for b in order), steps, optim, criterion, cpu
+            )
         head.eval()
         with torch.no_grad():
-            acc, vloss = _score(mean_probability_logits(head(z_val)), y_val)
+            acc, vloss = score(mean_probability_logits(head(z_val)), y_val)
         rows.append({"weight_decay": wd, "val_acc": acc, "val_loss": vloss})
         if better_choice(acc, vloss, None if best is None else best[:2]):
             best = (acc, vloss, head, wd)
@@ -281,12 +181,13 @@ def fit_mlp_head(
 
 def probe_model_kwargs(config: TrainConfig) -> dict[str, Any]:
     """``model_kwargs`` of the fold's ``mn04_as_probe`` (saved in ``model.json``)."""
+    probe = config.probe
     return {
-        "blocks": list(config.probe_blocks),
-        "embedding": config.probe_embedding,
-        "hidden": MLP_HIDDEN if config.probe_head == "mlp" else 0,
-        "dropout": MLP_DROPOUT if config.probe_head == "mlp" else 0.0,
-        "tta_shifts": list(config.tta_shifts or [0]),
+        "blocks": list(probe.blocks),
+        "embedding": probe.embedding,
+        "hidden": probe.mlp_hidden if probe.head == "mlp" else 0,
+        "dropout": probe.mlp_dropout if probe.head == "mlp" else 0.0,
+        "tta_shifts": list(probe.tta_shifts or [0]),
     }
 
 
@@ -316,7 +217,7 @@ def _fit(
     config: TrainConfig, data: ProbeData, num_classes: int
 ) -> tuple[SpectralClassifier, torch.Tensor, torch.Tensor, dict[str, Any]]:
     """The fitted ProbeNet and its (N, C) validation and test logits."""
-    cols = feature_columns(config.probe_blocks, config.probe_embedding)
+    cols = feature_columns(config.probe.blocks, config.probe.embedding)
     x_train = torch.from_numpy(data.train.features[:, cols])
     mean = x_train.mean(0)
     std = x_train.std(0, unbiased=False).clamp_min(1e-6)
@@ -325,10 +226,10 @@ def _fit(
     z_val = (_views_stack(data.val, data.eval_views, cols) - mean) / std
     y_val = _labels(data.val, data.eval_views)
     head: nn.Module
-    if config.probe_head == "mlp":
-        head, choice = fit_mlp_head(z_train, y_train, z_val, y_val, num_classes, seed=config.seed)
+    if config.probe.head == "mlp":
+        head, choice = fit_mlp_head(z_train, y_train, z_val, y_val, num_classes, config)
     else:
-        head, choice = fit_linear_head(z_train, y_train, z_val, y_val, num_classes)
+        head, choice = fit_logistic_head(z_train, y_train, z_val, y_val, num_classes)
     model = probe_model(config, num_classes, mean, std, head)
     net = model.net
     assert isinstance(net, ProbeNet)
@@ -342,24 +243,18 @@ def _fit(
     return model, val_logits, test_logits, choice
 
 
-def _save_logits(
-    path: Path, dataset: Dataset, data: ProbeData, val: torch.Tensor, test: torch.Tensor
+def save_logits(
+    path: Path, dataset: Dataset, parts: dict[str, tuple[np.ndarray, torch.Tensor, np.ndarray]]
 ) -> None:
-    first = data.eval_views[0]
+    """``logits.npz`` for the ensembles: per part (``val``, ``test``), from ``(clip indices,
+    logits, labels)``, the logits, the clips' ids and their labels."""
+    arrays: dict[str, Any] = {}
+    for part, (indices, logits, labels) in parts.items():
+        ids = np.asarray([dataset[int(i)].clip_id for i in indices])
+        arrays |= {f"{part}_logits": logits.numpy(), f"{part}_ids": ids,
+                   f"{part}_labels": np.asarray(labels)}  # fmt: skip
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(
-            f,
-            val_logits=val.numpy(),
-            val_ids=np.asarray(
-                [dataset[int(i)].clip_id for i in data.val.source[data.val.rows(first)]]
-            ),
-            val_labels=_labels(data.val, data.eval_views).numpy(),
-            test_logits=test.numpy(),
-            test_ids=np.asarray(
-                [dataset[int(i)].clip_id for i in data.test.source[data.test.rows(first)]]
-            ),
-            test_labels=_labels(data.test, data.eval_views).numpy(),
-        )
+        np.savez(f, **arrays)
 
 
 def write_predictions(
@@ -417,11 +312,7 @@ def train_probe_fold(
     Returns:
         The fold's test metrics (``best_epoch`` and ``epochs_run`` are 0: there are no epochs).
     """
-    if isinstance(split, ImageSplit):
-        raise EscnetError(
-            f"TrainConfig.method='probe' splits clips; protocol {split.protocol!r} splits NAA "
-            "images: use protocol 'official-folds' or 'random-split'"
-        )
+    split = clip_split(split, "probe")
     started = time.perf_counter()
     fold = split.test_fold if split.test_fold is not None else 0
     fold_dir = Path(run_dir) / f"fold{fold}"
@@ -431,29 +322,36 @@ def train_probe_fold(
     first = data.eval_views[0]
     test_labels = _labels(data.test, data.eval_views)
     test_indices = data.test.source[data.test.rows(first)]
-    save_model(
+    save_fold_model(
         fold_dir / "model",
         model,
-        list(dataset.classes),
-        clip_seconds=clip_seconds(dataset),
-        config=config.to_dict(),
+        dataset,
+        config,
         model_kwargs=probe_model_kwargs(config),
         selection={"test_fold": fold, "epoch": 0, **choice["chosen"]},
     )
-    _save_logits(fold_dir / "logits.npz", dataset, data, val_logits, test_logits)
+    val_indices = data.val.source[data.val.rows(first)]
+    save_logits(
+        fold_dir / "logits.npz",
+        dataset,
+        {
+            "val": (val_indices, val_logits, _labels(data.val, data.eval_views).numpy()),
+            "test": (test_indices, test_logits, test_labels.numpy()),
+        },
+    )
     write_predictions(fold_dir / "test_predictions.csv", dataset, test_indices, test_logits)
     train_clips = write_split(
         fold_dir / "split.json", dataset, split, data.train.source, data.train.view
     )
     seconds = time.perf_counter() - started
-    what = "weight decay" if config.probe_head == "mlp" else "L2 penalty"
+    what = "weight decay" if config.probe.head == "mlp" else "L2 penalty"
     result = FoldResult.tested(
         fold,
         test_logits,
         test_labels,
         dataset.num_classes,
         selection=(
-            f"probe head ({config.probe_head}): the {what} with the best validation accuracy "
+            f"probe head ({config.probe.head}): the {what} with the best validation accuracy "
             "(ties: lower validation loss)"
         ),
         train_clips=train_clips,
@@ -463,7 +361,7 @@ def train_probe_fold(
     atomic_write_json(
         fold_dir / "probe.json",
         {
-            "head": config.probe_head,
+            "head": config.probe.head,
             "model_kwargs": probe_model_kwargs(config),
             "train_views": sorted(set(data.train.view.tolist())),
             "eval_views": data.eval_views,

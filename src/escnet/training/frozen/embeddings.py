@@ -1,8 +1,8 @@
 """Frozen ``mn04_as`` features of clips, their NAA variants and time-shifted views, cached.
 
-A probe (:mod:`escnet.training.probe.head`) fits a head on features of the frozen AudioSet network,
-so each clip needs to go through the network only once, ever: this module computes the *full*
-feature vector of every view of a clip -- each block of ``MobileNetAudioSet.features`` pooled
+A probe (:mod:`escnet.training.frozen.probe`) fits a head on features of the frozen AudioSet
+network, so each clip needs to go through the network only once, ever: this module computes the
+*full* feature vector of every view of a clip -- each block of ``MobileNetAudioSet.features`` pooled
 by its mean and its maximum, then the 512-d embedding, 2304 values
 (:func:`escnet.models.probe.feature_columns` picks a probe's subset) -- and caches it under
 ``<cache_dir>/probe``, one ``.npy`` per (clip, view), keyed by the clip's content digest and
@@ -15,11 +15,11 @@ Views of a clip:
   (test-time augmentation; :class:`escnet.models.probe.ProbeNet` does the same roll);
 * the NAA variant names (:data:`escnet.augment.audio.NAA_VARIANTS`): the images of
   :func:`escnet.features.offline_naa.expand_clips` (cached there too), for *training* clips only --
-  the caller passes training clips, and :func:`escnet.training.probe.head` checks the clip ids.
+  the caller passes training clips, and :func:`escnet.training.frozen.probe` checks the clip ids.
 
 Examples:
     >>> from escnet.data.datasets import get_dataset
-    >>> from escnet.training.probe.embeddings import clip_features
+    >>> from escnet.training.frozen.embeddings import clip_features
     >>> ds = get_dataset("esc50")  # doctest: +SKIP
     >>> table = clip_features(ds, range(10), views=("original", "pps"))  # doctest: +SKIP
     >>> table.features.shape, list(table.view[:2])  # doctest: +SKIP
@@ -47,7 +47,7 @@ from escnet.models.mobilenet_audioset import AudioSetMelConfig
 from escnet.models.probe import ALL_BLOCKS, EMBEDDING_DIM, MultiLevelPool, block_channels
 from escnet.models.weights import MN04_AS
 from escnet.settings import cache_dir as default_cache_dir
-from escnet.training.probe.views import (
+from escnet.training.frozen.views import (
     ViewRows,
     missing_views,
     read_rows,
@@ -75,7 +75,7 @@ FULL_DIM = sum(2 * c for c in block_channels()) + EMBEDDING_DIM
 
 class FeatureTable(ViewRows):
     """Feature vectors of views of clips, clip-major (each clip's views in the order asked):
-    :class:`~escnet.training.probe.views.ViewRows` whose ``values`` are named for what they are."""
+    :class:`~escnet.training.frozen.views.ViewRows` whose ``values`` are named for what they are."""
 
     @property
     def features(self) -> np.ndarray:

@@ -1,11 +1,11 @@
 """Partial fine-tuning (``TrainConfig.method = "partial"``): only the blocks of the pretrained
-``mn04_as`` above block ``k`` (``TrainConfig.partial_from``) and its classifier are trained, on
+``mn04_as`` above block ``k`` (``PartialConfig.from_block``) and its classifier are trained, on
 cached activations; one fold top to bottom.
 
 The blocks ``0..k`` stay as AudioSet trained them, so each clip, and each of its offline NAA
-variants, goes through them once, ever (:func:`escnet.training.probe.activations.clip_activations`,
-cached on
-disk in float16); training then runs only the upper blocks, a fraction of the network's cost:
+variants, goes through them once, ever
+(:func:`escnet.training.frozen.activations.clip_activations`, cached on disk in float16);
+training then runs only the upper blocks, a fraction of the network's cost:
 
 * training rows: the *training* clips' activations, plus those of their six offline NAA
   variants with ``augment="naa"``; never a validation or test clip's (checked on the clip ids).
@@ -15,11 +15,11 @@ disk in float16); training then runs only the upper blocks, a fraction of the ne
 * the new output layer starts as a logistic regression fitted on the frozen network's
   embeddings of the training clips (originals), its L2 penalty chosen on validation (LP-FT:
   fine-tuning from a fitted head moves the pretrained features less than from a random one);
-* then AdamW (:data:`BODY_LR` for the blocks and the hidden layer, :data:`HEAD_LR` for the
-  output layer), label smoothing :data:`LABEL_SMOOTHING`, one epoch of warm-up and a cosine
-  schedule, :data:`PARTIAL_EPOCHS` epochs. The epoch is chosen on the validation split (best
-  accuracy, ties: lower loss); epoch 0, the fitted head on the unchanged network, is a
-  candidate too. ``TrainConfig.epochs``, ``lr`` and the other fine-tuning options do not apply.
+* then the one training loop (:func:`escnet.training.loop.train_epoch`) with
+  :class:`~escnet.training.config.PartialConfig`'s settings: AdamW (``body_lr`` for the blocks
+  and the hidden layer, ``head_lr`` for the output layer), label smoothing, warm-up and a
+  cosine schedule. The epoch is chosen on the validation split (best accuracy, ties: lower
+  loss); epoch 0, the fitted head on the unchanged network, is a candidate too.
 * batch normalisation stays frozen (running statistics and the eval-mode forward of
   AudioSet's training): batches of one small data set would give noisy statistics, and the
   frozen layers make training and the saved model compute the same function. Their affine
@@ -40,43 +40,34 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from escnet.augment.audio import NAA_VARIANTS
-from escnet.cache import atomic_path, atomic_write_json
+from escnet.cache import atomic_write_json
 from escnet.data.datasets import Dataset
 from escnet.data.folds import ImageSplit, Split
-from escnet.errors import EscnetError
 from escnet.features.prepare import default_workers, prepare_features
-from escnet.model_dir.io import save_model
 from escnet.models import SpectralClassifier, create_model
 from escnet.models.mobilenet_audioset import MobileNetAudioSet
-from escnet.training.config import FoldResult, TrainConfig
-from escnet.training.data import clip_seconds
+from escnet.training.config import FoldResult, PartialConfig, TrainConfig
+from escnet.training.data import save_fold_model
 from escnet.training.distributed import derive_seed
-from escnet.training.loop import Compute, warmup_cosine
+from escnet.training.frozen.activations import ActivationTable, clip_activations
+from escnet.training.frozen.probe import save_logits, write_predictions, write_split
+from escnet.training.frozen.views import checked_training_rows, clip_split
+from escnet.training.logistic import fit_folded, score
+from escnet.training.loop import Compute, Optimisation, train_epoch, warmup_cosine
 from escnet.training.metrics import better_choice
-from escnet.training.probe.activations import ActivationTable, clip_activations
-from escnet.training.probe.head import (
-    fit_linear_head,
-    write_predictions,
-    write_split,
-)
 from escnet.training.records import write_metrics_csv
 
 __all__ = [
-    "BODY_LR",
-    "HEAD_LR",
-    "LABEL_SMOOTHING",
-    "PARTIAL_EPOCHS",
     "PartialData",
     "init_head",
     "load_partial_data",
@@ -85,14 +76,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Epochs (passes over the training clips, one view of each) and the optimiser's settings.
-PARTIAL_EPOCHS = 10
-BODY_LR = 2e-4
-HEAD_LR = 5e-4
-WEIGHT_DECAY = 1e-2
-LABEL_SMOOTHING = 0.1
-BATCH_SIZE = 32
-WARMUP_EPOCHS = 1
+#: Clips per forward pass when scoring (no gradients: memory, not results).
+_EVAL_BATCH = 64
 
 
 @dataclass
@@ -115,26 +100,17 @@ def _train_views(config: TrainConfig) -> list[str]:
 def load_partial_data(
     config: TrainConfig, dataset: Dataset, split: Split, *, progress: bool = True
 ) -> PartialData:
-    """The fold's activations after block ``config.partial_from``, from the cache or computed.
-
-    Raises:
-        RuntimeError: a training row comes from a clip outside ``split.train`` (a leak).
-        EscnetError: no training clip could be loaded.
-    """
+    """The fold's activations after the last frozen block, from the cache or computed; the
+    training rows checked (:func:`~escnet.training.frozen.views.checked_training_rows`)."""
     workers = config.workers if config.workers is not None else default_workers()
 
     def table(indices: Sequence[int], views: Sequence[str]) -> ActivationTable:
         return clip_activations(
-            dataset, indices, block=config.partial_from, views=views, seed=config.seed,
+            dataset, indices, block=config.partial.from_block, views=views, seed=config.seed,
             cache_dir=config.cache_dir, workers=workers, progress=progress,
         )  # fmt: skip
 
-    train = table(split.train, _train_views(config))
-    if len(train.source) == 0:
-        raise EscnetError(
-            f"{dataset.name}, test fold {split.test_fold}: no training clip could be loaded"
-        )
-    split.check_training_sources(train.source, dataset, "partial fine-tuning rows")
+    train = checked_training_rows(table(split.train, _train_views(config)), dataset, split)
     return PartialData(train, table(split.val, ["original"]))
 
 
@@ -159,8 +135,8 @@ def _eval(
     eval mode, batch by batch."""
     net.eval()
     outs = []
-    for start in range(0, len(acts), 2 * BATCH_SIZE):
-        x = _upper_features(net, block, _as_input(acts[start : start + 2 * BATCH_SIZE]))
+    for start in range(0, len(acts), _EVAL_BATCH):
+        x = _upper_features(net, block, _as_input(acts[start : start + _EVAL_BATCH]))
         c = net.classifier
         outs.append(c[3](c[2](x.mean(dim=(2, 3)))) if hidden else c(x))
     if not outs:
@@ -175,27 +151,18 @@ def init_head(
     """Set ``net``'s output layer to a logistic regression of its (frozen) hidden layer on the
     training clips (originals), the L2 penalty chosen on validation; the fit's record.
 
-    The regression is fitted on standardised features and folded back into the layer:
-    ``W z + b`` with ``z = (h - mean) / std`` is ``(W / std) h + (b - (W / std) mean)``.
+    (:func:`escnet.training.logistic.fit_folded`).
     """
     rows = data.train.rows("original")
     h_train = _eval(net, block, data.train.activations[rows], hidden=True)
-    y_train = torch.from_numpy(data.train.labels[rows])
-    mean = h_train.mean(0)
-    std = h_train.std(0, unbiased=False)
-    # A unit that barely varies on the training clips would get a huge weight (W / std) that the
-    # first steps of fine-tuning, moving that unit a little, turn into huge logits: units are
-    # standardised as if their spread were at least a tenth of the typical unit's.
-    std = std.clamp_min(max(0.1 * float(std.median()), 1e-6))
-    z_val = (_eval(net, block, data.val.activations, hidden=True) - mean) / std
-    head, choice = fit_linear_head(
-        (h_train - mean) / std, y_train, z_val[None], torch.from_numpy(data.val.labels),
-        num_classes,
+    h_val = _eval(net, block, data.val.activations, hidden=True)
+    weight, bias, choice = fit_folded(
+        h_train, torch.from_numpy(data.train.labels[rows]), h_val,
+        torch.from_numpy(data.val.labels), num_classes,
     )  # fmt: skip
     with torch.no_grad():
-        weight = head.weight / std
         net.head.weight.copy_(weight)
-        net.head.bias.copy_(head.bias - weight @ mean)
+        net.head.bias.copy_(bias)
     return choice
 
 
@@ -207,27 +174,21 @@ def _train_mode(net: MobileNetAudioSet) -> None:
             m.eval()
 
 
-def _optimiser(net: MobileNetAudioSet, block: int) -> torch.optim.AdamW:
+def _optimiser(net: MobileNetAudioSet, settings: PartialConfig) -> torch.optim.AdamW:
     """AdamW over the upper blocks and the classifier; no weight decay on biases and norms."""
+    block = settings.from_block
     for p in net.features[: block + 1].parameters():
         p.requires_grad_(False)
     head = set(net.head.parameters())
     upper = [*net.features[block + 1 :].parameters(), *net.classifier.parameters()]
     groups: list[dict[str, Any]] = []
-    for lr, params in ((BODY_LR, [p for p in upper if p not in head]), (HEAD_LR, list(head))):
+    body = [p for p in upper if p not in head]
+    for lr, params in ((settings.body_lr, body), (settings.head_lr, list(head))):
         decay = [p for p in params if p.ndim > 1]
         rest = [p for p in params if p.ndim <= 1]
-        groups.append({"params": decay, "lr": lr, "weight_decay": WEIGHT_DECAY})
+        groups.append({"params": decay, "lr": lr, "weight_decay": settings.weight_decay})
         groups.append({"params": rest, "lr": lr, "weight_decay": 0.0})
     return torch.optim.AdamW(groups)
-
-
-def _score(logits: torch.Tensor, labels: np.ndarray) -> tuple[float, float]:
-    """(accuracy, mean cross-entropy); NaN for no rows."""
-    if len(labels) == 0:
-        return math.nan, math.nan
-    y = torch.from_numpy(labels)
-    return (logits.argmax(1) == y).float().mean().item(), F.cross_entropy(logits, y).item()
 
 
 def _epoch_rows(table: ActivationTable, views: int, gen: torch.Generator) -> torch.Tensor:
@@ -238,6 +199,26 @@ def _epoch_rows(table: ActivationTable, views: int, gen: torch.Generator) -> tor
     return rows[torch.randperm(clips, generator=gen)]
 
 
+class _Upper(nn.Module):
+    """The blocks above ``block`` and the classifier, as one module for the training loop."""
+
+    def __init__(self, net: MobileNetAudioSet, block: int) -> None:
+        super().__init__()
+        self.net, self.block = net, block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.classifier(_upper_features(self.net, self.block, x))
+
+
+def _batches(
+    table: ActivationTable, rows: torch.Tensor, batch_size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The epoch's batches of activations and labels (rows read in file order within a batch)."""
+    for batch in rows.split(batch_size):
+        idx = np.sort(batch.numpy())
+        yield _as_input(table.activations[idx]), torch.from_numpy(table.labels[idx])
+
+
 def fit_upper(
     config: TrainConfig, net: MobileNetAudioSet, data: PartialData, fold: int, *, show: bool
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -246,45 +227,40 @@ def fit_upper(
     Returns:
         The epochs' metrics rows and ``{"epoch", "val_acc", "val_loss"}`` of the choice.
     """
-    from tqdm.auto import tqdm
-
-    block = config.partial_from
+    settings = config.partial
+    block = settings.from_block
     views = len(_train_views(config))
-    opt = _optimiser(net, block)
-    steps = math.ceil(len(data.train.source) // views / BATCH_SIZE)
+    opt = _optimiser(net, settings)
+    steps = math.ceil(len(data.train.source) // views / settings.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, warmup_cosine(PARTIAL_EPOCHS * steps, WARMUP_EPOCHS * steps)
+        opt, warmup_cosine(settings.epochs * steps, settings.warmup_epochs * steps)
     )
     torch.manual_seed(derive_seed(config.seed, fold, 1))  # dropout masks
-    acc, loss = _score(_eval(net, block, data.val.activations), data.val.labels)
+    acc, loss = score(_eval(net, block, data.val.activations), torch.from_numpy(data.val.labels))
     best = {"epoch": 0, "val_acc": acc, "val_loss": loss}
     best_state = {k: v.clone() for k, v in net.state_dict().items()}
     history: list[dict[str, Any]] = []
-    for epoch in range(PARTIAL_EPOCHS):
+    upper = _Upper(net, block)
+    criterion = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+    optim = Optimisation.plain(opt, sched)
+    compute = Compute(torch.device("cpu"), False, torch.float32, True)
+    for epoch in range(settings.epochs):
         started = time.perf_counter()
         gen = torch.Generator().manual_seed(derive_seed(config.seed, fold, epoch, 0))
         rows = _epoch_rows(data.train, views, gen)
         _train_mode(net)
-        sums = [0.0, 0.0]
-        for batch in tqdm(rows.split(BATCH_SIZE), desc=f"fold {fold} epoch {epoch + 1}",
-                          disable=not show, leave=False):  # fmt: skip
-            idx = np.sort(batch.numpy())
-            y = torch.from_numpy(data.train.labels[idx])
-            logits = net.classifier(
-                _upper_features(net, block, _as_input(data.train.activations[idx]))
-            )
-            step_loss = F.cross_entropy(logits, y, label_smoothing=LABEL_SMOOTHING)
-            opt.zero_grad()
-            step_loss.backward()
-            opt.step()
-            sched.step()
-            sums[0] += step_loss.item() * len(y)
-            sums[1] += (logits.argmax(1) == y).sum().item()
-        acc, loss = _score(_eval(net, block, data.val.activations), data.val.labels)
+        sums, lr = train_epoch(
+            upper, _batches(data.train, rows, settings.batch_size), steps, optim, criterion,
+            compute, desc=f"fold {fold} epoch {epoch + 1}", show=show,
+        )  # fmt: skip
+        acc, loss = score(
+            _eval(net, block, data.val.activations), torch.from_numpy(data.val.labels)
+        )
+        loss_sum, correct, count = sums.tolist()
         row = {
-            "epoch": epoch + 1, "train_loss": sums[0] / len(rows), "train_acc": sums[1] / len(rows),
-            "val_loss": loss, "val_acc": acc, "lr": opt.param_groups[0]["lr"],
-            "seconds": time.perf_counter() - started, "train_samples": len(rows),
+            "epoch": epoch + 1, "train_loss": loss_sum / count, "train_acc": correct / count,
+            "val_loss": loss, "val_acc": acc, "lr": lr,
+            "seconds": time.perf_counter() - started, "train_samples": int(count),
             "val_samples": len(data.val.labels),
         }  # fmt: skip
         history.append(row)
@@ -293,7 +269,7 @@ def fit_upper(
             best = {"epoch": epoch + 1, "val_acc": acc, "val_loss": loss}
             best_state = {k: v.clone() for k, v in net.state_dict().items()}
         log.info("fold %d epoch %d/%d: val acc %.4f loss %.4f, train loss %.4f (%.0f s)",
-                 fold, epoch + 1, PARTIAL_EPOCHS, acc, loss, row["train_loss"],
+                 fold, epoch + 1, settings.epochs, acc, loss, row["train_loss"],
                  row["seconds"])  # fmt: skip
     net.load_state_dict(best_state)
     net.eval()
@@ -313,23 +289,14 @@ def partial_model_state(
     assert isinstance(net, MobileNetAudioSet)
     net.to(memory_format=torch.channels_last)
     started = time.perf_counter()
-    head = init_head(net, config.partial_from, data, dataset.num_classes)
+    head = init_head(net, config.partial.from_block, data, dataset.num_classes)
     head_s = time.perf_counter() - started
     history, chosen = fit_upper(config, net, data, fold, show=show)
     model.eval()
     record = {
-        "partial_from": config.partial_from,
-        "trained": f"features[{config.partial_from + 1}..16] and the classifier",
-        "settings": {
-            "epochs": PARTIAL_EPOCHS,
-            "body_lr": BODY_LR,
-            "head_lr": HEAD_LR,
-            "weight_decay": WEIGHT_DECAY,
-            "label_smoothing": LABEL_SMOOTHING,
-            "batch_size": BATCH_SIZE,
-            "warmup_epochs": WARMUP_EPOCHS,
-            "batch_norm": "frozen",
-        },
+        "partial_from": config.partial.from_block,
+        "trained": f"features[{config.partial.from_block + 1}..16] and the classifier",
+        "settings": {**asdict(config.partial), "batch_norm": "frozen"},
         "head_init": head,
         "epochs": [
             {k: r[k] for k in ("epoch", "val_acc", "val_loss", "train_loss")} for r in history
@@ -341,17 +308,6 @@ def partial_model_state(
     return model, record
 
 
-def _save_logits(path: Path, ids: dict[str, list[str]], logits: dict[str, torch.Tensor],
-                 labels: dict[str, np.ndarray]) -> None:  # fmt: skip
-    """``logits.npz`` in the layout of :mod:`escnet.training.probe.head` (for the ensembles)."""
-    arrays: dict[str, Any] = {}
-    for s in ("val", "test"):
-        arrays |= {f"{s}_logits": logits[s].numpy(), f"{s}_ids": np.asarray(ids[s]),
-                   f"{s}_labels": labels[s]}  # fmt: skip
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-
-
 def _image_logits(
     config: TrainConfig, dataset: Dataset, model: SpectralClassifier, indices: Sequence[int]
 ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
@@ -359,13 +315,13 @@ def _image_logits(
     :func:`escnet.training.crossval.evaluate_run` does; with the kept clips' indices and labels."""
     if not indices:
         return torch.empty(0, model.num_classes), np.empty(0, np.int64), np.empty(0, np.int64)
-    compute = Compute.of(config, torch.device("cpu"))
+    compute = Compute(torch.device("cpu"), False, torch.float32, True)
     compute.prepare(model)
     fs = prepare_features(
         dataset.subset(indices), model.model_info.front_end, cache_dir=config.cache_dir,
         workers=config.workers, progress=False,
     )  # fmt: skip
-    logits = compute.predict(model, torch.from_numpy(fs.features), 2 * config.batch_size)
+    logits = compute.predict(model, torch.from_numpy(fs.features), 2 * config.partial.batch_size)
     kept = np.asarray([indices[int(j)] for j in fs.indices], dtype=np.int64)
     return logits, kept, fs.labels
 
@@ -378,15 +334,11 @@ def train_partial_fold(
     *,
     progress: bool = True,
 ) -> FoldResult:
-    """Fine-tune ``mn04_as`` above block ``config.partial_from`` on ``split.train`` (+ NAA
+    """Fine-tune ``mn04_as`` above block ``config.partial.from_block`` on ``split.train`` (+ NAA
     variants), choose the epoch on ``split.val``, test once on ``split.test``; write the fold's
     files (module docstring).
     """
-    if isinstance(split, ImageSplit):
-        raise EscnetError(
-            f"TrainConfig.method='partial' splits clips; protocol {split.protocol!r} splits NAA "
-            "images: use protocol 'official-folds' or 'random-split'"
-        )
+    split = clip_split(split, "partial")
     started = time.perf_counter()
     fold = split.test_fold if split.test_fold is not None else 0
     fold_dir = Path(run_dir) / f"fold{fold}"
@@ -395,19 +347,16 @@ def train_partial_fold(
     model, record = partial_model_state(config, dataset, data, fold, show=progress)
     history = record.pop("_history")
     chosen = record["chosen"]
-    save_model(
-        fold_dir / "model", model, list(dataset.classes), clip_seconds=clip_seconds(dataset),
-        config=config.to_dict(), selection={"test_fold": fold, **chosen},
-    )  # fmt: skip
+    save_fold_model(
+        fold_dir / "model", model, dataset, config, selection={"test_fold": fold, **chosen}
+    )
     val_logits, val_idx, val_labels = _image_logits(config, dataset, model, split.val)
     test_logits, test_idx, test_labels = _image_logits(config, dataset, model, split.test)
-    _save_logits(
+    save_logits(
         fold_dir / "logits.npz",
-        {"val": [dataset[int(i)].clip_id for i in val_idx],
-         "test": [dataset[int(i)].clip_id for i in test_idx]},
-        {"val": val_logits, "test": test_logits},
-        {"val": val_labels, "test": test_labels},
-    )  # fmt: skip
+        dataset,
+        {"val": (val_idx, val_logits, val_labels), "test": (test_idx, test_logits, test_labels)},
+    )
     write_predictions(fold_dir / "test_predictions.csv", dataset, test_idx, test_logits)
     write_metrics_csv(fold_dir / "metrics.csv", history)
     train_clips = write_split(
@@ -415,9 +364,9 @@ def train_partial_fold(
     )
     result = FoldResult.tested(
         fold, test_logits, torch.from_numpy(test_labels), dataset.num_classes,
-        best_epoch=int(chosen["epoch"]), epochs_run=PARTIAL_EPOCHS,
+        best_epoch=int(chosen["epoch"]), epochs_run=config.partial.epochs,
         selection=(
-            f"partial fine-tuning above block {config.partial_from}: the epoch with the best "
+            f"partial fine-tuning above block {config.partial.from_block}: the epoch with the best "
             "validation accuracy (ties: lower validation loss; epoch 0: the fitted head alone)"
         ),
         train_clips=train_clips, train_images=len(data.train.source), val_clips=len(val_labels),

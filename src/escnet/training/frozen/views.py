@@ -1,7 +1,7 @@
 """The steps shared by the per-(clip, view) caches of frozen ``mn04_as`` outputs.
 
-:mod:`escnet.training.probe.activations` (partial fine-tuning) and
-:mod:`escnet.training.probe.embeddings` (probes) each run
+:mod:`escnet.training.frozen.activations` (partial fine-tuning) and
+:mod:`escnet.training.frozen.embeddings` (probes) each run
 the spectral image of a *view* of a clip -- the original, or one of its offline NAA variants --
 through the frozen network, cache the result per (clip, view) and hand back a clip-major table.
 They differ only in what they compute and how they key it; this module holds the rest, so that
@@ -19,18 +19,31 @@ import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from escnet.cache import ArrayCache, DigestMemo
 from escnet.data.datasets import Dataset
+from escnet.data.folds import ImageSplit, Split
+from escnet.errors import EscnetError
 from escnet.features.offline_naa import expand_clips
 from escnet.features.prepare import prepare_features
 from escnet.models.mobilenet_audioset import AudioSetMelConfig
 
-__all__ = ["ViewRows", "missing_views", "read_rows", "view_images", "view_keys"]
+__all__ = [
+    "ViewRows",
+    "checked_training_rows",
+    "clip_split",
+    "missing_views",
+    "read_rows",
+    "view_images",
+    "view_keys",
+]
 
 log = logging.getLogger(__name__)
+
+_Rows = TypeVar("_Rows", bound="ViewRows")
 
 
 def view_keys(
@@ -156,3 +169,29 @@ def read_rows(
     if skipped:
         log.warning("skipped %d of %d clips that could not be loaded", len(skipped), len(indices))
     return ViewRows(values, labels, source, view)
+
+
+def checked_training_rows(table: _Rows, dataset: Dataset, split: Split) -> _Rows:
+    """``table``, the fold's training rows, once checked to come from ``split.train`` only.
+
+    Raises:
+        RuntimeError: a row comes from a clip outside ``split.train`` (a leak).
+        EscnetError: no training clip could be loaded.
+    """
+    if len(table.source) == 0:
+        raise EscnetError(
+            f"{dataset.name}, test fold {split.test_fold}: no training clip could be loaded"
+        )
+    split.check_training_sources(table.source, dataset, "training rows of a frozen network")
+    return table
+
+
+def clip_split(split: Split | ImageSplit, method: str) -> Split:
+    """``split``, a split of clips (the frozen methods read cached views of clips, not the
+    images of a split made after augmentation)."""
+    if isinstance(split, ImageSplit):
+        raise EscnetError(
+            f"method {method!r} splits clips; protocol {split.protocol!r} splits NAA images: "
+            "use protocol 'official-folds' or 'random-split'"
+        )
+    return split

@@ -1,6 +1,6 @@
 """Activations of the frozen, pretrained ``mn04_as`` after block k, per clip and view, cached.
 
-Partial fine-tuning (:mod:`escnet.training.probe.partial`) trains only the blocks above ``k``; the
+Partial fine-tuning (:mod:`escnet.training.frozen.partial`) trains only the blocks above ``k``; the
 blocks below never change, so each clip (and each of its offline NAA variants) needs to go
 through them only once, ever. This module runs the AudioSet front end's image through
 ``MobileNetAudioSet.features[0..k]`` and caches the output tensor, (C, H, W) in float16 (half
@@ -17,7 +17,7 @@ entries, 344 MB of data (ESC-50 test fold 1 alone, 10 216 entries, took 281 MB o
 Views of a clip: ``"original"``, and the NAA variant names
 (:data:`escnet.augment.audio.NAA_VARIANTS`): the images of
 :func:`escnet.features.offline_naa.expand_clips` (cached there too), for *training* clips only --
-the caller passes training clips, and :mod:`escnet.training.probe.partial` checks the clip ids.
+the caller passes training clips, and :mod:`escnet.training.frozen.partial` checks the clip ids.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from escnet.features.prepare import feature_key_params
 from escnet.models.mobilenet_audioset import AudioSetMelConfig
 from escnet.models.weights import MN04_AS
 from escnet.settings import cache_dir as default_cache_dir
-from escnet.training.probe.views import (
+from escnet.training.frozen.views import (
     ViewRows,
     missing_views,
     read_rows,
@@ -61,7 +61,7 @@ MAX_BLOCK = 15
 
 class ActivationTable(ViewRows):
     """Activations of views of clips, clip-major (each clip's views in the order asked):
-    :class:`~escnet.training.probe.views.ViewRows` whose ``values`` are named for what they are."""
+    :class:`~escnet.training.frozen.views.ViewRows` whose ``values`` are named for what they are."""
 
     @property
     def activations(self) -> np.ndarray:
