@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from escnet.augment.policy import get_policy
-from escnet.data.folds import check_protocol
+from escnet.data.folds import VAL_CLIPS_PER_RECORDING, check_protocol
 from escnet.errors import EscnetError, ParameterError
 
 __all__ = ["METRIC_COLUMNS", "FoldResult", "TrainConfig", "check_resumable"]
@@ -78,6 +78,9 @@ class TrainConfig:
             plain cross-entropy).
         val_fraction: share of the training folds' recordings held out for model selection;
             0 trains on all of them and keeps the last epoch.
+        val_clips_per_recording: at most this many clips of one recording in the validation
+            split (:func:`escnet.data.folds.validation_split`); 0: no cap. A saved
+            ``config.json`` without it (written before the cap) means 0.
         early_stopping_patience: stop after this many epochs without a better validation
             accuracy; ``None`` never stops early.
         seed: seeds everything: validation draw, NAA variants, initialisation, shuffling,
@@ -158,6 +161,7 @@ class TrainConfig:
     warmup_epochs: float = 3.0
     label_smoothing: float = 0.0
     val_fraction: float = 0.1
+    val_clips_per_recording: int = VAL_CLIPS_PER_RECORDING
     early_stopping_patience: int | None = None
     seed: int = 0
     workers: int | None = None
@@ -217,6 +221,7 @@ class TrainConfig:
             raise ParameterError(
                 f"TrainConfig.val_fraction must be in [0, 1), got {self.val_fraction}"
             )
+        positive_int("val_clips_per_recording", self.val_clips_per_recording, minimum=0)
         if self.early_stopping_patience is not None:
             positive_int("early_stopping_patience", self.early_stopping_patience)
         if self.workers is not None:
@@ -368,6 +373,7 @@ class TrainConfig:
             raise ParameterError(f"{p}: not valid JSON ({exc})") from None
         if not isinstance(values, dict):
             raise ParameterError(f"{p}: expected a JSON object of TrainConfig fields")
+        values = {**SAVED_BEFORE, **values}
         return cls.from_dict(values, source=str(p))
 
 
@@ -465,7 +471,14 @@ def nan_if_none(v: float | None) -> float:
     return math.nan if v is None else float(v)
 
 
+#: What a setting added later means in a ``config.json`` written before it existed: runs
+#: written before the validation cap drew their split without one, and must rebuild that very
+#: split when they are resumed, evaluated or ensembled.
+SAVED_BEFORE: dict[str, Any] = {"val_clips_per_recording": 0}
+
+
 def check_resumable(saved: Mapping[str, Any], config: TrainConfig, path: Path) -> None:
+    saved = {**SAVED_BEFORE, **saved}
     now = config.to_dict()
     diffs = [
         f"{k}: {saved.get(k)!r} there, {now[k]!r} now"
