@@ -4,6 +4,7 @@ checks it fires on a leaky split (so that a split that cuts a recording cannot p
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import pytest
 from conftest import write_esc50
 from escnet.data.datasets import Dataset, get_dataset
 from escnet.data.folds import Split, fold_split, validation_split
+from escnet.errors import EscnetError, ParameterError
+from escnet.training.config import TrainConfig, check_resumable
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +137,51 @@ def test_the_training_leak_guard_raises_on_a_leaky_split(
     naa = dataclasses.replace(config, augment="naa")
     with pytest.raises(RuntimeError, match="outside the training split"):
         load_fold_data(naa, ds, Split(train, (), test, 1), fe, get_policy("naa"))
+
+
+def test_the_validation_cap_never_binds_on_recordings_within_it(grouped: Dataset) -> None:
+    # Three clips a recording: a cap of 3 or more draws exactly the uncapped split.
+    for test_fold in grouped.folds:
+        uncapped = fold_split(grouped, test_fold, val_fraction=0.3, val_clips_per_recording=0)
+        for cap in (3, 8):
+            assert (
+                fold_split(grouped, test_fold, val_fraction=0.3, val_clips_per_recording=cap)
+                == uncapped
+            )
+
+
+def test_a_long_recording_gives_validation_at_most_the_cap_and_trains_on_neither_side(
+    grouped: Dataset,
+) -> None:
+    train, val = validation_split(grouped, range(len(grouped)), 0.3, seed=0, max_per_recording=1)
+    val_groups = {grouped[i].group for i in val}
+    # One clip of each drawn recording; its other two clips are on neither side.
+    assert len(val) == len(val_groups) > 0
+    assert not val_groups & {grouped[i].group for i in train}
+    assert len(train) + len(val) + 2 * len(val_groups) == len(grouped)
+    # The cap counts toward the class's share: more recordings are drawn than without it.
+    _, uncapped = validation_split(grouped, range(len(grouped)), 0.3, seed=0, max_per_recording=0)
+    assert len(val_groups) > len({grouped[i].group for i in uncapped})
+    with pytest.raises(ParameterError, match="max_per_recording"):
+        validation_split(grouped, range(len(grouped)), 0.3, max_per_recording=-1)
+
+
+def test_a_run_saved_before_the_cap_keeps_its_uncapped_split(tmp_path: Path) -> None:
+    saved = {**TrainConfig(dataset="us8k").to_dict(), "environment": {}}
+    del saved["val_clips_per_recording"]  # a run's config.json written before the setting
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(saved))
+    assert TrainConfig.from_json(path).val_clips_per_recording == 0
+    with pytest.raises(EscnetError, match="val_clips_per_recording: 0 there, 8 now"):
+        check_resumable(saved, TrainConfig(dataset="us8k"), path)
+    check_resumable(saved, TrainConfig(dataset="us8k", val_clips_per_recording=0), path)
+
+
+@pytest.mark.shared
+def test_esc50_splits_are_the_same_with_the_cap(shared_datasets: Path) -> None:
+    # ESC-50's recordings give at most 8 clips: the default cap changes none of its splits.
+    esc50 = get_dataset("esc50", root=shared_datasets / "esc50")
+    for test_fold in esc50.folds:
+        assert fold_split(esc50, test_fold) == fold_split(
+            esc50, test_fold, val_clips_per_recording=0
+        )

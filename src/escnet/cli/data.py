@@ -16,6 +16,7 @@ from escnet.cli._common import (
     whole_number,
 )
 from escnet.data.clips import fold_range
+from escnet.data.folds import VAL_CLIPS_PER_RECORDING
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -114,7 +115,12 @@ def cmd_augment(args: argparse.Namespace) -> int:
     from escnet.features.offline_naa import expand_training_set
 
     ds = load_dataset(args)
-    split = fold_split(ds, args.test_fold, val_fraction=args.val_fraction)
+    split = fold_split(
+        ds,
+        args.test_fold,
+        val_fraction=args.val_fraction,
+        val_clips_per_recording=args.val_clips_per_recording,
+    )
     start = time.perf_counter()
     result = expand_training_set(
         ds,
@@ -210,6 +216,13 @@ def register(sub: Any) -> None:
         default=0.1,
         help="share of the training folds kept (unaugmented) for validation, as `train` does; "
         "0 expands every clip of the training folds",
+    )
+    p.add_argument(
+        "--val-clips-per-recording",
+        type=whole_number(0),
+        default=VAL_CLIPS_PER_RECORDING,
+        help="at most this many clips of one recording in validation, as `train` does "
+        "(default: %(default)s; 0: no cap)",
     )
     p.add_argument(
         "--seed",

@@ -227,6 +227,12 @@ def _add_optimisation_options(p: argparse.ArgumentParser) -> None:
         "--val-fraction", type=finite_number, help="validation share of the training folds"
     )
     p.add_argument(
+        "--val-clips-per-recording",
+        type=whole_number(0),
+        help="at most this many clips of one recording in validation; the rest of a recording "
+        "drawn for validation trains on neither side (8; 0: no cap)",
+    )
+    p.add_argument(
         "--early-stopping-patience",
         type=whole_number(1),
         help="stop after this many epochs without a better validation accuracy (default: never)",

@@ -76,8 +76,21 @@ class Split:
             )
 
 
+#: At most this many clips of one recording stand for it in a validation split. Data sets cut
+#: into many slices per recording (UrbanSound8K: up to 79 slices of one Freesound recording in
+#: its three folds here) otherwise fill a class's validation share with one or two recordings, and
+#: a validation score that rests on so few recordings predicts the test fold poorly. ESC-50's
+#: recordings give at most 8 clips, so the cap never binds there.
+VAL_CLIPS_PER_RECORDING = 8
+
+
 def fold_split(
-    dataset: Dataset, test_fold: int, *, val_fraction: float = 0.1, seed: int = 0
+    dataset: Dataset,
+    test_fold: int,
+    *,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    val_clips_per_recording: int = VAL_CLIPS_PER_RECORDING,
 ) -> Split:
     """Hold out ``test_fold``; split the other folds into train and a grouped validation set.
 
@@ -85,6 +98,8 @@ def fold_split(
         test_fold: an official fold of ``dataset``.
         val_fraction: share of the training folds' *groups* kept for validation (0 for none).
         seed: seeds the validation draw.
+        val_clips_per_recording: at most this many clips of one recording in validation
+            (:func:`validation_split`); 0: no cap.
     """
     if test_fold not in dataset.folds:
         raise ParameterError(
@@ -99,26 +114,39 @@ def fold_split(
         for i in np.flatnonzero(folds != test_fold)
         if dataset[int(i)].group not in test_groups
     ]
-    train, val = validation_split(dataset, train_idx, val_fraction, seed)
+    train, val = validation_split(
+        dataset, train_idx, val_fraction, seed, max_per_recording=val_clips_per_recording
+    )
     return Split(tuple(train), tuple(val), tuple(test_idx), test_fold)
 
 
 def validation_split(
-    dataset: Dataset, indices: Iterable[int], fraction: float, seed: int = 0
+    dataset: Dataset,
+    indices: Iterable[int],
+    fraction: float,
+    seed: int = 0,
+    *,
+    max_per_recording: int = VAL_CLIPS_PER_RECORDING,
 ) -> tuple[list[int], list[int]]:
     """Split ``indices`` into (train, val) by recording group, stratified by class.
 
     For each class, whole groups whose majority class it is are drawn (seeded) until about
-    ``fraction`` of that class's clips are in validation.
+    ``fraction`` of that class's clips are in validation. A drawn group with more than
+    ``max_per_recording`` clips gives that many to validation, spread evenly over its clips, and
+    the rest to neither side: training on them would put the recording on both sides. ``0``
+    lifts the cap.
     """
     if not 0.0 <= fraction < 1.0:
         raise ParameterError(f"val_fraction must be in [0, 1), got {fraction}")
+    if max_per_recording < 0:
+        raise ParameterError(f"max_per_recording must be >= 0 (0: no cap), got {max_per_recording}")
     idx = [int(i) for i in indices]
     if fraction == 0.0 or not idx:
         return idx, []
     members: dict[str, list[int]] = {}
     for i in idx:
         members.setdefault(dataset[i].group, []).append(i)
+    cap = max_per_recording or max(len(m) for m in members.values())
     by_class: dict[int, list[str]] = {}
     for g, m in members.items():
         labels = [dataset[i].label for i in m]
@@ -133,9 +161,14 @@ def validation_split(
             if taken >= target - 0.5:
                 break
             val_groups.add(groups[j])
-            taken += len(members[groups[j]])
+            taken += min(len(members[groups[j]]), cap)
+    val_set: set[int] = set()
+    for g in val_groups:
+        clips = sorted(members[g], key=lambda i: dataset[i].clip_id)
+        picks = np.linspace(0, len(clips) - 1, min(len(clips), cap)).round().astype(int)
+        val_set.update(clips[int(k)] for k in picks)
     train = [i for i in idx if dataset[i].group not in val_groups]
-    val = [i for i in idx if dataset[i].group in val_groups]
+    val = [i for i in idx if i in val_set]
     return train, val
 
 
@@ -322,8 +355,10 @@ def protocol_split(
     val_fraction: float = 0.1,
     seed: int = 0,
     per_clip: int = NAA_IMAGES_PER_CLIP,
+    val_clips_per_recording: int = VAL_CLIPS_PER_RECORDING,
 ) -> Split | ImageSplit:
-    """The split of ``test_fold`` under ``protocol`` (one of :data:`PROTOCOLS`).
+    """The split of ``test_fold`` under ``protocol`` (one of :data:`PROTOCOLS`);
+    ``val_clips_per_recording`` caps the official folds' validation (:func:`fold_split`).
 
     ``official-folds`` -> :func:`fold_split`, ``random-split`` -> :func:`random_fold_split`
     (both a clip :class:`Split`), ``augment-then-split`` -> :func:`augment_then_split` (an
@@ -331,7 +366,13 @@ def protocol_split(
     """
     name = check_protocol(protocol.removesuffix(" (leaky)"))
     if name == "official-folds":
-        return fold_split(dataset, test_fold, val_fraction=val_fraction, seed=seed)
+        return fold_split(
+            dataset,
+            test_fold,
+            val_fraction=val_fraction,
+            seed=seed,
+            val_clips_per_recording=val_clips_per_recording,
+        )
     if name == "random-split":
         return random_fold_split(dataset, test_fold, val_fraction=val_fraction, seed=seed)
     return augment_then_split(

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from escnet.augment.policy import get_policy
-from escnet.data.folds import check_protocol
+from escnet.data.folds import VAL_CLIPS_PER_RECORDING, check_protocol
 from escnet.errors import EscnetError, ParameterError
 
 __all__ = [
@@ -59,6 +59,12 @@ def _default(field: dataclasses.Field[Any]) -> Any:
     if field.default_factory is not dataclasses.MISSING:
         return field.default_factory()
     return field.default
+
+
+#: What a setting added later means in a ``config.json`` written before it existed: runs
+#: written before the validation cap drew their split without one, and must rebuild that very
+#: split when they are resumed, evaluated or ensembled.
+SAVED_BEFORE: dict[str, Any] = {"val_clips_per_recording": 0}
 
 
 def _whole(owner: str, name: str, value: object, minimum: int = 1) -> None:
@@ -344,6 +350,9 @@ class TrainConfig:
         settings: the method and its settings.
         val_fraction: share of the training folds' recordings held out for model selection;
             0 trains on all of them (and keeps the last epoch or the grid's middle value).
+        val_clips_per_recording: at most this many clips of one recording in the validation
+            split (:func:`escnet.data.folds.validation_split`); 0: no cap. A saved
+            ``config.json`` without it (written before the cap) means 0.
         seed: seeds everything: validation draw, NAA variants, initialisation, shuffling,
             augmentation.
         workers: decoding threads, NAA processes and online-NAA DataLoader workers; ``None``:
@@ -375,6 +384,7 @@ class TrainConfig:
     folds: list[int] | None = None
     settings: MethodConfig = dataclasses.field(default_factory=FinetuneConfig)
     val_fraction: float = 0.1
+    val_clips_per_recording: int = VAL_CLIPS_PER_RECORDING
     seed: int = 0
     workers: int | None = None
     pretrained: bool | None = None
@@ -405,6 +415,7 @@ class TrainConfig:
             for f in self.folds:
                 _whole(owner, "folds[]", f)
         _share(owner, "val_fraction", self.val_fraction)
+        _whole(owner, "val_clips_per_recording", self.val_clips_per_recording, minimum=0)
         if self.workers is not None:
             _whole(owner, "workers", self.workers, minimum=0)
         _positive(owner, "clip_seconds", self.clip_seconds)
@@ -493,6 +504,8 @@ class TrainConfig:
         """
         values = dict(values)
         saved = values.pop("environment", None) is not None
+        if saved:
+            values = {**SAVED_BEFORE, **values}
         method = values.pop("method", "finetune")
         if method not in METHODS:
             raise ParameterError(

@@ -141,7 +141,12 @@ def cross_validate(
                     on_fold(done[fold], True)
                 continue
             split = protocol_split(
-                dataset, config.protocol, fold, val_fraction=config.val_fraction, seed=config.seed
+                dataset,
+                config.protocol,
+                fold,
+                val_fraction=config.val_fraction,
+                seed=config.seed,
+                val_clips_per_recording=config.val_clips_per_recording,
             )
             split.check_disjoint(dataset)
             result = _train_one_fold(resolved, dataset, split, run, resume, progress)
@@ -364,7 +369,12 @@ def _evaluate_fold(
             f"config.json's data set ({config.dataset}) the one this run trained on?"
         )
     split = protocol_split(
-        dataset, config.protocol, k, val_fraction=config.val_fraction, seed=config.seed
+        dataset,
+        config.protocol,
+        k,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+        val_clips_per_recording=config.val_clips_per_recording,
     )
     if isinstance(split, ImageSplit):
         raise EscnetError(

@@ -82,7 +82,12 @@ def _computed_logits(run: Path, fold: int, device: str, progress: bool) -> Membe
     dataset = load_dataset(config)
     protocol = str(getattr(config, "protocol", "official-folds"))
     split = protocol_split(
-        dataset, protocol, fold, val_fraction=config.val_fraction, seed=config.seed
+        dataset,
+        protocol,
+        fold,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+        val_clips_per_recording=config.val_clips_per_recording,
     )
     if not isinstance(split, Split):
         raise EscnetError(f"{run}: protocol {protocol} tests NAA images, not clips")
@@ -185,7 +190,8 @@ def _check_same_split(runs: Sequence[Path], members: Sequence[MemberLogits], fol
         if m.val_ids != first.val_ids or m.test_ids != first.test_ids:
             raise EscnetError(
                 f"{run}: fold {fold}'s validation or test clips differ from {runs[0]}'s; an "
-                "ensemble needs runs made with the same data set, seed and val_fraction"
+                "ensemble needs runs made with the same data set, seed, val_fraction and "
+                "val_clips_per_recording"
             )
 
 
@@ -302,6 +308,7 @@ def ensemble_runs(
         ),
         "method": "ensemble",
         "val_fraction": base.get("val_fraction"),
+        "val_clips_per_recording": base.get("val_clips_per_recording"),
         "seed": base.get("seed"),
         "members": [str(r) for r in runs],
     }
