@@ -268,7 +268,11 @@ def test_listen_command_stops_cleanly_on_ctrl_c(model: Path, tmp_path: Path) -> 
     assert first.split()[1] == "noise"
     time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    # Wait with the pipe still open: communicate() would close it at once, and on a busy
+    # machine the end of the input could then reach the listener before the signal does.
+    proc.wait(timeout=60)
+    assert proc.stderr is not None
+    out, err = proc.stdout.read(), proc.stderr.read()
     proc.stdin.close()
     assert proc.returncode == 0, err.decode()
     assert out.decode() == ""  # no second line for the same sound

@@ -238,7 +238,7 @@ def test_ensemble_refuses_runs_on_different_splits(
     a, b = tmp_path / "a", tmp_path / "b"
     cross_validate(probe_config(), a, progress=False)
     cross_validate(probe_config(seed=1), b, progress=False)
-    with pytest.raises(EscnetError, match="same data set, seed and val_fraction"):
+    with pytest.raises(EscnetError, match="same data set, seed, val_fraction"):
         ensemble_runs([a, b], tmp_path / "ens")
 
 
