@@ -259,7 +259,13 @@ def test_listen_command_stops_cleanly_on_ctrl_c(model: Path, tmp_path: Path) -> 
     table = tmp_path / "events.csv"
     cmd = listen_command(model, "--input", "-", "--rate", str(RATE), "--csv", str(table))
     proc = subprocess.Popen(
-        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        cmd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        # As from a terminal: a test run started in the background (`cmd &` in a script)
+        # ignores SIGINT, and Python keeps an ignored SIGINT ignored in its children.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(pcm16(synth("noise", 2.0, RATE, np.random.default_rng(0))))
