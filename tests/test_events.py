@@ -143,6 +143,20 @@ def test_level_edges_put_an_event_where_its_sound_is() -> None:
     assert [(e.onset, e.offset) for e in extract_events(tracks, by_track)] == [(17.5, 24.5)]
 
 
+def test_a_short_sound_keeps_its_short_event_while_a_short_run_is_dropped() -> None:
+    # A 0.2-s bark at 10.0 s: the windows that hold it score it for about 5 s, the level says
+    # 0.2 s. The minimum duration is of the run of the track, so the bark stays.
+    scores = _ramp(600, {0: [(60, 110)]})
+    levels = _noise_floor(600)
+    levels[100:102] = -32.0
+    tracks = _tracks(scores, levels=levels)
+    events = extract_events(tracks, DetectionParams(median_filter=0, min_duration=0.5))
+    assert [(e.label, e.onset, e.offset) for e in events] == [("dog", 10.0, 10.2)]
+    # A 0.3-s run of the track is a blip, even over a loud sound.
+    blip = _tracks(_ramp(600, {0: [(100, 103)]}), levels=levels)
+    assert extract_events(blip, DetectionParams(median_filter=0, min_duration=0.5)) == []
+
+
 def test_level_edges_drop_a_run_with_no_sound_over_the_background() -> None:
     # The model names the steady background "rain" for 10 s; nothing is louder there.
     scores = _ramp(600, {2: [(100, 200)]}, high=0.95)

@@ -258,7 +258,9 @@ def register(sub: Any) -> None:
         help="median filter on the score tracks in s (1; 0: none)",
     )
     p.add_argument(
-        "--min-duration", type=seconds(3600.0, zero=True), help="shortest event in s (0.5)"
+        "--min-duration",
+        type=seconds(3600.0, zero=True),
+        help="shortest run of a score track kept, in s (0.5)",
     )
     p.add_argument(
         "--max-gap",

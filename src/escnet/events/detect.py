@@ -26,7 +26,8 @@ records, in this order, each step with a documented default (:class:`DetectionPa
    :data:`~escnet.events.tracks.FLOOR_SECONDS`, or whose level was not measured, keep the
    tracks' edges; there, with ``edge`` above 0, each run is narrowed to the frames whose
    filtered score is at least ``edge`` times the run's highest;
-5. runs shorter than ``min_duration`` are dropped.
+5. runs of the tracks shorter than ``min_duration`` are dropped, before their edges are set:
+   the sound a run finds may be shorter (a bark of 0.2 s).
 
 An event's peak and mean score are those of the unfiltered track over the event.
 """
@@ -75,7 +76,8 @@ class DetectionParams:
         thresholds: per-class thresholds, e.g. chosen on validation soundscapes
             (:func:`escnet.events.thresholds.choose_thresholds`) and saved with the model.
         median_filter: length of the median filter on each track, seconds (1.0; 0: none).
-        min_duration: shortest event kept, seconds (0.5).
+        min_duration: shortest run of a class's track kept, seconds (0.5); its event, whose
+            edges come from the sound, may be shorter (a bark).
         max_gap: gaps shorter than this between events of a class are closed, seconds (1.0).
         min_level_db: frames quieter than this RMS level (dBFS) are silence and get no events
             (-60; digital silence is -120).
@@ -305,6 +307,10 @@ def extract_events(
                 free = ~np.delete(active, c, axis=1).any(axis=1)
             column = _close_gaps(column, gap, free)
         for first, end in _runs(column):
+            # The shortest kept is a run of the tracks, not the sound it finds: a 0.2-s bark
+            # scores over a window's length, and its edges from the level are rightly short.
+            if end - first < max(shortest, 1):
+                continue
             if loud is not None:
                 span = _sounding(loud, first, end, margin, _frames(LEVEL_GAP, tracks.frame))
                 if span is None:  # no departure from the background: not an event
@@ -312,8 +318,6 @@ def extract_events(
                 first, end = span
             elif params.edge > 0:
                 first, end = _narrow(filtered[first:end, c], params.edge, first)
-            if end - first < max(shortest, 1):
-                continue
             values = scores[first:end, c]
             events.append(
                 Event(
