@@ -38,12 +38,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from escnet.cache import atomic_write_json, check_output_dir
+from escnet.cache import atomic_write_json, check_output_dir, json_object
 from escnet.errors import EscnetError, ParameterError
+from escnet.metrics import report
+from escnet.metrics.classification import classification_metrics
 from escnet.model_dir.layout import ENSEMBLE_JSON
-from escnet.training import report
-from escnet.training.metrics import classification_metrics
-from escnet.training.records import json_object
 
 __all__ = [
     "MemberLogits",
@@ -71,8 +70,7 @@ class MemberLogits:
 
 def _computed_logits(run: Path, fold: int, device: str, progress: bool) -> MemberLogits:
     """Logits of a fold's validation and test clips through the fold's model directory."""
-    from escnet.data.folds import Split, protocol_split
-    from escnet.features.prepare import prepare_features
+    from escnet.data.folds import Split
     from escnet.model_dir.io import load_model
     from escnet.training import TrainConfig, load_dataset, resolve_device
     from escnet.training.crossval import fold_model_dir
@@ -80,34 +78,21 @@ def _computed_logits(run: Path, fold: int, device: str, progress: bool) -> Membe
 
     config = TrainConfig.from_json(run / "config.json")
     dataset = load_dataset(config)
-    protocol = str(getattr(config, "protocol", "official-folds"))
-    split = protocol_split(
-        dataset,
-        protocol,
-        fold,
-        val_fraction=config.val_fraction,
-        seed=config.seed,
-        val_clips_per_recording=config.val_clips_per_recording,
-    )
+    split = config.split(dataset, fold)
     if not isinstance(split, Split):
-        raise EscnetError(f"{run}: protocol {protocol} tests NAA images, not clips")
+        raise EscnetError(f"{run}: protocol {config.protocol} tests NAA images, not clips")
     dev = resolve_device(device)
     loaded = load_model(fold_model_dir(run / f"fold{fold}", config), device=str(dev))
     compute = Compute.of(config, dev)
     compute.prepare(loaded.model)
-    out: list[tuple[torch.Tensor, list[str], torch.Tensor]] = []
+    parts: list[tuple[torch.Tensor, list[str], torch.Tensor]] = []
     for indices in (split.val, split.test):
-        fs = prepare_features(
-            dataset.subset(indices),
-            loaded.front_end,
-            cache_dir=config.cache_dir,
-            workers=config.workers,
-            progress=progress,
-        )
-        logits = compute.predict(loaded.model, torch.from_numpy(fs.features), 64)
-        ids = [dataset[indices[int(j)]].clip_id for j in fs.indices]
-        out.append((logits, ids, torch.from_numpy(fs.labels)))
-    (vl, vi, vy), (tl, ti, ty) = out
+        logits, kept, labels = compute.clip_logits(
+            loaded.model, loaded.front_end, dataset, indices, batch_size=64,
+            cache_dir=config.cache_dir, workers=config.workers, progress=progress,
+        )  # fmt: skip
+        parts.append((logits, [dataset[int(i)].clip_id for i in kept], torch.from_numpy(labels)))
+    (vl, vi, vy), (tl, ti, ty) = parts
     return MemberLogits(vl, vi, vy, tl, ti, ty)
 
 

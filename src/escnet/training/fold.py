@@ -24,14 +24,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from escnet.augment.online import WaveformDataset
 from escnet.augment.policy import AugmentPolicy, get_policy
 from escnet.cache import atomic_write_json
 from escnet.data.datasets import Dataset
 from escnet.data.folds import ImageSplit, Split
+from escnet.metrics.fold import FoldResult
+from escnet.metrics.report import write_metrics_csv
 from escnet.models import SpectralClassifier, create_model
 from escnet.training.checkpoint import Checkpointer, FitState, load_resume
-from escnet.training.config import FoldResult, TrainConfig
-from escnet.training.data import FoldData, WaveformDataset, load_fold_data, save_fold_model
+from escnet.training.config import TrainConfig
+from escnet.training.data import FoldData, load_fold_data, save_fold_model
 from escnet.training.distributed import (
     Dist,
     derive_seed,
@@ -51,7 +54,7 @@ from escnet.training.loop import (
     training_loader,
     validate,
 )
-from escnet.training.records import write_metrics_csv, write_predictions, write_split
+from escnet.training.records import write_predictions, write_split
 
 __all__ = ["train_fold"]
 
@@ -107,7 +110,9 @@ def train_fold(
         data = load_fold_data(config, dataset, split, front_end, policy, progress=show)
         if ddp.is_main:
             ddp.barrier()
-            write_split(fold_dir / "split.json", dataset, split, data)
+            write_split(
+                fold_dir / "split.json", dataset, split, data.train_sources, data.train_variants
+            )
         loader, sampler, loader_gen = training_loader(config, data, ddp, device)
         wave_to_image = front_end.build().to(device).eval() if data.waveforms else None
 
@@ -303,7 +308,7 @@ def _test_best(
         },
     )
     logits = compute.predict(model, data.test_images, 2 * config.finetune.batch_size)
-    write_predictions(fold_dir / "test_predictions.csv", dataset, data, logits)
+    write_predictions(fold_dir / "test_predictions.csv", dataset, data.test_indices, logits)
     result = FoldResult.tested(
         fold,
         logits,

@@ -8,21 +8,25 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from tqdm.auto import tqdm
 
-from escnet.features.prepare import default_workers
+from escnet.augment.online import worker_init
+from escnet.data.datasets import Dataset
+from escnet.features.prepare import default_workers, prepare_features
+from escnet.features.spectrogram import FrontEndConfig
 from escnet.models import SpectralClassifier
 from escnet.training.config import FinetuneConfig, TrainConfig
-from escnet.training.data import FoldData, worker_init
+from escnet.training.data import FoldData
 from escnet.training.distributed import Dist
 from escnet.training.lp_ft import LpFtResult, linear_probe_head
 
@@ -135,6 +139,31 @@ class Compute:
             amp_dtype=self.amp_dtype,
             channels_last=self.channels_last,
         )
+
+    def clip_logits(
+        self,
+        model: SpectralClassifier,
+        front_end: FrontEndConfig,
+        dataset: Dataset,
+        indices: Sequence[int],
+        *,
+        batch_size: int,
+        cache_dir: str | None,
+        workers: int | None,
+        progress: bool = False,
+    ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        """Logits of the clips at ``indices`` from their spectral images at ``front_end``
+        (through the feature cache), with the data set indices and labels of the clips that
+        loaded: how a saved fold model is tested again."""
+        if not len(indices):
+            return torch.empty(0, model.num_classes), np.empty(0, np.int64), np.empty(0, np.int64)
+        fs = prepare_features(
+            dataset.subset(indices), front_end, cache_dir=cache_dir, workers=workers,
+            progress=progress,
+        )  # fmt: skip
+        logits = self.predict(model, torch.from_numpy(fs.features), batch_size)
+        kept = np.asarray([indices[int(j)] for j in fs.indices], dtype=np.int64)
+        return logits, kept, fs.labels
 
 
 @dataclass

@@ -36,9 +36,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from escnet.cache import atomic_path, atomic_write_json, check_output_dir
+from escnet.cache import atomic_path, atomic_write_json, check_output_dir, json_object
 from escnet.data.audio import AudioConfig, load_audio
 from escnet.data.datasets import Dataset
+from escnet.embeddings.pooled import clip_features
 from escnet.errors import EscnetError
 from escnet.features.prepare import default_workers
 from escnet.model_dir.layout import (
@@ -52,7 +53,6 @@ from escnet.models import SpectralClassifier
 from escnet.models.probe import feature_columns
 from escnet.training.config import TrainConfig
 from escnet.training.data import load_dataset, save_fold_model
-from escnet.training.frozen.embeddings import clip_features
 from escnet.training.frozen.probe import (
     fit_mlp_head,
     probe_model,
@@ -60,7 +60,6 @@ from escnet.training.frozen.probe import (
     train_views,
 )
 from escnet.training.logistic import fit_logistic_head
-from escnet.training.records import json_object
 
 __all__ = ["CHECK_CLIPS", "refit", "refit_ensemble", "refit_probe_run"]
 

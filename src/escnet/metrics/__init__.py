@@ -1,0 +1,61 @@
+"""Metrics and the run report: the stage after the model, usable on any predictions.
+
+* :mod:`escnet.metrics.classification` -- accuracy, macro F1, per-class accuracy, the confusion
+  matrix and mean ± std over folds, on plain NumPy arrays; the one rule for the best choice on
+  validation (:func:`better_choice`);
+* :mod:`escnet.metrics.report` -- a cross-validation run's ``results.json``, figures and
+  ``report.md``, (re)drawn from its files alone.
+
+Examples:
+    >>> import numpy as np
+    >>> from escnet.metrics import classification_metrics
+    >>> classification_metrics(np.array([0, 1]), np.array([0, 0]), 2)["accuracy"]
+    0.5
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from escnet._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from escnet.metrics.classification import (
+        accuracy,
+        better_choice,
+        classification_metrics,
+        confusion_matrix,
+        macro_f1,
+        mean_std,
+        per_class_accuracy,
+    )
+    from escnet.metrics.report import build_results, write_report, write_results
+
+_EXPORTS = {
+    **dict.fromkeys(
+        (
+            "accuracy",
+            "better_choice",
+            "classification_metrics",
+            "confusion_matrix",
+            "macro_f1",
+            "mean_std",
+            "per_class_accuracy",
+        ),
+        "escnet.metrics.classification",
+    ),
+    **dict.fromkeys(("build_results", "write_report", "write_results"), "escnet.metrics.report"),
+}
+__all__ = [
+    "accuracy",
+    "better_choice",
+    "build_results",
+    "classification_metrics",
+    "confusion_matrix",
+    "macro_f1",
+    "mean_std",
+    "per_class_accuracy",
+    "write_report",
+    "write_results",
+]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
