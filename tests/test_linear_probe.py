@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from escnet.embeddings.head import head_inputs
+from escnet.embeddings.outputs import head_inputs
 from escnet.models import create_model
 from escnet.training import FinetuneConfig, TrainConfig, cross_validate
 from escnet.training.logistic import L2_GRID, fit_folded, fit_softmax_regression

@@ -1,6 +1,6 @@
-"""Frozen-network outputs: the pretrained ``mn04_as`` run on views of clips, cached per (clip,
-view). The stage between the spectral image and a trained head: probes and partial
-fine-tuning (:mod:`escnet.training.frozen`) read these tables instead of running the network.
+"""Spectral image -> model outputs: any model run over a stack of images, and the frozen,
+pretrained ``mn04_as``'s outputs of views of clips, cached per (clip, view), which probes and
+partial fine-tuning (:mod:`escnet.training.frozen`) read instead of running the network.
 
 * :mod:`escnet.embeddings.views` -- the one cache both tables use: keys, missing entries,
   images, the clip-major table (:func:`~escnet.embeddings.views.cached_views`);
@@ -8,8 +8,9 @@ fine-tuning (:mod:`escnet.training.frozen`) read these tables instead of running
   (:func:`clip_features`);
 * :mod:`escnet.embeddings.activations` -- a lower block's outputs, float16
   (:func:`clip_activations`);
-* :mod:`escnet.embeddings.head` -- what enters any model's output layer, per image
-  (:func:`~escnet.embeddings.head.head_inputs`), for LP-FT.
+* :mod:`escnet.embeddings.outputs` -- any model run over a stack of images in batches: its
+  logits (:func:`predict_logits`) or what enters its output layer (:func:`head_inputs`, for
+  LP-FT).
 
 Examples:
     >>> from escnet.data.datasets import get_dataset
@@ -27,7 +28,7 @@ from escnet._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from escnet.embeddings.activations import ActivationTable, clip_activations
-    from escnet.embeddings.head import head_inputs
+    from escnet.embeddings.outputs import head_inputs, predict_logits
     from escnet.embeddings.pooled import FeatureTable, clip_features
     from escnet.embeddings.views import ViewRows, cached_views
 
@@ -37,7 +38,8 @@ _EXPORTS = {
     "FeatureTable": "escnet.embeddings.pooled",
     "clip_features": "escnet.embeddings.pooled",
     "ViewRows": "escnet.embeddings.views",
-    "head_inputs": "escnet.embeddings.head",
+    "head_inputs": "escnet.embeddings.outputs",
+    "predict_logits": "escnet.embeddings.outputs",
     "cached_views": "escnet.embeddings.views",
 }
 __all__ = [
@@ -48,5 +50,6 @@ __all__ = [
     "clip_activations",
     "clip_features",
     "head_inputs",
+    "predict_logits",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

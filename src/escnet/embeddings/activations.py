@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,7 +33,7 @@ from escnet.augment.audio import NAA_VARIANTS
 from escnet.cache import params_digest
 from escnet.data.audio import AudioConfig
 from escnet.data.datasets import Dataset
-from escnet.embeddings.views import ViewRows, cached_views
+from escnet.embeddings.views import ViewRows, cached_views, pretrained_mn04_as
 from escnet.errors import ParameterError
 from escnet.features.offline_naa import variants_params_digest
 from escnet.features.prepare import feature_key_params
@@ -72,11 +71,7 @@ def _check_block(block: int) -> int:
 
 def lower_blocks(block: int, weights_path: str | os.PathLike[str] | None = None) -> nn.Sequential:
     """The pretrained ``mn04_as`` blocks ``features[0..block]``, frozen, in eval mode."""
-    from escnet.models.mobilenet_audioset import build_mn04_as
-    from escnet.models.weights import fetch_weights
-
-    path = Path(weights_path) if weights_path is not None else fetch_weights(MN04_AS)
-    body = build_mn04_as(weights_path=path)
+    body = pretrained_mn04_as(weights_path)
     lower = nn.Sequential(*body.features[: _check_block(block) + 1]).eval()
     for p in lower.parameters():
         p.requires_grad_(False)

@@ -10,12 +10,14 @@ back a clip-major table. They differ only in what they compute and how they key 
 * :func:`view_keys` -- every (clip, view) pair's cache key, from the clip's content digest;
 * :func:`missing_views` -- which of those pairs the cache lacks;
 * :func:`view_images` -- the spectral images such pairs need, from the NAA and feature caches;
-* :func:`read_rows` -- the cached entries as one clip-major array with labels, clip and view.
+* :func:`read_rows` -- the cached entries as one clip-major array with labels, clip and view;
+* :func:`pretrained_mn04_as` -- the network both tables run, loaded only for missing entries.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +30,14 @@ from escnet.cache import ArrayCache, DigestMemo
 from escnet.data.datasets import Dataset
 from escnet.features.offline_naa import expand_clips
 from escnet.features.prepare import prepare_features
-from escnet.models.mobilenet_audioset import AudioSetMelConfig
+from escnet.models.mobilenet_audioset import AudioSetMelConfig, MobileNetAudioSet
+from escnet.models.weights import MN04_AS
 
 __all__ = [
     "ViewRows",
     "cached_views",
     "missing_views",
+    "pretrained_mn04_as",
     "read_rows",
     "view_images",
     "view_keys",
@@ -167,6 +171,16 @@ def read_rows(
     if skipped:
         log.warning("skipped %d of %d clips that could not be loaded", len(skipped), len(indices))
     return ViewRows(values, labels, source, view)
+
+
+def pretrained_mn04_as(weights_path: str | os.PathLike[str] | None = None) -> MobileNetAudioSet:
+    """The AudioSet-trained ``mn04_as`` (weights from ``weights_path``, else
+    :func:`escnet.models.weights.fetch_weights`)."""
+    from escnet.models.mobilenet_audioset import build_mn04_as
+    from escnet.models.weights import fetch_weights
+
+    path = Path(weights_path) if weights_path is not None else fetch_weights(MN04_AS)
+    return build_mn04_as(weights_path=path)
 
 
 #: What a network computes for a stack of images (N, mels, frames), each rolled by its shift.

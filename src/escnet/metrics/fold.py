@@ -1,5 +1,8 @@
 """The test figures of one fold of a cross-validation run (:class:`FoldResult`): computed once
-from the chosen model's test logits, kept as a fold entry of ``results.json``.
+from the chosen model's test logits, kept as a fold entry of ``results.json``; the test clips'
+predictions, ``test_predictions.csv`` (:func:`write_predictions`); the validation and test
+clips' logits, ``logits.npz`` (:func:`write_logits`, :class:`FoldLogits`), which ensembles
+choose their weights on.
 
 Examples:
     >>> import torch
@@ -12,18 +15,24 @@ Examples:
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from escnet.cache import atomic_path, atomic_write_text
+from escnet.data.datasets import Dataset
 from escnet.metrics.classification import classification_metrics
 
-__all__ = ["FoldResult", "nan_if_none"]
+__all__ = ["FoldLogits", "FoldResult", "nan_if_none", "write_logits", "write_predictions"]
 
 
 @dataclass
@@ -116,3 +125,72 @@ class FoldResult:
 
 def nan_if_none(v: float | None) -> float:
     return math.nan if v is None else float(v)
+
+
+def write_predictions(
+    path: str | os.PathLike[str],
+    dataset: Dataset,
+    indices: Sequence[int] | np.ndarray,
+    logits: torch.Tensor,
+) -> None:
+    """``test_predictions.csv``: per test clip (data set ``indices``, in the rows of
+    ``logits``) its label, the prediction and the prediction's probability."""
+    probs = logits.softmax(1)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["clip_id", "label", "prediction", "true_class", "predicted_class", "p"])
+    for row, i in enumerate(indices):
+        clip = dataset[int(i)]
+        pred = int(probs[row].argmax())
+        writer.writerow(
+            [
+                clip.clip_id,
+                clip.label,
+                pred,
+                dataset.classes[clip.label],
+                dataset.classes[pred],
+                f"{float(probs[row, pred]):.4f}",
+            ]
+        )
+    atomic_write_text(path, buf.getvalue())
+
+
+@dataclass
+class FoldLogits:
+    """A model's logits on one fold's validation and test clips (rows follow the ids)."""
+
+    val_logits: torch.Tensor
+    val_ids: list[str]
+    val_labels: torch.Tensor
+    test_logits: torch.Tensor
+    test_ids: list[str]
+    test_labels: torch.Tensor
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> FoldLogits:
+        """A ``logits.npz`` of :func:`write_logits` with both parts."""
+        with np.load(path) as z:
+            return cls(
+                torch.from_numpy(z["val_logits"]),
+                [str(s) for s in z["val_ids"]],
+                torch.from_numpy(z["val_labels"]),
+                torch.from_numpy(z["test_logits"]),
+                [str(s) for s in z["test_ids"]],
+                torch.from_numpy(z["test_labels"]),
+            )
+
+
+def write_logits(
+    path: str | os.PathLike[str],
+    dataset: Dataset,
+    parts: Mapping[str, tuple[np.ndarray, torch.Tensor, np.ndarray]],
+) -> None:
+    """``logits.npz``: per part (``val``, ``test``), from ``(clip indices, logits, labels)``,
+    the logits, the clips' ids and their labels."""
+    arrays: dict[str, Any] = {}
+    for part, (indices, logits, labels) in parts.items():
+        ids = np.asarray([dataset[int(i)].clip_id for i in indices])
+        arrays |= {f"{part}_logits": logits.numpy(), f"{part}_ids": ids,
+                   f"{part}_labels": np.asarray(labels)}  # fmt: skip
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)

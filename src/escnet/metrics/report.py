@@ -38,9 +38,11 @@ __all__ = [
     "METRIC_COLUMNS",
     "PROTOCOL",
     "build_results",
+    "log_tensorboard",
     "plot_confusion_matrix",
     "plot_curves",
     "read_metrics_csv",
+    "tensorboard_writer",
     "write_report",
     "write_metrics_csv",
     "write_results",
@@ -253,6 +255,25 @@ def write_metrics_csv(path: Path, history: Sequence[Mapping[str, Any]]) -> None:
                 cells.append(str(v))
         writer.writerow(cells)
     atomic_write_text(path, buf.getvalue())
+
+
+def tensorboard_writer(log_dir: Path, purge_step: int) -> Any:
+    """A SummaryWriter for the epochs' figures when tensorboard is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
+
+
+def log_tensorboard(writer: Any, row: Mapping[str, Any]) -> None:
+    """One epoch's row of ``metrics.csv`` to ``writer`` (nothing when it is None)."""
+    if writer is None:
+        return
+    for key in ("train_loss", "val_loss", "train_acc", "val_acc", "lr"):
+        group, _, name = key.partition("_")
+        writer.add_scalar(f"{name}/{group}" if name else key, row[key], row["epoch"])
+    writer.flush()
 
 
 def read_metrics_csv(path: str | os.PathLike[str]) -> list[dict[str, float]]:

@@ -26,7 +26,7 @@ from escnet.metrics import report
 from escnet.metrics.classification import classification_metrics
 from escnet.model_dir.io import load_model
 from escnet.training.config import TrainConfig
-from escnet.training.crossval import fold_model_dir, split_test_ids
+from escnet.training.crossval import fold_model_dir
 from escnet.training.data import load_dataset
 from escnet.training.distributed import resolve_device
 from escnet.training.loop import Compute
@@ -139,7 +139,7 @@ def _evaluate_fold(
         "confusion_matrix": metrics["confusion_matrix"],
         "best_epoch": int((loaded.metadata.get("selection") or {}).get("epoch", 0)),
         "test_clips": int(len(labels)),
-        "test_ids": split_test_ids(dataset, split),
+        "test_ids": split.test_ids(dataset),
     }
 
 

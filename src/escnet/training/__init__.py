@@ -49,7 +49,7 @@ from escnet.training.crossval import cross_validate
 from escnet.training.data import FoldData, load_dataset, load_fold_data
 from escnet.training.distributed import resolve_device, seed_everything
 from escnet.training.fold import train_fold
-from escnet.training.loop import predict_logits, warmup_cosine
+from escnet.training.loop import warmup_cosine
 
 __all__ = [
     "FinetuneConfig",
@@ -60,7 +60,6 @@ __all__ = [
     "cross_validate",
     "load_dataset",
     "load_fold_data",
-    "predict_logits",
     "resolve_device",
     "seed_everything",
     "train_fold",

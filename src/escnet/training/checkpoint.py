@@ -28,13 +28,7 @@ from escnet.models import SpectralClassifier
 from escnet.training.config import TrainConfig, check_resumable
 from escnet.training.loop import Optimisation
 
-__all__ = [
-    "Checkpointer",
-    "FitState",
-    "load_resume",
-    "read_checkpoint",
-    "save_atomic",
-]
+__all__ = ["Checkpointer", "FitState", "load_resume", "read_checkpoint", "save_atomic"]
 
 log = logging.getLogger(__name__)
 

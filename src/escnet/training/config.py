@@ -1,7 +1,7 @@
-"""The configuration of a training run and the result of one fold, as plain typed values.
+"""The configuration of a training run, as plain typed values.
 
 :class:`TrainConfig` is saved as ``config.json`` beside every run, so that a run can be repeated
-exactly; :class:`FoldResult` is one fold's entry of ``results.json``.
+exactly (one fold's entry of ``results.json``: :class:`escnet.metrics.fold.FoldResult`).
 """
 
 from __future__ import annotations
@@ -468,9 +468,13 @@ class TrainConfig:
         """Test fold ``test_fold``'s split of ``dataset`` by this config's protocol, validation
         share and seed (:func:`escnet.data.folds.protocol_split`)."""
         return protocol_split(
-            dataset, self.protocol, test_fold, val_fraction=self.val_fraction, seed=self.seed,
+            dataset,
+            self.protocol,
+            test_fold,
+            val_fraction=self.val_fraction,
+            seed=self.seed,
             val_clips_per_recording=self.val_clips_per_recording,
-        )  # fmt: skip
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """``config.json``'s content: the shared fields, ``method`` and its section."""

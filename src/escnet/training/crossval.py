@@ -38,7 +38,7 @@ from escnet.training.distributed import Dist, distributed, local_rank, resolve_d
 from escnet.training.fold import train_fold
 from escnet.training.frozen.fold import train_frozen_fold
 
-__all__ = ["cross_validate", "fold_model_dir", "split_test_ids"]
+__all__ = ["cross_validate", "fold_model_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def cross_validate(
             split.check_disjoint(dataset)
             result = _train_one_fold(resolved, dataset, split, run, resume, progress)
             # The clips tested, by id: evaluate_run checks that it rebuilds this very split.
-            results[fold] = dataclasses.replace(result, test_ids=split_test_ids(dataset, split))
+            results[fold] = dataclasses.replace(result, test_ids=split.test_ids(dataset))
             if ddp.is_main:  # after every fold, so that an interrupted run keeps its folds
                 report.write_results(run, summarise())
             if on_fold is not None:
@@ -194,13 +194,6 @@ def _resolve(config: TrainConfig, dataset: Dataset, device: torch.device) -> Tra
         device=str(device),
         settings=settings,
     )
-
-
-def split_test_ids(dataset: Dataset, split: Split | ImageSplit) -> list[str] | None:
-    """The clip ids of a split's test fold (``None`` for a split of NAA images)."""
-    if isinstance(split, ImageSplit):
-        return None
-    return [dataset[i].clip_id for i in split.test]
 
 
 def _train_one_fold(

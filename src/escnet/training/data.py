@@ -257,15 +257,27 @@ def load_image_split_data(
     :func:`load_fold_data` does not apply, since the leak is the protocol."""
     workers = config.workers if config.workers is not None else default_workers()
     expanded, rows = expand_image_split(
-        dataset, split, front_end, seed=config.seed, cache_dir=config.cache_dir,
-        workers=workers, progress=progress,
-    )  # fmt: skip
+        dataset,
+        split,
+        front_end,
+        seed=config.seed,
+        cache_dir=config.cache_dir,
+        workers=workers,
+        progress=progress,
+    )
     if len(rows["train"]) == 0:
         raise EscnetError(f"{dataset.name}, test fold {split.test_fold}: no training image loads")
     features, labels = torch.from_numpy(expanded.features), torch.from_numpy(expanded.labels)
     train, val, test = rows["train"], rows["val"], rows["test"]
     return FoldData(
-        TensorDataset(features[train], labels[train]), False, expanded.source[train],
-        expanded.variant[train], features[val], labels[val], expanded.source[val],
-        features[test], labels[test], expanded.source[test],
-    )  # fmt: skip
+        TensorDataset(features[train], labels[train]),
+        False,
+        expanded.source[train],
+        expanded.variant[train],
+        features[val],
+        labels[val],
+        expanded.source[val],
+        features[test],
+        labels[test],
+        expanded.source[test],
+    )

@@ -88,7 +88,7 @@ def rng_state(device: torch.device) -> dict[str, Any]:
             int(pos),
             int(has_gauss),
             float(np_gauss),
-        ),  # fmt: skip
+        ),
         "torch": torch.get_rng_state(),
     }
     if device.type == "cuda":

@@ -30,7 +30,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +41,10 @@ from escnet.cache import atomic_write_json, check_output_dir, json_object
 from escnet.errors import EscnetError, ParameterError
 from escnet.metrics import report
 from escnet.metrics.classification import classification_metrics
+from escnet.metrics.fold import FoldLogits
 from escnet.model_dir.layout import ENSEMBLE_JSON
 
 __all__ = [
-    "MemberLogits",
     "average_probabilities",
     "choose_weights",
     "ensemble_runs",
@@ -56,19 +55,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class MemberLogits:
-    """One run's logits on one fold's validation and test clips (rows follow the ids)."""
-
-    val_logits: torch.Tensor
-    val_ids: list[str]
-    val_labels: torch.Tensor
-    test_logits: torch.Tensor
-    test_ids: list[str]
-    test_labels: torch.Tensor
-
-
-def _computed_logits(run: Path, fold: int, device: str, progress: bool) -> MemberLogits:
+def _computed_logits(run: Path, fold: int, device: str, progress: bool) -> FoldLogits:
     """Logits of a fold's validation and test clips through the fold's model directory."""
     from escnet.data.folds import Split
     from escnet.model_dir.io import load_model
@@ -88,31 +75,29 @@ def _computed_logits(run: Path, fold: int, device: str, progress: bool) -> Membe
     parts: list[tuple[torch.Tensor, list[str], torch.Tensor]] = []
     for indices in (split.val, split.test):
         logits, kept, labels = compute.clip_logits(
-            loaded.model, loaded.front_end, dataset, indices, batch_size=64,
-            cache_dir=config.cache_dir, workers=config.workers, progress=progress,
-        )  # fmt: skip
+            loaded.model,
+            loaded.front_end,
+            dataset,
+            indices,
+            batch_size=64,
+            cache_dir=config.cache_dir,
+            workers=config.workers,
+            progress=progress,
+        )
         parts.append((logits, [dataset[int(i)].clip_id for i in kept], torch.from_numpy(labels)))
     (vl, vi, vy), (tl, ti, ty) = parts
-    return MemberLogits(vl, vi, vy, tl, ti, ty)
+    return FoldLogits(vl, vi, vy, tl, ti, ty)
 
 
 def run_fold_logits(
     run_dir: str | os.PathLike[str], fold: int, *, device: str = "auto", progress: bool = False
-) -> MemberLogits:
+) -> FoldLogits:
     """A run's logits on fold ``fold``'s validation and test clips: ``fold{k}/logits.npz``
     when the run saved it (probe runs), else computed with ``fold{k}/model``."""
     run = Path(run_dir)
     saved = run / f"fold{fold}" / "logits.npz"
     if saved.is_file():
-        with np.load(saved) as z:
-            return MemberLogits(
-                torch.from_numpy(z["val_logits"]),
-                [str(s) for s in z["val_ids"]],
-                torch.from_numpy(z["val_labels"]),
-                torch.from_numpy(z["test_logits"]),
-                [str(s) for s in z["test_ids"]],
-                torch.from_numpy(z["test_labels"]),
-            )
+        return FoldLogits.read(saved)
     return _computed_logits(run, fold, device, progress)
 
 
@@ -169,7 +154,7 @@ def choose_weights(val_probs: torch.Tensor, labels: torch.Tensor, rounds: int = 
     return counts / counts.sum()
 
 
-def _check_same_split(runs: Sequence[Path], members: Sequence[MemberLogits], fold: int) -> None:
+def _check_same_split(runs: Sequence[Path], members: Sequence[FoldLogits], fold: int) -> None:
     first = members[0]
     for run, m in zip(runs[1:], members[1:], strict=True):
         if m.val_ids != first.val_ids or m.test_ids != first.test_ids:

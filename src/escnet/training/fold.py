@@ -29,8 +29,8 @@ from escnet.augment.policy import AugmentPolicy, get_policy
 from escnet.cache import atomic_write_json
 from escnet.data.datasets import Dataset
 from escnet.data.folds import ImageSplit, Split
-from escnet.metrics.fold import FoldResult
-from escnet.metrics.report import write_metrics_csv
+from escnet.metrics.fold import FoldResult, write_predictions
+from escnet.metrics.report import log_tensorboard, tensorboard_writer, write_metrics_csv
 from escnet.models import SpectralClassifier, create_model
 from escnet.training.checkpoint import Checkpointer, FitState, load_resume
 from escnet.training.config import TrainConfig
@@ -49,12 +49,11 @@ from escnet.training.loop import (
     Compute,
     Optimisation,
     fit_lp_ft_head,
-    tensorboard_writer,
     train_epoch,
     training_loader,
     validate,
 )
-from escnet.training.records import write_predictions, write_split
+from escnet.training.records import write_split
 
 __all__ = ["train_fold"]
 
@@ -153,7 +152,7 @@ def train_fold(
                 final = state.epoch >= ft.epochs or state.stopped_early
                 checkpoints.after_epoch(model, optim, state, improved=improved, final=final)
                 write_metrics_csv(fold_dir / "metrics.csv", state.history)
-                _log_tensorboard(writer, row)
+                log_tensorboard(writer, row)
             ddp.barrier()  # nobody reads a checkpoint before it is written
         if writer is not None:
             writer.close()
@@ -269,15 +268,6 @@ def _log_epoch(fold: int, epochs: int, row: dict[str, Any], improved: bool) -> N
         row["val_acc"],
         " (best)" if improved else "",
     )
-
-
-def _log_tensorboard(writer: Any, row: dict[str, Any]) -> None:
-    if writer is None:
-        return
-    for key in ("train_loss", "val_loss", "train_acc", "val_acc", "lr"):
-        group, _, name = key.partition("_")
-        writer.add_scalar(f"{name}/{group}" if name else key, row[key], row["epoch"])
-    writer.flush()
 
 
 def _test_best(

@@ -6,7 +6,7 @@ uninformative gradients into the pretrained body during the first steps of fine-
 head does not.
 
 The features are whatever enters the model's output layer
-(:func:`escnet.embeddings.head.head_inputs`), so the fitted weights can be copied into that
+(:func:`escnet.embeddings.outputs.head_inputs`), so the fitted weights can be copied into that
 layer as they are. The regression is escnet's one (:mod:`escnet.training.logistic`).
 """
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from escnet.embeddings.head import head_inputs
+from escnet.embeddings.outputs import head_inputs
 from escnet.models.registry import SpectralClassifier
 from escnet.training.logistic import L2_GRID, fit_folded
 

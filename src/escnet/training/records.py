@@ -1,23 +1,20 @@
-"""The files a fold leaves beside its checkpoints: ``split.json`` (which clips went where) and
-``test_predictions.csv``, each written atomically (``metrics.csv``:
-:func:`escnet.metrics.report.write_metrics_csv`).
+"""The record a fold leaves of its split, ``split.json``: which clips went where, and which
+clips and variants the training items came from; written atomically (the fold's other files:
+:func:`escnet.metrics.fold.write_predictions`, :func:`escnet.metrics.report.write_metrics_csv`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from escnet.cache import atomic_write_json, atomic_write_text
+from escnet.cache import atomic_write_json
 from escnet.data.datasets import Dataset
 from escnet.data.folds import ImageSplit, Split
 
-__all__ = ["write_predictions", "write_split"]
+__all__ = ["write_split"]
 
 
 def _names(dataset: Dataset, split: Split | ImageSplit, indices: Sequence[int]) -> list[str]:
@@ -60,28 +57,3 @@ def write_split(
         },
     )
     return len(clips)
-
-
-def write_predictions(
-    path: Path, dataset: Dataset, indices: Sequence[int] | np.ndarray, logits: torch.Tensor
-) -> None:
-    """``test_predictions.csv``: per test clip (data set ``indices``, in the rows of
-    ``logits``) its label, the prediction and the prediction's probability."""
-    probs = logits.softmax(1)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["clip_id", "label", "prediction", "true_class", "predicted_class", "p"])
-    for row, i in enumerate(indices):
-        clip = dataset[int(i)]
-        pred = int(probs[row].argmax())
-        writer.writerow(
-            [
-                clip.clip_id,
-                clip.label,
-                pred,
-                dataset.classes[clip.label],
-                dataset.classes[pred],
-                f"{float(probs[row, pred]):.4f}",
-            ]
-        )
-    atomic_write_text(path, buf.getvalue())

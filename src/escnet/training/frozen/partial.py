@@ -327,7 +327,7 @@ def fit_partial_fold(
             batch_size=2 * config.partial.batch_size,
             cache_dir=config.cache_dir,
             workers=config.workers,
-        )  # fmt: skip
+        )
         for side, indices in (("val", split.val), ("test", split.test))
     }
     record["activations"] = {
@@ -337,10 +337,17 @@ def fit_partial_fold(
     }  # fmt: skip
     record["seconds"]["activations"] = acts_s
     return FrozenFit(
-        model, None, chosen,
-        f"partial fine-tuning above block {config.partial.from_block}: the epoch with the best "
-        "validation accuracy (ties: lower validation loss; epoch 0: the fitted head alone)",
-        data.train, {side: (idx, logits, y) for side, (logits, idx, y) in parts.items()}, record,
-        chosen["val_acc"], f"epoch {chosen['epoch']}", history, int(chosen["epoch"]),
-        config.partial.epochs,
-    )  # fmt: skip
+        model=model,
+        model_kwargs=None,
+        selection=chosen,
+        rule=f"partial fine-tuning above block {config.partial.from_block}: the epoch with the "
+        "best validation accuracy (ties: lower validation loss; epoch 0: the fitted head alone)",
+        train=data.train,
+        parts={side: (idx, logits, y) for side, (logits, idx, y) in parts.items()},
+        record=record,
+        val_acc=chosen["val_acc"],
+        summary=f"epoch {chosen['epoch']}",
+        history=history,
+        best_epoch=int(chosen["epoch"]),
+        epochs_run=config.partial.epochs,
+    )

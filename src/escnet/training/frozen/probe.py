@@ -31,7 +31,6 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -39,7 +38,6 @@ import torch
 from torch import nn
 
 from escnet.augment.audio import NAA_VARIANTS
-from escnet.cache import atomic_path
 from escnet.data.datasets import Dataset
 from escnet.data.folds import Split
 from escnet.embeddings.pooled import FeatureTable, clip_features, roll_view
@@ -247,20 +245,6 @@ def _fit(
     return model, val_logits, test_logits, choice
 
 
-def save_logits(
-    path: Path, dataset: Dataset, parts: dict[str, tuple[np.ndarray, torch.Tensor, np.ndarray]]
-) -> None:
-    """``logits.npz`` for the ensembles: per part (``val``, ``test``), from ``(clip indices,
-    logits, labels)``, the logits, the clips' ids and their labels."""
-    arrays: dict[str, Any] = {}
-    for part, (indices, logits, labels) in parts.items():
-        ids = np.asarray([dataset[int(i)].clip_id for i in indices])
-        arrays |= {f"{part}_logits": logits.numpy(), f"{part}_ids": ids,
-                   f"{part}_labels": np.asarray(labels)}  # fmt: skip
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-
-
 def checked_training_rows(table: _Rows, dataset: Dataset, split: Split) -> _Rows:
     """``table``, the fold's training rows, once checked to come from ``split.train`` only.
 
@@ -285,13 +269,13 @@ class FrozenFit:
         model: the fold's model, saved as ``fold{k}/model``.
         model_kwargs: its model arguments, saved with it (``None``: the registry's).
         selection: what was chosen on validation (``model.json``'s ``selection``).
-        rule: how it was chosen, in words (:attr:`FoldResult.selection`).
+        rule: how it was chosen, in words (:attr:`escnet.metrics.fold.FoldResult.selection`).
         train: the training rows (their clips and views go to ``split.json``).
         parts: ``{"val", "test"}``: (clip indices, logits, labels) (``logits.npz``).
         record: the method's ``<method>.json`` (its ``seconds`` gets the total).
         val_acc, summary: for the log line.
         history: rows of ``metrics.csv`` (methods with epochs).
-        best_epoch, epochs_run: as :class:`FoldResult`'s.
+        best_epoch, epochs_run: as :class:`~escnet.metrics.fold.FoldResult`'s.
     """
 
     model: SpectralClassifier
@@ -320,22 +304,26 @@ def fit_probe_fold(
     first = data.eval_views[0]
     what = "weight decay" if config.probe.head == "mlp" else "L2 penalty"
     chosen = choice["chosen"]
+    parts = {
+        side: (table.source[table.rows(first)], logits, _labels(table, data.eval_views).numpy())
+        for side, table, logits in (("val", data.val, val_logits), ("test", data.test, test_logits))
+    }
     return FrozenFit(
-        model, probe_model_kwargs(config), {"epoch": 0, **chosen},
-        f"probe head ({config.probe.head}): the {what} with the best validation accuracy "
+        model=model,
+        model_kwargs=probe_model_kwargs(config),
+        selection={"epoch": 0, **chosen},
+        rule=f"probe head ({config.probe.head}): the {what} with the best validation accuracy "
         "(ties: lower validation loss)",
-        data.train,
-        {
-            "val": (data.val.source[data.val.rows(first)], val_logits,
-                    _labels(data.val, data.eval_views).numpy()),
-            "test": (data.test.source[data.test.rows(first)], test_logits,
-                     _labels(data.test, data.eval_views).numpy()),
+        train=data.train,
+        parts=parts,
+        record={
+            "head": config.probe.head,
+            "model_kwargs": probe_model_kwargs(config),
+            "train_views": sorted(set(data.train.view.tolist())),
+            "eval_views": data.eval_views,
+            **choice,
+            "seconds": {"features": features_s},
         },
-        {
-            "head": config.probe.head, "model_kwargs": probe_model_kwargs(config),
-            "train_views": sorted(set(data.train.view.tolist())), "eval_views": data.eval_views,
-            **choice, "seconds": {"features": features_s},
-        },
-        chosen["val_acc"],
-        str({k: v for k, v in chosen.items() if k not in ("val_acc", "val_loss")}),
-    )  # fmt: skip
+        val_acc=chosen["val_acc"],
+        summary=str({k: v for k, v in chosen.items() if k not in ("val_acc", "val_loss")}),
+    )
