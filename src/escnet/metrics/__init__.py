@@ -19,33 +19,22 @@ from typing import TYPE_CHECKING
 
 from escnet._lazy import lazy_exports
 
+# The figures need NumPy only, so they load at once; the report (matplotlib) when first used.
+from escnet.metrics.classification import (
+    accuracy,
+    better_choice,
+    classification_metrics,
+    confusion_matrix,
+    macro_f1,
+    mean_std,
+    per_class_accuracy,
+)
+
 if TYPE_CHECKING:
-    from escnet.metrics.classification import (
-        accuracy,
-        better_choice,
-        classification_metrics,
-        confusion_matrix,
-        macro_f1,
-        mean_std,
-        per_class_accuracy,
-    )
     from escnet.metrics.report import build_results, write_report, write_results
 
-_EXPORTS = {
-    **dict.fromkeys(
-        (
-            "accuracy",
-            "better_choice",
-            "classification_metrics",
-            "confusion_matrix",
-            "macro_f1",
-            "mean_std",
-            "per_class_accuracy",
-        ),
-        "escnet.metrics.classification",
-    ),
-    **dict.fromkeys(("build_results", "write_report", "write_results"), "escnet.metrics.report"),
-}
+_REPORT = ("build_results", "write_report", "write_results")
+_EXPORTS = dict.fromkeys(_REPORT, "escnet.metrics.report")
 __all__ = [
     "accuracy",
     "better_choice",
