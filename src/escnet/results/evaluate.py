@@ -51,7 +51,7 @@ def evaluate_run(
     model directories gets one made from its ``best.pt``).
 
     Args:
-        run_dir: a directory written by :func:`cross_validate`.
+        run_dir: a directory written by :func:`escnet.training.cross_validate`.
         fold: evaluate this test fold only (default: every fold with a ``best.pt``).
         device: where to run the model (``"auto"``: CUDA, MPS, CPU).
         progress: show progress bars.
