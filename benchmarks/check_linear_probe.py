@@ -24,10 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import describe  # noqa: E402
 from escnet.data.datasets import Dataset, get_dataset  # noqa: E402
 from escnet.data.folds import fold_split, parse_folds  # noqa: E402
+from escnet.embeddings.outputs import head_inputs
 from escnet.features.prepare import prepare_features  # noqa: E402
 from escnet.features.spectrogram import FrontEndConfig  # noqa: E402
 from escnet.models import create_model  # noqa: E402
-from escnet.training.lp_ft import head_inputs, linear_probe_head  # noqa: E402
+from escnet.training.lp_ft import linear_probe_head  # noqa: E402
 
 
 def images(

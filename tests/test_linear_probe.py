@@ -11,10 +11,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from escnet.embeddings.outputs import head_inputs
 from escnet.models import create_model
 from escnet.training import FinetuneConfig, TrainConfig, cross_validate
 from escnet.training.logistic import L2_GRID, fit_folded, fit_softmax_regression
-from escnet.training.lp_ft import head_inputs, linear_probe_head
+from escnet.training.lp_ft import linear_probe_head
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _ddp_worker  # noqa: E402, F401  (registers tiny_test_cnn)

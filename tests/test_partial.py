@@ -18,10 +18,11 @@ from escnet.cli import main
 from escnet.data.audio import AudioConfig, load_audio
 from escnet.data.datasets import get_dataset
 from escnet.data.folds import fold_split
+from escnet.embeddings.activations import clip_activations
 from escnet.model_dir.io import load_model
 from escnet.models.mobilenet_audioset import AudioSetMelConfig, MobileNetAudioSet
-from escnet.training import TrainConfig, cross_validate, evaluate_run
-from escnet.training.frozen.activations import clip_activations
+from escnet.results.evaluate import evaluate_run
+from escnet.training import TrainConfig, cross_validate
 from escnet.training.frozen.partial import load_partial_data, partial_model_state
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -114,7 +115,7 @@ def test_activations_are_cached_and_equal_the_lower_blocks(
     first = clip_activations(ds, [0, 1], block=12, progress=False)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(
-            "escnet.training.frozen.activations.lower_blocks", lambda *a: pytest.fail("recomputed")
+            "escnet.embeddings.activations.lower_blocks", lambda *a: pytest.fail("recomputed")
         )
         again = clip_activations(ds, [0, 1], block=12, progress=False)
     np.testing.assert_array_equal(first.activations, again.activations)

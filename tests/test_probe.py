@@ -17,13 +17,15 @@ from escnet.cli import main
 from escnet.data.audio import AudioConfig, load_audio
 from escnet.data.datasets import get_dataset
 from escnet.data.folds import fold_split
+from escnet.embeddings.pooled import FULL_DIM, clip_features, parse_view
 from escnet.errors import EscnetError
 from escnet.model_dir.io import load_model
 from escnet.model_dir.layout import resolve_model_dir
 from escnet.models import create_model
 from escnet.models.mobilenet_audioset import MobileNetAudioSet
 from escnet.models.probe import feature_columns, feature_dim, mean_probability_logits
-from escnet.training import TrainConfig, cross_validate, evaluate_run
+from escnet.results.evaluate import evaluate_run
+from escnet.training import TrainConfig, cross_validate
 from escnet.training.ensemble import (
     average_probabilities,
     choose_weights,
@@ -31,7 +33,6 @@ from escnet.training.ensemble import (
     fit_temperature,
     run_fold_logits,
 )
-from escnet.training.frozen.embeddings import FULL_DIM, clip_features, parse_view
 from escnet.training.frozen.probe import load_probe_data
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -252,9 +253,7 @@ def test_features_are_cached_by_content(
     assert not np.allclose(first.features[0], first.features[1])  # a roll is another view
     # a second call reads the cache: the network is not even built
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(
-            "escnet.training.frozen.embeddings.full_extractor", lambda *a: pytest.fail("recomputed")
-        )
+        mp.setattr("escnet.embeddings.pooled.full_extractor", lambda *a: pytest.fail("recomputed"))
         second = clip_features(ds, [0, 1], views=("original", "roll8"), progress=False)
     np.testing.assert_array_equal(first.features, second.features)
 

@@ -1,7 +1,7 @@
 """Aggregation (escnet.results.rows): tables equal the runs' results.json, leaky runs are labelled.
 
 Run directories are written here as cross_validate writes them (results.json through
-escnet.training.report.build_results, fold{k}/metrics.csv), with made-up fold accuracies.
+escnet.metrics.report.build_results, fold{k}/metrics.csv), with made-up fold accuracies.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import pytest
 
 from escnet.cli import main
 from escnet.errors import EscnetError
+from escnet.metrics.report import build_results
 from escnet.results.aggregate import aggregate
 from escnet.results.rows import CSV_COLUMNS, find_runs, read_run
-from escnet.training.report import build_results
 
 CLASSES = ["dog", "rain"]
 

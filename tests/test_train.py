@@ -26,18 +26,7 @@ from escnet.data.datasets import get_dataset
 from escnet.data.folds import fold_split
 from escnet.errors import EscnetError
 from escnet.features.offline_naa import variants_key
-from escnet.model_dir.io import load_model
-from escnet.model_dir.layout import resolve_model_dir
-from escnet.models import create_model
-from escnet.training import (
-    METRIC_COLUMNS,
-    TrainConfig,
-    cross_validate,
-    evaluate_run,
-    load_dataset,
-    warmup_cosine,
-)
-from escnet.training.metrics import (
+from escnet.metrics.classification import (
     accuracy,
     classification_metrics,
     confusion_matrix,
@@ -45,7 +34,17 @@ from escnet.training.metrics import (
     mean_std,
     per_class_accuracy,
 )
-from escnet.training.report import PROTOCOL, read_metrics_csv
+from escnet.metrics.report import METRIC_COLUMNS, PROTOCOL, read_metrics_csv
+from escnet.model_dir.io import load_model
+from escnet.model_dir.layout import resolve_model_dir
+from escnet.models import create_model
+from escnet.results.evaluate import evaluate_run
+from escnet.training import (
+    TrainConfig,
+    cross_validate,
+    load_dataset,
+    warmup_cosine,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _ddp_worker import SOUND_CLASSES, TINY_FRONT_END, write_sound_classes  # noqa: E402
@@ -498,7 +497,7 @@ def test_pretrained_is_on_by_default_where_the_weights_are_here(
 
 
 def test_one_rule_chooses_the_best_epoch_or_setting() -> None:
-    from escnet.training.metrics import better_choice
+    from escnet.metrics.classification import better_choice
 
     assert better_choice(0.5, 9.0, None)  # the first is the best so far
     assert better_choice(0.6, 9.0, (0.5, 1.0))  # accuracy first

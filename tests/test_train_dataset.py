@@ -15,7 +15,8 @@ import soundfile as sf
 
 from escnet.cli import main
 from escnet.data.datasets import dataset_from_options, load_folder
-from escnet.training import TrainConfig, cross_validate, evaluate_run
+from escnet.results.evaluate import evaluate_run
+from escnet.training import TrainConfig, cross_validate
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _ddp_worker import SOUND_CLASSES, _synth  # noqa: E402

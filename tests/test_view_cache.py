@@ -1,4 +1,4 @@
-"""The shared steps of the per-(clip, view) caches (escnet.training.frozen.views), on a stand-in
+"""The shared steps of the per-(clip, view) caches (escnet.embeddings.views), on a stand-in
 data set."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from escnet.cache import ArrayCache
-from escnet.training.frozen.views import missing_views, read_rows, view_keys
+from escnet.embeddings.views import missing_views, read_rows, view_keys
 
 
 @dataclass

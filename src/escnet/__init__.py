@@ -47,8 +47,9 @@ if TYPE_CHECKING:
     from escnet.inference.predictor import load
     from escnet.models.registry import create_model, list_models
     from escnet.results.aggregate import aggregate
+    from escnet.results.evaluate import evaluate_run
     from escnet.training.config import TrainConfig
-    from escnet.training.crossval import cross_validate, evaluate_run
+    from escnet.training.crossval import cross_validate
     from escnet.training.ensemble import ensemble_runs
 
 _EXPORTS = {
@@ -63,7 +64,7 @@ _EXPORTS = {
     "list_models": "escnet.models.registry",
     "TrainConfig": "escnet.training.config",
     "cross_validate": "escnet.training.crossval",
-    "evaluate_run": "escnet.training.crossval",
+    "evaluate_run": "escnet.results.evaluate",
     "ensemble_runs": "escnet.training.ensemble",
     "fit": "escnet.recipes.fit",
     "aggregate": "escnet.results.aggregate",

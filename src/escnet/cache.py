@@ -1,4 +1,5 @@
-"""Atomic file writes and a content-addressed array cache.
+"""Atomic file writes, the one reader of JSON objects (:func:`read_json`) and a
+content-addressed array cache.
 
 A cache entry is written to a temporary file in the same directory and renamed into place, so a
 reader sees either the whole entry or none: an interrupted run leaves no half-written entry.
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from escnet.errors import EscnetError
 
 
 def _read_umask() -> int:
@@ -209,6 +212,33 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: str | os.PathLike[str], missing: str | None = None) -> dict[str, Any] | None:
+    """A run's JSON object at ``path``: ``None`` when the file is absent, or with ``missing``
+    (what the caller needed it for), an :class:`~escnet.errors.EscnetError` saying so.
+
+    Raises:
+        EscnetError: the file is not valid JSON, or not an object.
+    """
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if missing is None:
+            return None
+        raise EscnetError(f"{path}: missing; {missing}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EscnetError(f"{path}: not valid JSON ({exc}); restore or remove it") from None
+    if not isinstance(value, dict):
+        raise EscnetError(f"{path}: expected a JSON object")
+    return value
+
+
+def json_object(path: str | os.PathLike[str], missing: str) -> dict[str, Any]:
+    """:func:`read_json` of a file that must be there (``missing``: what it is needed for)."""
+    value = read_json(path, missing)
+    assert value is not None
+    return value
 
 
 def atomic_save_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:

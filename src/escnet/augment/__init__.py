@@ -1,6 +1,7 @@
 """Augmentation: audio level (NAA, :mod:`escnet.augment.audio`), image level (TAA, SpecAugment,
 mixup, :mod:`escnet.augment.image`), offline NAA expansion (:mod:`escnet.features.offline_naa`) and
-policies by name (:mod:`escnet.augment.policy`)."""
+policies by name (:mod:`escnet.augment.policy`), online NAA's per-draw waveform set
+(:mod:`escnet.augment.online`)."""
 
 from escnet.augment.audio import (
     NAA_VARIANTS,
@@ -16,6 +17,7 @@ from escnet.augment.audio import (
     random_naa_chain,
 )
 from escnet.augment.image import TAA, Mixup, SpecAugment, TAAConfig, mixup
+from escnet.augment.online import WaveformDataset
 from escnet.augment.policy import POLICIES, AugmentPolicy, get_policy
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "TimeShift",
     "TimeStretch",
     "TrimSilence",
+    "WaveformDataset",
     "get_policy",
     "mixup",
     "naa_transform",

@@ -122,7 +122,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from escnet.training import evaluate_run
+    from escnet.results.evaluate import evaluate_run
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():

@@ -42,6 +42,10 @@ class Split:
     test_fold: int | None
     protocol: str = "official-folds"
 
+    def test_ids(self, dataset: Dataset) -> list[str] | None:
+        """The clip ids of the test fold, so that a rebuilt split can be checked to be the same."""
+        return [dataset[i].clip_id for i in self.test]
+
     def check_disjoint(self, dataset: Dataset) -> None:
         """Raise AssertionError if any clip or recording group is on two sides of the split."""
         sides = {"train": self.train, "val": self.val, "test": self.test}
@@ -310,6 +314,10 @@ class ImageSplit:
     def leaked_clips(self) -> list[int]:
         """Clips with one image in test and another in training: the leak this protocol makes."""
         return sorted(set(self.clips("test")) & set(self.clips("train")))
+
+    def test_ids(self, dataset: Dataset) -> list[str] | None:
+        """``None``: a split of images has no test clips to record (:meth:`Split.test_ids`)."""
+        return None
 
     def check_disjoint(self, dataset: Dataset | None = None) -> None:
         """Raise AssertionError if an image is on two sides (clips may be, by design)."""

@@ -28,7 +28,7 @@ from escnet.augment.audio import NAA_VARIANTS, naa_transform, variant_rng
 from escnet.cache import CODE_VERSIONS, ArrayCache, DigestMemo, params_digest
 from escnet.data.audio import AudioConfig, load_audio
 from escnet.data.datasets import Dataset
-from escnet.data.folds import Split
+from escnet.data.folds import ImageSplit, Split
 from escnet.errors import AudioError
 from escnet.features.prepare import feature_key_params, prepare_features
 from escnet.features.spectrogram import FrontEndConfig, LogMelConfig
@@ -288,3 +288,34 @@ def expand_training_set(
     """:func:`expand_clips` on ``split.train`` only: validation and test clips are never
     augmented."""
     return expand_clips(dataset, split.train, front_end, **kwargs)
+
+
+def expand_image_split(
+    dataset: Dataset, split: ImageSplit, front_end: FrontEndConfig | None = None, **kwargs: Any
+) -> tuple[ExpandedSet, dict[str, np.ndarray]]:
+    """The LEAKY ``augment-then-split`` protocol's images: :func:`expand_clips` of *every* clip,
+    and the rows of that set on each side of ``split`` (``{"train", "val", "test"}``; images of
+    clips that failed to load are gone, as skipped clips are elsewhere).
+
+    Variants of a test clip are trained on: that is the protocol, run on purpose and labelled
+    ``(leaky)``. What is still refused: one *image* on two sides.
+
+    Raises:
+        RuntimeError: the expansion does not hold ``split.per_clip`` images per clip, or an
+            image is both trained on and held out.
+    """
+    expanded = expand_clips(dataset, range(len(dataset)), front_end, **kwargs)
+    n = split.per_clip
+    if len(expanded.source) % n:
+        raise RuntimeError(f"expansion gives {len(expanded.source)} images, not {n} per clip")
+    # Clip-major layout: a clip's original at ``first[clip]``, its variants right after it.
+    first = {int(expanded.source[row]): row for row in range(0, len(expanded.source), n)}
+    rows = {
+        side: np.array(
+            [first[m // n] + m % n for m in getattr(split, side) if m // n in first], np.int64
+        )
+        for side in ("train", "val", "test")
+    }
+    if set(rows["train"].tolist()) & (set(rows["val"].tolist()) | set(rows["test"].tolist())):
+        raise RuntimeError("an image is both trained on and held out")
+    return expanded, rows

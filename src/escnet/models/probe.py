@@ -93,7 +93,7 @@ def feature_dim(blocks: Sequence[int], embedding: bool) -> int:
 
 def feature_columns(blocks: Sequence[int], embedding: bool) -> list[int]:
     """Columns of the full feature vector (every block, then the embedding; what
-    :mod:`escnet.training.frozen.embeddings` caches) that make the vector of ``blocks`` and
+    :mod:`escnet.embeddings.pooled` caches) that make the vector of ``blocks`` and
     ``embedding``, in
     :class:`MultiLevelPool`'s order."""
     channels = block_channels()

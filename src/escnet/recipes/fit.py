@@ -22,13 +22,18 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from escnet.cache import atomic_write_json, atomic_write_text, check_output_dir
+from escnet.cache import (
+    atomic_write_json,
+    atomic_write_text,
+    check_output_dir,
+    json_object,
+)
 from escnet.data.datasets import Dataset, describe_copy
+from escnet.metrics.fold import FoldResult
 from escnet.model_dir.layout import FINAL_DIR, MODEL_JSON
 from escnet.recipes import Recipe, RecipeSpec, get_recipe
-from escnet.training import FoldResult, TrainConfig, cross_validate
+from escnet.training import TrainConfig, cross_validate
 from escnet.training.ensemble import ensemble_runs
-from escnet.training.records import json_object
 from escnet.training.refit import refit
 
 __all__ = ["ENSEMBLE_DIR", "fit"]

@@ -5,7 +5,9 @@
 * :mod:`escnet.results.convergence` -- where each run's training stopped;
 * :mod:`escnet.results.files` -- ``results.csv`` and ``curves.csv``, written and read back;
 * :mod:`escnet.results.figures` -- bar charts and learning curves;
-* :mod:`escnet.results.aggregate` -- :func:`aggregate`, all of the above for a set of runs.
+* :mod:`escnet.results.aggregate` -- :func:`aggregate`, all of the above for a set of runs;
+* :mod:`escnet.results.evaluate` -- :func:`evaluate_run`, a finished run tested again from its
+  saved models.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from escnet._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from escnet.results.aggregate import Aggregate, aggregate
+    from escnet.results.evaluate import evaluate_run
     from escnet.results.rows import CSV_COLUMNS, PAPER_CLAIMS, RunRow, find_runs, read_run
     from escnet.results.tables import markdown_tables
 
@@ -28,6 +31,7 @@ _EXPORTS = {
     "markdown_tables": "escnet.results.tables",
     "Aggregate": "escnet.results.aggregate",
     "aggregate": "escnet.results.aggregate",
+    "evaluate_run": "escnet.results.evaluate",
 }
 __all__ = [
     "Aggregate",
@@ -35,6 +39,7 @@ __all__ = [
     "PAPER_CLAIMS",
     "RunRow",
     "aggregate",
+    "evaluate_run",
     "find_runs",
     "markdown_tables",
     "read_run",

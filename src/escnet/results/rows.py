@@ -184,7 +184,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _read_metrics(path: Path) -> list[dict[str, float]]:
-    from escnet.training.report import read_metrics_csv
+    from escnet.metrics.report import read_metrics_csv
 
     return read_metrics_csv(path) if path.is_file() else []
 

@@ -4,15 +4,17 @@ folds, as the paper describes it, with honest model selection.
 One module per part, read in this order:
 
 * :mod:`~escnet.training.config` -- :class:`TrainConfig` (saved as ``config.json``), its method
-  sections :class:`FinetuneConfig`, :class:`ProbeConfig`, :class:`PartialConfig`, and
-  :class:`FoldResult`;
+  sections :class:`FinetuneConfig`, :class:`ProbeConfig`, :class:`PartialConfig`;
 * :mod:`~escnet.training.data` -- the data set a config names and one fold's images / waveforms;
 * :mod:`~escnet.training.distributed` -- device choice, seeds, the process group under torchrun;
 * :mod:`~escnet.training.loop` -- optimiser and schedule, one epoch, validation, prediction;
 * :mod:`~escnet.training.checkpoint` -- atomic ``best.pt`` / ``last.pt`` and resume state;
-* :mod:`~escnet.training.records` -- ``split.json``, ``metrics.csv``, ``test_predictions.csv``;
+* :mod:`~escnet.training.records` -- ``split.json``, ``test_predictions.csv``;
 * :mod:`~escnet.training.fold` -- :func:`train_fold`, one fold top to bottom;
-* :mod:`~escnet.training.crossval` -- :func:`cross_validate` and :func:`evaluate_run`.
+* :mod:`~escnet.training.crossval` -- :func:`cross_validate`.
+
+A fold's test figures (:class:`~escnet.metrics.fold.FoldResult`), ``metrics.csv`` and the run's
+report are the next stage's, :mod:`escnet.metrics`.
 
 What goes where, for a fold ``k`` held out for testing:
 
@@ -42,34 +44,22 @@ Examples:
     {'mean': 0.83, 'std': 0.02}
 """
 
-from escnet.training.config import (
-    METRIC_COLUMNS,
-    FinetuneConfig,
-    FoldResult,
-    PartialConfig,
-    ProbeConfig,
-    TrainConfig,
-)
-from escnet.training.crossval import cross_validate, evaluate_run
-from escnet.training.data import FoldData, WaveformDataset, load_dataset, load_fold_data
+from escnet.training.config import FinetuneConfig, PartialConfig, ProbeConfig, TrainConfig
+from escnet.training.crossval import cross_validate
+from escnet.training.data import FoldData, load_dataset, load_fold_data
 from escnet.training.distributed import resolve_device, seed_everything
 from escnet.training.fold import train_fold
-from escnet.training.loop import predict_logits, warmup_cosine
+from escnet.training.loop import warmup_cosine
 
 __all__ = [
-    "METRIC_COLUMNS",
     "FinetuneConfig",
     "FoldData",
-    "FoldResult",
     "PartialConfig",
     "ProbeConfig",
     "TrainConfig",
-    "WaveformDataset",
     "cross_validate",
-    "evaluate_run",
     "load_dataset",
     "load_fold_data",
-    "predict_logits",
     "resolve_device",
     "seed_everything",
     "train_fold",

@@ -2,9 +2,10 @@
 resume), and the progress they carry (:class:`FitState`). Every file is written atomically, best
 first, so that ``last.pt`` never points past a missing ``best.pt`` (:class:`Checkpointer`).
 
-A checkpoint holds tensors and plain types only (the RNG states too, :func:`plain_rng`), and is
-read back with ``torch.load(..., weights_only=True)`` (:func:`read_checkpoint`): a run directory
-is data, and a ``last.pt`` that is a pickle of code is refused, never run.
+A checkpoint holds tensors and plain types only (the RNG states too,
+:func:`escnet.training.distributed.rng_state`), and is read back with
+``torch.load(..., weights_only=True)`` (:func:`read_checkpoint`): a run directory is data, and a
+``last.pt`` that is a pickle of code is refused, never run.
 """
 
 from __future__ import annotations
@@ -17,24 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from escnet.cache import atomic_path
 from escnet.errors import EscnetError
+from escnet.metrics.classification import better_choice
+from escnet.metrics.fold import nan_if_none
 from escnet.models import SpectralClassifier
-from escnet.training.config import TrainConfig, check_resumable, nan_if_none
+from escnet.training.config import TrainConfig, check_resumable
 from escnet.training.loop import Optimisation
 
-__all__ = [
-    "Checkpointer",
-    "FitState",
-    "load_resume",
-    "plain_rng",
-    "read_checkpoint",
-    "restored_rng",
-    "save_atomic",
-]
+__all__ = ["Checkpointer", "FitState", "load_resume", "read_checkpoint", "save_atomic"]
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +65,8 @@ class FitState:
         self.epoch = int(row["epoch"])
         self.history.append(row)
         val_acc, val_loss = row["val_acc"], row["val_loss"]
-        improved = not has_val or (
-            val_acc > self.best["val_acc"]
-            or (val_acc == self.best["val_acc"] and val_loss < self.best["val_loss"])
+        improved = not has_val or better_choice(
+            val_acc, val_loss, (self.best["val_acc"], self.best["val_loss"])
         )
         if improved:
             self.best = {"epoch": self.epoch, "val_acc": val_acc, "val_loss": val_loss}
@@ -150,29 +143,6 @@ def read_checkpoint(path: Path, kind: str | None = None) -> dict[str, Any]:
     return ckpt
 
 
-def plain_rng(state: dict[str, Any]) -> dict[str, Any]:
-    """An RNG state of :func:`escnet.training.distributed.rng_state` as tensors and plain types
-    (NumPy's key array becomes a tensor), so that ``weights_only=True`` loads it."""
-    out = dict(state)
-    if "numpy" in out:
-        name, key, pos, has_gauss, gauss = out["numpy"]
-        out["numpy"] = (str(name), torch.from_numpy(np.asarray(key, np.int64)), int(pos),
-                        int(has_gauss), float(gauss))  # fmt: skip
-    if "python" in out:
-        version, internal, gauss = out["python"]
-        out["python"] = (int(version), tuple(int(v) for v in internal), gauss)
-    return out
-
-
-def restored_rng(state: dict[str, Any]) -> dict[str, Any]:
-    """The inverse of :func:`plain_rng`: the states ``set_rng_state`` takes."""
-    out = dict(state)
-    if "numpy" in out:
-        name, key, pos, has_gauss, gauss = out["numpy"]
-        out["numpy"] = (name, np.asarray(key, dtype=np.uint32), pos, has_gauss, gauss)
-    return out
-
-
 def load_resume(
     path: Path, config: TrainConfig, model: SpectralClassifier, optim: Optimisation
 ) -> FitState:
@@ -200,7 +170,7 @@ def load_resume(
         since_best=int(ckpt["since_best"]),
         stopped_early=bool(ckpt["stopped_early"]),
         history=ckpt["history"],
-        rng=None if rng is None else [restored_rng(r) for r in rng],
+        rng=rng,
     )
 
 
@@ -260,7 +230,7 @@ class Checkpointer:
                 "since_best": state.since_best,
                 "stopped_early": state.stopped_early,
                 "history": state.history,
-                "rng": None if state.rng is None else [plain_rng(r) for r in state.rng],
+                "rng": state.rng,
                 "config": self.config.to_dict(),
             },
             self.fold_dir / "last.pt",

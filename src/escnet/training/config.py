@@ -1,53 +1,38 @@
-"""The configuration of a training run and the result of one fold, as plain typed values.
+"""The configuration of a training run, as plain typed values.
 
 :class:`TrainConfig` is saved as ``config.json`` beside every run, so that a run can be repeated
-exactly; :class:`FoldResult` is one fold's entry of ``results.json``.
+exactly (one fold's entry of ``results.json``: :class:`escnet.metrics.fold.FoldResult`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-import torch.nn.functional as F
-
 from escnet.augment.policy import get_policy
-from escnet.data.folds import VAL_CLIPS_PER_RECORDING, check_protocol
+from escnet.data.datasets import Dataset
+from escnet.data.folds import (
+    VAL_CLIPS_PER_RECORDING,
+    ImageSplit,
+    Split,
+    check_protocol,
+    protocol_split,
+)
 from escnet.errors import EscnetError, ParameterError
 
 __all__ = [
     "METHODS",
-    "METRIC_COLUMNS",
     "FinetuneConfig",
-    "FoldResult",
     "PartialConfig",
     "ProbeConfig",
     "TrainConfig",
     "check_resumable",
 ]
-
-#: Columns of ``fold{k}/metrics.csv``, one row per epoch. Losses are means per clip: the
-#: training loss is the objective optimised (with label smoothing and mixup targets when on), the
-#: validation loss plain cross-entropy. ``lr`` is the rate of the epoch's last step;
-#: ``train_samples`` / ``val_samples`` are totals over all ranks.
-METRIC_COLUMNS = (
-    "epoch",
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "lr",
-    "seconds",
-    "train_samples",
-    "val_samples",
-)
 
 #: Config fields that may differ when a run is resumed (they do not change the numbers).
 _RESUME_FREE_FIELDS = frozenset(
@@ -479,6 +464,18 @@ class TrainConfig:
             raise ParameterError(f"TrainConfig: method {self.method!r} has no {kind.__name__}")
         return self.settings
 
+    def split(self, dataset: Dataset, test_fold: int) -> Split | ImageSplit:
+        """Test fold ``test_fold``'s split of ``dataset`` by this config's protocol, validation
+        share and seed (:func:`escnet.data.folds.protocol_split`)."""
+        return protocol_split(
+            dataset,
+            self.protocol,
+            test_fold,
+            val_fraction=self.val_fraction,
+            seed=self.seed,
+            val_clips_per_recording=self.val_clips_per_recording,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """``config.json``'s content: the shared fields, ``method`` and its section."""
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -574,100 +571,6 @@ def _from_flat(
             f"{'it' if len(others) == 1 else 'them'}"
         )
     return section
-
-
-@dataclass
-class FoldResult:
-    """Test metrics of one fold, computed once with the best checkpoint.
-
-    Attributes:
-        test_fold: the held-out fold.
-        accuracy, macro_f1: on the test fold.
-        loss: mean cross-entropy on the test fold.
-        per_class_accuracy: per class (index = label), ``None`` for a class without test clips.
-        confusion_matrix: rows = true class, columns = predicted class.
-        best_epoch: the epoch (1-based) whose weights were tested.
-        epochs_run: epochs trained (fewer than configured when stopped early).
-        stopped_early: early stopping ended the training.
-        selection: how ``best_epoch`` was chosen.
-        train_clips, train_images, val_clips, test_clips: sizes (train_images counts NAA
-            variants; with online NAA it equals train_clips).
-        test_ids: the ids of the test fold's clips (``None`` in runs made before they were
-            recorded), so that a rebuilt split can be checked to be the same.
-    """
-
-    test_fold: int
-    accuracy: float
-    macro_f1: float
-    loss: float
-    per_class_accuracy: list[float | None]
-    confusion_matrix: list[list[int]]
-    best_epoch: int
-    epochs_run: int
-    stopped_early: bool
-    selection: str
-    train_clips: int
-    train_images: int
-    val_clips: int
-    test_clips: int
-    test_ids: list[str] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def tested(
-        cls,
-        test_fold: int,
-        logits: torch.Tensor,
-        labels: torch.Tensor,
-        num_classes: int,
-        *,
-        selection: str,
-        train_clips: int,
-        train_images: int,
-        val_clips: int,
-        best_epoch: int = 0,
-        epochs_run: int = 0,
-        stopped_early: bool = False,
-    ) -> FoldResult:
-        """The one place a fold's test figures are computed: from the chosen model's logits on
-        the test clips, (N, classes), and their labels, (N,)."""
-        from escnet.training.metrics import classification_metrics
-
-        metrics = classification_metrics(labels.numpy(), logits.argmax(1).numpy(), num_classes)
-        return cls(
-            test_fold=test_fold,
-            accuracy=metrics["accuracy"],
-            macro_f1=metrics["macro_f1"],
-            loss=F.cross_entropy(logits, labels).item(),
-            per_class_accuracy=metrics["per_class_accuracy"],
-            confusion_matrix=metrics["confusion_matrix"],
-            best_epoch=best_epoch,
-            epochs_run=epochs_run,
-            stopped_early=stopped_early,
-            selection=selection,
-            train_clips=train_clips,
-            train_images=train_images,
-            val_clips=val_clips,
-            test_clips=len(labels),
-        )
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any], classes: Sequence[str]) -> FoldResult:
-        """From a fold entry of ``results.json`` (per-class accuracy keyed by class name)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        kept = {k: v for k, v in values.items() if k in names}
-        per_class = kept["per_class_accuracy"]
-        if isinstance(per_class, Mapping):
-            kept["per_class_accuracy"] = [per_class.get(c) for c in classes]
-        for key in ("accuracy", "macro_f1", "loss"):
-            kept[key] = nan_if_none(kept[key])
-        return cls(**kept)
-
-
-def nan_if_none(v: float | None) -> float:
-    return math.nan if v is None else float(v)
 
 
 def check_resumable(saved: Mapping[str, Any], config: TrainConfig, path: Path) -> None:

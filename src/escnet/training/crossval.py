@@ -1,11 +1,11 @@
-"""Leave-one-fold-out cross-validation over a data set's folds (:func:`cross_validate`), and the
-re-evaluation of a finished run from its saved models (:func:`evaluate_run`).
+"""Leave-one-fold-out cross-validation over a data set's folds (:func:`cross_validate`); a
+finished run is tested again from its saved models by :func:`escnet.results.evaluate.evaluate_run`.
 
 A run directory holds::
 
     config.json            the TrainConfig, resolved (device used, folds, workers, versions)
     results.json           per fold and mean ± std (written after every fold)
-    report.md, *.png       the report (escnet.training.report), written at the end
+    report.md, *.png       the report (escnet.metrics.report), written at the end
     fold{k}/...            the files of :func:`escnet.training.fold.train_fold`
 """
 
@@ -21,28 +21,24 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from escnet.cache import atomic_write_json
+from escnet.cache import atomic_write_json, read_json
 from escnet.data.datasets import Dataset
-from escnet.data.folds import ImageSplit, Split, protocol_split
+from escnet.data.folds import ImageSplit, Split
 from escnet.errors import EscnetError, ParameterError
-from escnet.features.prepare import default_workers, prepare_features
+from escnet.features.prepare import default_workers
 from escnet.machine import describe_cpu
-from escnet.model_dir.io import load_model, save_model
+from escnet.metrics import report
+from escnet.metrics.fold import FoldResult
+from escnet.model_dir.io import save_model
 from escnet.models import create_model, get_model_info
-from escnet.training import report
-from escnet.training.config import FinetuneConfig, FoldResult, TrainConfig, check_resumable
+from escnet.training.config import FinetuneConfig, TrainConfig, check_resumable
 from escnet.training.data import load_dataset, with_dataset
 from escnet.training.distributed import Dist, distributed, local_rank, resolve_device
 from escnet.training.fold import train_fold
-from escnet.training.frozen.partial import train_partial_fold
-from escnet.training.frozen.probe import train_probe_fold
-from escnet.training.loop import Compute
-from escnet.training.metrics import classification_metrics
-from escnet.training.records import read_json
+from escnet.training.frozen.fold import train_frozen_fold
 
-__all__ = ["cross_validate", "evaluate_run"]
+__all__ = ["cross_validate", "fold_model_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +76,11 @@ def cross_validate(
     The data set is ``dataset`` when given -- any loaded :class:`~escnet.data.datasets.Dataset`
     (a folder keeps its ``group_pattern`` / ``folds_csv`` grouping) or a registry name -- else the
     one ``config`` names. Its options are saved in ``config.json``, so that
-    :func:`evaluate_run` rebuilds the same split.
+    :func:`escnet.results.evaluate.evaluate_run` rebuilds the same split.
 
     Writes ``config.json`` (resolved), then per fold the files of :func:`train_fold`, updates
     ``results.json`` after each fold, and at the end writes the report (``report.md`` and its
-    figures, :func:`escnet.training.report.write_report`).
+    figures, :func:`escnet.metrics.report.write_report`).
 
     Args:
         config: the run's configuration.
@@ -97,7 +93,7 @@ def cross_validate(
             (``resume``), e.g. to show progress per fold.
 
     Returns:
-        The content of ``results.json`` (see :func:`escnet.training.report.build_results`).
+        The content of ``results.json`` (see :func:`escnet.metrics.report.build_results`).
 
     Raises:
         EscnetError: ``run_dir`` holds a run and ``resume`` is false, or it holds a run of
@@ -140,18 +136,11 @@ def cross_validate(
                 if on_fold is not None:
                     on_fold(done[fold], True)
                 continue
-            split = protocol_split(
-                dataset,
-                config.protocol,
-                fold,
-                val_fraction=config.val_fraction,
-                seed=config.seed,
-                val_clips_per_recording=config.val_clips_per_recording,
-            )
+            split = config.split(dataset, fold)
             split.check_disjoint(dataset)
             result = _train_one_fold(resolved, dataset, split, run, resume, progress)
             # The clips tested, by id: evaluate_run checks that it rebuilds this very split.
-            results[fold] = dataclasses.replace(result, test_ids=_test_ids(dataset, split))
+            results[fold] = dataclasses.replace(result, test_ids=split.test_ids(dataset))
             if ddp.is_main:  # after every fold, so that an interrupted run keeps its folds
                 report.write_results(run, summarise())
             if on_fold is not None:
@@ -207,13 +196,6 @@ def _resolve(config: TrainConfig, dataset: Dataset, device: torch.device) -> Tra
     )
 
 
-def _test_ids(dataset: Dataset, split: Split | ImageSplit) -> list[str] | None:
-    """The clip ids of a split's test fold (``None`` for a split of NAA images)."""
-    if isinstance(split, ImageSplit):
-        return None
-    return [dataset[i].clip_id for i in split.test]
-
-
 def _train_one_fold(
     resolved: TrainConfig,
     dataset: Dataset,
@@ -223,10 +205,8 @@ def _train_one_fold(
     progress: bool,
 ) -> FoldResult:
     """One test fold by the configured method."""
-    if resolved.method == "probe":  # a head on frozen features: no epochs to resume
-        return train_probe_fold(resolved, dataset, split, run, progress=progress)
-    if resolved.method == "partial":  # minutes on cached activations: no resume
-        return train_partial_fold(resolved, dataset, split, run, progress=progress)
+    if resolved.method in ("probe", "partial"):  # minutes on cached features: no resume
+        return train_frozen_fold(resolved, dataset, split, run, progress=progress)
     return train_fold(resolved, dataset, split, run, resume=resume, progress=progress)
 
 
@@ -290,151 +270,3 @@ def fold_model_dir(fold_dir: Path, config: TrainConfig) -> Path:
             "val_loss": state.get("val_loss"),
         },
     )
-
-
-def evaluate_run(
-    run_dir: str | os.PathLike[str],
-    fold: int | None = None,
-    *,
-    device: str = "auto",
-    progress: bool = False,
-) -> dict[str, Any]:
-    """Recompute the test metrics of a finished run from its saved models.
-
-    The run's ``config.json`` names the data set, model, folds and split seed; each fold's test
-    clips are turned into images again (through the feature cache) and classified by the fold's
-    model directory (``fold{k}/model``, :func:`escnet.model_dir.io.load_model`; a run from before
-    model directories gets one made from its ``best.pt``).
-
-    Args:
-        run_dir: a directory written by :func:`cross_validate`.
-        fold: evaluate this test fold only (default: every fold with a ``best.pt``).
-        device: where to run the model (``"auto"``: CUDA, MPS, CPU).
-        progress: show progress bars.
-
-    Returns:
-        ``{"run_dir", "dataset", "model", "classes", "folds": [per-fold metrics as in
-        results.json], "summary": {metric: {"mean", "std"}}, "matches_results": bool | None}``;
-        ``matches_results`` compares accuracy and macro F1 with ``results.json`` (``None`` when
-        it has no entry for these folds).
-
-    Raises:
-        FileNotFoundError: no ``config.json`` or no ``best.pt`` for the asked fold.
-    """
-    run = Path(run_dir)
-    config = TrainConfig.from_json(run / "config.json")
-    dataset = load_dataset(config)
-    dev = resolve_device(device)
-    planned = config.folds if config.folds is not None else dataset.folds
-
-    def has_model(k: int) -> bool:  # a probe run has model directories and no best.pt
-        fold_dir = run / f"fold{k}"
-        return (fold_dir / "best.pt").is_file() or (fold_dir / "model" / "model.json").is_file()
-
-    if fold is not None:
-        if not has_model(fold):
-            raise FileNotFoundError(
-                f"{run / f'fold{fold}' / 'best.pt'}: no checkpoint for fold {fold}"
-            )
-        folds = [fold]
-    else:
-        folds = [f for f in planned if has_model(f)]
-        if not folds:
-            raise FileNotFoundError(f"{run}: no fold{{k}}/best.pt checkpoint to evaluate")
-
-    entries = [_evaluate_fold(run, k, config, dataset, dev, progress) for k in folds]
-    out = report.build_results(
-        config.to_dict(), entries, dataset.classes, planned_folds=folds, data=dataset.copy_info()
-    )
-    matches = _matches_results(run, entries)
-    return {
-        "run_dir": str(run),
-        "dataset": config.dataset,
-        "model": config.model,
-        "classes": list(dataset.classes),
-        "folds": out["folds"],
-        "summary": out["summary"],
-        "matches_results": matches,
-    }
-
-
-def _evaluate_fold(
-    run: Path, k: int, config: TrainConfig, dataset: Dataset, dev: torch.device, progress: bool
-) -> dict[str, Any]:
-    """Test fold ``k`` again with its model directory: a fold entry as in ``results.json``."""
-    loaded = load_model(fold_model_dir(run / f"fold{k}", config), device=str(dev))
-    if loaded.classes != list(dataset.classes):
-        raise EscnetError(
-            f"{loaded.path}: the model's classes differ from {dataset.name}'s; is "
-            f"config.json's data set ({config.dataset}) the one this run trained on?"
-        )
-    split = protocol_split(
-        dataset,
-        config.protocol,
-        k,
-        val_fraction=config.val_fraction,
-        seed=config.seed,
-        val_clips_per_recording=config.val_clips_per_recording,
-    )
-    if isinstance(split, ImageSplit):
-        raise EscnetError(
-            f"{run}: evaluate_run re-tests clips, but this run's protocol "
-            f"({split.protocol}) tests NAA images; its results.json holds its test metrics"
-        )
-    compute = Compute.of(config, dev)
-    compute.prepare(loaded.model)
-    fs = prepare_features(
-        dataset.subset(split.test),
-        loaded.front_end,
-        cache_dir=config.cache_dir,
-        workers=config.workers,
-        progress=progress,
-    )
-    logits = compute.predict(
-        loaded.model, torch.from_numpy(fs.features), 2 * getattr(config.settings, "batch_size", 32)
-    )
-    labels = torch.from_numpy(fs.labels)
-    metrics = classification_metrics(fs.labels, logits.argmax(1).numpy(), dataset.num_classes)
-    log.info(
-        "fold %d: test accuracy %.4f, macro F1 %.4f", k, metrics["accuracy"], metrics["macro_f1"]
-    )
-    return {
-        "test_fold": k,
-        "accuracy": metrics["accuracy"],
-        "macro_f1": metrics["macro_f1"],
-        "loss": F.cross_entropy(logits, labels).item(),
-        "per_class_accuracy": metrics["per_class_accuracy"],
-        "confusion_matrix": metrics["confusion_matrix"],
-        "best_epoch": int((loaded.metadata.get("selection") or {}).get("epoch", 0)),
-        "test_clips": int(len(labels)),
-        "test_ids": _test_ids(dataset, split),
-    }
-
-
-def _matches_results(run: Path, entries: list[dict[str, Any]]) -> bool | None:
-    """Whether recomputed accuracy and macro F1 equal ``results.json``'s (``None``: no entry)."""
-    saved = read_json(run / "results.json")
-    if saved is None:
-        return None
-    by_fold = {int(e["test_fold"]): e for e in saved.get("folds", [])}
-    pairs = [(e, by_fold[e["test_fold"]]) for e in entries if e["test_fold"] in by_fold]
-    if not pairs:
-        return None
-    # Equal figures on other clips prove nothing: the rebuilt test folds must hold the run's
-    # clips (runs made before clip ids were saved have none to compare).
-    other = [a["test_fold"] for a, b in pairs if b.get("test_ids") not in (None, a["test_ids"])]
-    if other:
-        log.warning(
-            "%s: the rebuilt test fold(s) %s hold other clips than the run tested; are the data "
-            "set's options (config.json: root, group_pattern, folds_csv, num_folds) the run's?",
-            run,
-            ",".join(map(str, other)),
-        )
-        return False
-    matches = all(
-        abs(a["accuracy"] - b["accuracy"]) < 1e-9 and abs(a["macro_f1"] - b["macro_f1"]) < 1e-9
-        for a, b in pairs
-    )
-    if not matches:
-        log.warning("%s: recomputed test metrics differ from results.json", run)
-    return matches

@@ -12,9 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import random
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +22,12 @@ import torch
 from torch.utils.data import TensorDataset
 
 from escnet.augment.audio import naa_variants
+from escnet.augment.online import WaveformDataset, load_waveforms
 from escnet.augment.policy import AugmentPolicy
-from escnet.data.audio import AudioConfig, load_audio
 from escnet.data.datasets import FOLDER_ONLY, Dataset, dataset_from_options
 from escnet.data.folds import ImageSplit, Split
-from escnet.errors import AudioError, EscnetError, ParameterError
-from escnet.features.offline_naa import expand_clips, expand_training_set
+from escnet.errors import EscnetError, ParameterError
+from escnet.features.offline_naa import expand_image_split, expand_training_set
 from escnet.features.prepare import default_workers, prepare_features
 from escnet.features.spectrogram import FrontEndConfig
 from escnet.model_dir.io import save_model
@@ -39,12 +37,10 @@ from escnet.training.config import TrainConfig
 __all__ = [
     "save_fold_model",
     "FoldData",
-    "WaveformDataset",
     "clip_seconds",
     "load_dataset",
     "load_fold_data",
     "load_image_split_data",
-    "worker_init",
 ]
 
 log = logging.getLogger(__name__)
@@ -108,78 +104,6 @@ def with_dataset(config: TrainConfig, dataset: Dataset | str | None) -> TrainCon
         group_pattern=options.get("group_pattern"),
         num_folds=options.get("num_folds"),
     )
-
-
-class WaveformDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
-    """Training clips as waveforms held in memory, each passed through a random audio transform
-    (online NAA) every time it is drawn.
-
-    The transform's randomness comes from a generator seeded by (seed, epoch, clip), not from
-    the worker process, so an epoch's augmentations do not depend on the number of DataLoader
-    workers and a resumed epoch repeats exactly. Call :meth:`set_epoch` before each epoch.
-    """
-
-    def __init__(
-        self,
-        waveforms: np.ndarray,
-        labels: np.ndarray,
-        transform: Any,
-        sample_rate: int,
-        seed: int,
-    ) -> None:
-        self.waveforms = waveforms
-        self.labels = labels
-        self.transform = transform
-        self.sample_rate = sample_rate
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        wave = self.waveforms[index]
-        if self.transform is not None:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
-            wave = self.transform(wave, self.sample_rate, rng=rng)
-        return torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), int(
-            self.labels[index]
-        )
-
-
-def worker_init(worker_id: int) -> None:
-    # torch seeds each worker (base seed from the loader's generator + worker id); pass it on.
-    seed = torch.initial_seed() % 2**32
-    random.seed(seed)
-    np.random.seed(seed)
-
-
-def load_waveforms(
-    dataset: Dataset, indices: Sequence[int], sample_rate: int, workers: int
-) -> tuple[np.ndarray, list[int]]:
-    """Decode the clips at ``indices`` once (threads); returns (waveforms, kept indices)."""
-    audio = AudioConfig(sample_rate=sample_rate, duration=dataset.duration)
-
-    def load(i: int) -> np.ndarray | None:
-        try:
-            return load_audio(dataset[i].path, audio)
-        except AudioError as exc:
-            log.warning("skipping %s", exc)
-            return None
-
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        waves = list(pool.map(load, indices))
-    kept = [i for i, w in zip(indices, waves, strict=True) if w is not None]
-    if audio.num_samples is None and len({len(w) for w in waves if w is not None}) > 1:
-        raise ParameterError(
-            f"{dataset.name}: clips differ in length and the data set has no fixed duration; "
-            "set TrainConfig.clip_seconds"
-        )
-    arrays = [w for w in waves if w is not None]
-    return (np.stack(arrays) if arrays else np.empty((0, 0), np.float32)), kept
 
 
 @dataclass
@@ -328,50 +252,32 @@ def load_image_split_data(
     *,
     progress: bool = True,
 ) -> FoldData:
-    """The data of the LEAKY ``augment-then-split`` protocol: *every* clip expanded with offline
-    NAA (original + variants, :func:`~escnet.features.offline_naa.expand_clips`), then the images
-    that ``split`` names go to training, validation and test.
-
-    Variants of a test clip are trained on: that is the protocol, run on purpose and labelled
-    ``(leaky)``, so the clip-level leak guard of :func:`load_fold_data` does not apply. What is
-    still refused: one *image* on two sides.
-    """
+    """The data of the LEAKY ``augment-then-split`` protocol
+    (:func:`~escnet.features.offline_naa.expand_image_split`): the clip-level leak guard of
+    :func:`load_fold_data` does not apply, since the leak is the protocol."""
     workers = config.workers if config.workers is not None else default_workers()
-    expanded = expand_clips(
+    expanded, rows = expand_image_split(
         dataset,
-        range(len(dataset)),
+        split,
         front_end,
         seed=config.seed,
         cache_dir=config.cache_dir,
         workers=workers,
         progress=progress,
     )
-    n = split.per_clip
-    if len(expanded.source) % n:
-        raise RuntimeError(f"expansion gives {len(expanded.source)} images, not {n} per clip")
-    # Clip-major layout: a clip's original at ``first[clip]``, its variants right after it.
-    first = {int(expanded.source[row]): row for row in range(0, len(expanded.source), n)}
-
-    def rows(images: Sequence[int]) -> np.ndarray:
-        # Images of clips that failed to load are gone, as skipped clips are elsewhere.
-        return np.array([first[m // n] + m % n for m in images if m // n in first], dtype=np.int64)
-
-    train_rows, val_rows, test_rows = rows(split.train), rows(split.val), rows(split.test)
-    if set(train_rows.tolist()) & (set(val_rows.tolist()) | set(test_rows.tolist())):
-        raise RuntimeError("an image is both trained on and held out")
-    if len(train_rows) == 0:
+    if len(rows["train"]) == 0:
         raise EscnetError(f"{dataset.name}, test fold {split.test_fold}: no training image loads")
-    features = torch.from_numpy(expanded.features)
-    labels = torch.from_numpy(expanded.labels)
+    features, labels = torch.from_numpy(expanded.features), torch.from_numpy(expanded.labels)
+    train, val, test = rows["train"], rows["val"], rows["test"]
     return FoldData(
-        TensorDataset(features[train_rows], labels[train_rows]),
+        TensorDataset(features[train], labels[train]),
         False,
-        expanded.source[train_rows],
-        expanded.variant[train_rows],
-        features[val_rows],
-        labels[val_rows],
-        expanded.source[val_rows],
-        features[test_rows],
-        labels[test_rows],
-        expanded.source[test_rows],
+        expanded.source[train],
+        expanded.variant[train],
+        features[val],
+        labels[val],
+        expanded.source[val],
+        features[test],
+        labels[test],
+        expanded.source[test],
     )

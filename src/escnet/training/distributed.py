@@ -76,9 +76,19 @@ def derive_seed(*parts: int) -> int:
 
 
 def rng_state(device: torch.device) -> dict[str, Any]:
+    """The Python, NumPy, torch (and CUDA) RNG states, as tensors and plain types (NumPy's key
+    array a tensor), so that a checkpoint holding them loads with ``weights_only=True``."""
+    version, internal, gauss = random.getstate()
+    name, key, pos, has_gauss, np_gauss = np.random.get_state()
     state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "python": (int(version), tuple(int(v) for v in internal), gauss),
+        "numpy": (
+            str(name),
+            torch.from_numpy(np.asarray(key, np.int64)),
+            int(pos),
+            int(has_gauss),
+            float(np_gauss),
+        ),
         "torch": torch.get_rng_state(),
     }
     if device.type == "cuda":
@@ -87,8 +97,10 @@ def rng_state(device: torch.device) -> dict[str, Any]:
 
 
 def set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
+    """Restore the states of :func:`rng_state`."""
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, key, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, np.asarray(key, dtype=np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)

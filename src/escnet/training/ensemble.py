@@ -30,7 +30,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +37,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from escnet.cache import atomic_write_json, check_output_dir
+from escnet.cache import atomic_write_json, check_output_dir, json_object
 from escnet.errors import EscnetError, ParameterError
+from escnet.metrics import report
+from escnet.metrics.classification import classification_metrics
+from escnet.metrics.fold import FoldLogits
 from escnet.model_dir.layout import ENSEMBLE_JSON
-from escnet.training import report
-from escnet.training.metrics import classification_metrics
-from escnet.training.records import json_object
 
 __all__ = [
-    "MemberLogits",
     "average_probabilities",
     "choose_weights",
     "ensemble_runs",
@@ -57,22 +55,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class MemberLogits:
-    """One run's logits on one fold's validation and test clips (rows follow the ids)."""
-
-    val_logits: torch.Tensor
-    val_ids: list[str]
-    val_labels: torch.Tensor
-    test_logits: torch.Tensor
-    test_ids: list[str]
-    test_labels: torch.Tensor
-
-
-def _computed_logits(run: Path, fold: int, device: str, progress: bool) -> MemberLogits:
+def _computed_logits(run: Path, fold: int, device: str, progress: bool) -> FoldLogits:
     """Logits of a fold's validation and test clips through the fold's model directory."""
-    from escnet.data.folds import Split, protocol_split
-    from escnet.features.prepare import prepare_features
+    from escnet.data.folds import Split
     from escnet.model_dir.io import load_model
     from escnet.training import TrainConfig, load_dataset, resolve_device
     from escnet.training.crossval import fold_model_dir
@@ -80,54 +65,39 @@ def _computed_logits(run: Path, fold: int, device: str, progress: bool) -> Membe
 
     config = TrainConfig.from_json(run / "config.json")
     dataset = load_dataset(config)
-    protocol = str(getattr(config, "protocol", "official-folds"))
-    split = protocol_split(
-        dataset,
-        protocol,
-        fold,
-        val_fraction=config.val_fraction,
-        seed=config.seed,
-        val_clips_per_recording=config.val_clips_per_recording,
-    )
+    split = config.split(dataset, fold)
     if not isinstance(split, Split):
-        raise EscnetError(f"{run}: protocol {protocol} tests NAA images, not clips")
+        raise EscnetError(f"{run}: protocol {config.protocol} tests NAA images, not clips")
     dev = resolve_device(device)
     loaded = load_model(fold_model_dir(run / f"fold{fold}", config), device=str(dev))
     compute = Compute.of(config, dev)
     compute.prepare(loaded.model)
-    out: list[tuple[torch.Tensor, list[str], torch.Tensor]] = []
+    parts: list[tuple[torch.Tensor, list[str], torch.Tensor]] = []
     for indices in (split.val, split.test):
-        fs = prepare_features(
-            dataset.subset(indices),
+        logits, kept, labels = compute.clip_logits(
+            loaded.model,
             loaded.front_end,
+            dataset,
+            indices,
+            batch_size=64,
             cache_dir=config.cache_dir,
             workers=config.workers,
             progress=progress,
         )
-        logits = compute.predict(loaded.model, torch.from_numpy(fs.features), 64)
-        ids = [dataset[indices[int(j)]].clip_id for j in fs.indices]
-        out.append((logits, ids, torch.from_numpy(fs.labels)))
-    (vl, vi, vy), (tl, ti, ty) = out
-    return MemberLogits(vl, vi, vy, tl, ti, ty)
+        parts.append((logits, [dataset[int(i)].clip_id for i in kept], torch.from_numpy(labels)))
+    (vl, vi, vy), (tl, ti, ty) = parts
+    return FoldLogits(vl, vi, vy, tl, ti, ty)
 
 
 def run_fold_logits(
     run_dir: str | os.PathLike[str], fold: int, *, device: str = "auto", progress: bool = False
-) -> MemberLogits:
+) -> FoldLogits:
     """A run's logits on fold ``fold``'s validation and test clips: ``fold{k}/logits.npz``
     when the run saved it (probe runs), else computed with ``fold{k}/model``."""
     run = Path(run_dir)
     saved = run / f"fold{fold}" / "logits.npz"
     if saved.is_file():
-        with np.load(saved) as z:
-            return MemberLogits(
-                torch.from_numpy(z["val_logits"]),
-                [str(s) for s in z["val_ids"]],
-                torch.from_numpy(z["val_labels"]),
-                torch.from_numpy(z["test_logits"]),
-                [str(s) for s in z["test_ids"]],
-                torch.from_numpy(z["test_labels"]),
-            )
+        return FoldLogits.read(saved)
     return _computed_logits(run, fold, device, progress)
 
 
@@ -184,7 +154,7 @@ def choose_weights(val_probs: torch.Tensor, labels: torch.Tensor, rounds: int = 
     return counts / counts.sum()
 
 
-def _check_same_split(runs: Sequence[Path], members: Sequence[MemberLogits], fold: int) -> None:
+def _check_same_split(runs: Sequence[Path], members: Sequence[FoldLogits], fold: int) -> None:
     first = members[0]
     for run, m in zip(runs[1:], members[1:], strict=True):
         if m.val_ids != first.val_ids or m.test_ids != first.test_ids:

@@ -24,14 +24,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from escnet.augment.online import WaveformDataset
 from escnet.augment.policy import AugmentPolicy, get_policy
 from escnet.cache import atomic_write_json
 from escnet.data.datasets import Dataset
 from escnet.data.folds import ImageSplit, Split
+from escnet.metrics.fold import FoldResult, write_predictions
+from escnet.metrics.report import log_tensorboard, tensorboard_writer, write_metrics_csv
 from escnet.models import SpectralClassifier, create_model
 from escnet.training.checkpoint import Checkpointer, FitState, load_resume
-from escnet.training.config import FoldResult, TrainConfig
-from escnet.training.data import FoldData, WaveformDataset, load_fold_data, save_fold_model
+from escnet.training.config import TrainConfig
+from escnet.training.data import FoldData, load_fold_data, save_fold_model
 from escnet.training.distributed import (
     Dist,
     derive_seed,
@@ -46,12 +49,11 @@ from escnet.training.loop import (
     Compute,
     Optimisation,
     fit_lp_ft_head,
-    tensorboard_writer,
     train_epoch,
     training_loader,
     validate,
 )
-from escnet.training.records import write_metrics_csv, write_predictions, write_split
+from escnet.training.records import write_split
 
 __all__ = ["train_fold"]
 
@@ -107,7 +109,9 @@ def train_fold(
         data = load_fold_data(config, dataset, split, front_end, policy, progress=show)
         if ddp.is_main:
             ddp.barrier()
-            write_split(fold_dir / "split.json", dataset, split, data)
+            write_split(
+                fold_dir / "split.json", dataset, split, data.train_sources, data.train_variants
+            )
         loader, sampler, loader_gen = training_loader(config, data, ddp, device)
         wave_to_image = front_end.build().to(device).eval() if data.waveforms else None
 
@@ -148,7 +152,7 @@ def train_fold(
                 final = state.epoch >= ft.epochs or state.stopped_early
                 checkpoints.after_epoch(model, optim, state, improved=improved, final=final)
                 write_metrics_csv(fold_dir / "metrics.csv", state.history)
-                _log_tensorboard(writer, row)
+                log_tensorboard(writer, row)
             ddp.barrier()  # nobody reads a checkpoint before it is written
         if writer is not None:
             writer.close()
@@ -266,15 +270,6 @@ def _log_epoch(fold: int, epochs: int, row: dict[str, Any], improved: bool) -> N
     )
 
 
-def _log_tensorboard(writer: Any, row: dict[str, Any]) -> None:
-    if writer is None:
-        return
-    for key in ("train_loss", "val_loss", "train_acc", "val_acc", "lr"):
-        group, _, name = key.partition("_")
-        writer.add_scalar(f"{name}/{group}" if name else key, row[key], row["epoch"])
-    writer.flush()
-
-
 def _test_best(
     model: SpectralClassifier,
     config: TrainConfig,
@@ -303,7 +298,7 @@ def _test_best(
         },
     )
     logits = compute.predict(model, data.test_images, 2 * config.finetune.batch_size)
-    write_predictions(fold_dir / "test_predictions.csv", dataset, data, logits)
+    write_predictions(fold_dir / "test_predictions.csv", dataset, data.test_indices, logits)
     result = FoldResult.tested(
         fold,
         logits,

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from escnet.errors import ParameterError
+from escnet.metrics.classification import better_choice
 from escnet.models.probe import mean_probability_logits
-from escnet.training.metrics import better_choice
 
 __all__ = ["L2_GRID", "fit_folded", "fit_logistic_head", "fit_softmax_regression", "score"]
 

@@ -5,34 +5,34 @@ validation pass, prediction, and the linear probe of LP-FT.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from tqdm.auto import tqdm
 
-from escnet.features.prepare import default_workers
+from escnet.augment.online import worker_init
+from escnet.data.datasets import Dataset
+from escnet.embeddings.outputs import autocast, predict_logits
+from escnet.features.prepare import default_workers, prepare_features
+from escnet.features.spectrogram import FrontEndConfig
 from escnet.models import SpectralClassifier
 from escnet.training.config import FinetuneConfig, TrainConfig
-from escnet.training.data import FoldData, worker_init
+from escnet.training.data import FoldData
 from escnet.training.distributed import Dist
 from escnet.training.lp_ft import LpFtResult, linear_probe_head
 
 __all__ = [
     "Compute",
     "Optimisation",
-    "autocast",
     "fit_lp_ft_head",
-    "predict_logits",
-    "tensorboard_writer",
     "train_epoch",
     "training_loader",
     "validate",
@@ -52,49 +52,6 @@ def warmup_cosine(total_steps: int, warmup_steps: int) -> Any:
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
     return factor
-
-
-def autocast(device: torch.device, enabled: bool, dtype: torch.dtype) -> Any:
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-@torch.no_grad()
-def predict_logits(
-    model: nn.Module,
-    images: torch.Tensor,
-    device: torch.device,
-    *,
-    batch_size: int = 64,
-    amp: bool = False,
-    amp_dtype: torch.dtype = torch.bfloat16,
-    channels_last: bool = True,
-) -> torch.Tensor:
-    """Logits (N, classes), float32 on the CPU, of (N, M, F) images, in eval mode."""
-    was_training = model.training
-    model.eval()
-    out = []
-    for start in range(0, images.shape[0], batch_size):
-        x = images[start : start + batch_size].unsqueeze(1).to(device, non_blocking=True)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(device, amp, amp_dtype):
-            logits = model(x)
-        out.append(logits.float().cpu())
-    model.train(was_training)
-    if not out:
-        return torch.empty(0, 0)
-    return torch.cat(out)
-
-
-def tensorboard_writer(log_dir: Path, purge_step: int) -> Any:
-    """A SummaryWriter when tensorboard is installed, else None."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional
-        return None
-    return SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
 
 
 @dataclass(frozen=True)
@@ -135,6 +92,34 @@ class Compute:
             amp_dtype=self.amp_dtype,
             channels_last=self.channels_last,
         )
+
+    def clip_logits(
+        self,
+        model: SpectralClassifier,
+        front_end: FrontEndConfig,
+        dataset: Dataset,
+        indices: Sequence[int],
+        *,
+        batch_size: int,
+        cache_dir: str | None,
+        workers: int | None,
+        progress: bool = False,
+    ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        """Logits of the clips at ``indices`` from their spectral images at ``front_end``
+        (through the feature cache), with the data set indices and labels of the clips that
+        loaded: how a saved fold model is tested again."""
+        if not len(indices):
+            return torch.empty(0, model.num_classes), np.empty(0, np.int64), np.empty(0, np.int64)
+        fs = prepare_features(
+            dataset.subset(indices),
+            front_end,
+            cache_dir=cache_dir,
+            workers=workers,
+            progress=progress,
+        )
+        logits = self.predict(model, torch.from_numpy(fs.features), batch_size)
+        kept = np.asarray([indices[int(j)] for j in fs.indices], dtype=np.int64)
+        return logits, kept, fs.labels
 
 
 @dataclass

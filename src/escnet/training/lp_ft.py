@@ -5,8 +5,8 @@ Features and Underperform Out-of-Distribution", ICLR 2022;
 uninformative gradients into the pretrained body during the first steps of fine-tuning; a fitted
 head does not.
 
-The features are whatever enters the model's output layer (:attr:`SpectralClassifier.head`,
-captured with a forward pre-hook in eval mode), so the fitted weights can be copied into that
+The features are whatever enters the model's output layer
+(:func:`escnet.embeddings.outputs.head_inputs`), so the fitted weights can be copied into that
 layer as they are. The regression is escnet's one (:mod:`escnet.training.logistic`).
 """
 
@@ -17,60 +17,12 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from escnet.errors import ParameterError
+from escnet.embeddings.outputs import head_inputs
 from escnet.models.registry import SpectralClassifier
 from escnet.training.logistic import L2_GRID, fit_folded
 
-__all__ = ["LpFtResult", "head_inputs", "linear_probe_head"]
-
-
-@torch.no_grad()
-def head_inputs(
-    model: SpectralClassifier,
-    images: torch.Tensor,
-    device: torch.device | str = "cpu",
-    *,
-    batch_size: int = 64,
-    channels_last: bool = True,
-    progress: bool = False,
-    desc: str = "features",
-) -> torch.Tensor:
-    """What enters ``model.head`` for each of ``images`` (N, mels, frames), in eval mode:
-    (N, in_features), float32 on the CPU.
-
-    Raises:
-        ValueError: the model's head is not a ``Linear`` layer with a bias (a convolutional
-            head, like SqueezeNet's, has no single feature vector per image).
-    """
-    head = model.head
-    if not isinstance(head, nn.Linear) or head.bias is None:
-        raise ParameterError(
-            f"{model.model_info.name}: linear probing needs a Linear output layer with a bias, "
-            f"its head is {head}; train it without linear_probe"
-        )
-    captured: list[torch.Tensor] = []
-
-    def grab(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-        captured.append(args[0].detach().float().cpu())
-
-    was_training = model.training
-    model.eval()
-    handle = head.register_forward_pre_hook(grab)
-    try:
-        starts = range(0, images.shape[0], batch_size)
-        for start in tqdm(starts, desc=desc, unit="batch", leave=False, disable=not progress):
-            x = images[start : start + batch_size].unsqueeze(1).to(device)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            model(x)
-    finally:
-        handle.remove()
-        model.train(was_training)
-    if not captured:
-        return torch.empty(0, head.in_features)
-    return torch.cat(captured)
+__all__ = ["LpFtResult", "linear_probe_head"]
 
 
 @dataclass

@@ -36,9 +36,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from escnet.cache import atomic_path, atomic_write_json, check_output_dir
+from escnet.cache import atomic_path, atomic_write_json, check_output_dir, json_object
 from escnet.data.audio import AudioConfig, load_audio
 from escnet.data.datasets import Dataset
+from escnet.embeddings.pooled import clip_features
 from escnet.errors import EscnetError
 from escnet.features.prepare import default_workers
 from escnet.model_dir.layout import (
@@ -52,7 +53,6 @@ from escnet.models import SpectralClassifier
 from escnet.models.probe import feature_columns
 from escnet.training.config import TrainConfig
 from escnet.training.data import load_dataset, save_fold_model
-from escnet.training.frozen.embeddings import clip_features
 from escnet.training.frozen.probe import (
     fit_mlp_head,
     probe_model,
@@ -60,9 +60,8 @@ from escnet.training.frozen.probe import (
     train_views,
 )
 from escnet.training.logistic import fit_logistic_head
-from escnet.training.records import json_object
 
-__all__ = ["CHECK_CLIPS", "refit", "refit_ensemble", "refit_probe_run"]
+__all__ = ["CHECK_CLIPS", "refit", "refit_probe_run"]
 
 log = logging.getLogger(__name__)
 
@@ -201,23 +200,32 @@ def refit_probe_run(
     return target
 
 
-def refit_ensemble(
-    ensemble_dir: str | os.PathLike[str],
+def refit(
+    path: str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
     *,
     progress: bool = True,
 ) -> Path:
-    """Refit every member run of a cross-validation ensemble and write the refitted ensemble:
-    a model directory (default ``ENSEMBLE/final``) with ``members/<run>/`` and a ``model.json``
-    listing them with the means over the folds of their temperatures and weights.
+    """Refit a probe run or an ensemble of probe runs on all its data (module docstring): a
+    model directory, by default ``final`` inside ``path``.
 
     Raises:
-        EscnetError: the ensemble or a member is unreadable or not a finished probe run.
+        EscnetError: the run or ensemble (or a member) is unreadable or not a finished probe
+            run.
     """
-    root = Path(ensemble_dir)
+    root = Path(path)
+    if not (root / ENSEMBLE_JSON).is_file():
+        return refit_probe_run(root, out, progress=progress)
+    target = check_output_dir(out if out is not None else root / FINAL_DIR, "--out")
+    return _refit_ensemble(root, target, progress)
+
+
+def _refit_ensemble(root: Path, target: Path, progress: bool) -> Path:
+    """Refit every member run of the ensemble at ``root`` and write the refitted ensemble to
+    ``target``: ``members/<run>/`` and a ``model.json`` listing them with the means over the
+    folds of their temperatures and weights."""
     record = _json(root / ENSEMBLE_JSON)
     results = _json(root / "results.json")
-    target = check_output_dir(out if out is not None else root / FINAL_DIR, "--out")
     target.mkdir(parents=True, exist_ok=True)
     members: list[dict[str, Any]] = []
     first: dict[str, Any] | None = None
@@ -250,15 +258,3 @@ def refit_ensemble(
         cross_validation=_cross_validation(results, root),
     )
     return target
-
-
-def refit(
-    path: str | os.PathLike[str],
-    out: str | os.PathLike[str] | None = None,
-    *,
-    progress: bool = True,
-) -> Path:
-    """Refit a probe run or an ensemble of probe runs on all its data (module docstring)."""
-    if (Path(path) / ENSEMBLE_JSON).is_file():
-        return refit_ensemble(path, out, progress=progress)
-    return refit_probe_run(path, out, progress=progress)

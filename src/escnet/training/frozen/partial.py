@@ -4,7 +4,7 @@ cached activations; one fold top to bottom.
 
 The blocks ``0..k`` stay as AudioSet trained them, so each clip, and each of its offline NAA
 variants, goes through them once, ever
-(:func:`escnet.training.frozen.activations.clip_activations`, cached on disk in float16);
+(:func:`escnet.embeddings.activations.clip_activations`, cached on disk in float16);
 training then runs only the upper blocks, a fraction of the network's cost:
 
 * training rows: the *training* clips' activations, plus those of their six offline NAA
@@ -42,7 +42,6 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,28 +49,24 @@ import torch
 from torch import nn
 
 from escnet.augment.audio import NAA_VARIANTS
-from escnet.cache import atomic_write_json
 from escnet.data.datasets import Dataset
-from escnet.data.folds import ImageSplit, Split
-from escnet.features.prepare import default_workers, prepare_features
+from escnet.data.folds import Split
+from escnet.embeddings.activations import ActivationTable, clip_activations
+from escnet.features.prepare import default_workers
+from escnet.metrics.classification import better_choice
 from escnet.models import SpectralClassifier, create_model
 from escnet.models.mobilenet_audioset import MobileNetAudioSet
-from escnet.training.config import FoldResult, PartialConfig, TrainConfig
-from escnet.training.data import save_fold_model
+from escnet.training.config import PartialConfig, TrainConfig
 from escnet.training.distributed import derive_seed
-from escnet.training.frozen.activations import ActivationTable, clip_activations
-from escnet.training.frozen.probe import save_logits, write_predictions, write_split
-from escnet.training.frozen.views import checked_training_rows, clip_split
+from escnet.training.frozen.probe import FrozenFit, checked_training_rows
 from escnet.training.logistic import fit_folded, score
 from escnet.training.loop import Compute, Optimisation, train_epoch, warmup_cosine
-from escnet.training.metrics import better_choice
-from escnet.training.records import write_metrics_csv
 
 __all__ = [
     "PartialData",
     "init_head",
     "load_partial_data",
-    "train_partial_fold",
+    "fit_partial_fold",
 ]
 
 log = logging.getLogger(__name__)
@@ -101,7 +96,7 @@ def load_partial_data(
     config: TrainConfig, dataset: Dataset, split: Split, *, progress: bool = True
 ) -> PartialData:
     """The fold's activations after the last frozen block, from the cache or computed; the
-    training rows checked (:func:`~escnet.training.frozen.views.checked_training_rows`)."""
+    training rows checked (:func:`~escnet.training.frozen.probe.checked_training_rows`)."""
     workers = config.workers if config.workers is not None else default_workers()
 
     def table(indices: Sequence[int], views: Sequence[str]) -> ActivationTable:
@@ -308,77 +303,51 @@ def partial_model_state(
     return model, record
 
 
-def _image_logits(
-    config: TrainConfig, dataset: Dataset, model: SpectralClassifier, indices: Sequence[int]
-) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """Logits of the clips at ``indices`` from their spectral images, computed as
-    :func:`escnet.training.crossval.evaluate_run` does; with the kept clips' indices and labels."""
-    if not indices:
-        return torch.empty(0, model.num_classes), np.empty(0, np.int64), np.empty(0, np.int64)
-    compute = Compute(torch.device("cpu"), False, torch.float32, True)
-    compute.prepare(model)
-    fs = prepare_features(
-        dataset.subset(indices), model.model_info.front_end, cache_dir=config.cache_dir,
-        workers=config.workers, progress=False,
-    )  # fmt: skip
-    logits = compute.predict(model, torch.from_numpy(fs.features), 2 * config.partial.batch_size)
-    kept = np.asarray([indices[int(j)] for j in fs.indices], dtype=np.int64)
-    return logits, kept, fs.labels
-
-
-def train_partial_fold(
-    config: TrainConfig,
-    dataset: Dataset,
-    split: Split | ImageSplit,
-    run_dir: str | Path,
-    *,
-    progress: bool = True,
-) -> FoldResult:
+def fit_partial_fold(
+    config: TrainConfig, dataset: Dataset, split: Split, progress: bool = True
+) -> FrozenFit:
     """Fine-tune ``mn04_as`` above block ``config.partial.from_block`` on ``split.train`` (+ NAA
-    variants), choose the epoch on ``split.val``, test once on ``split.test``; write the fold's
-    files (module docstring).
-    """
-    split = clip_split(split, "partial")
+    variants) and choose the epoch on ``split.val`` (module docstring); its logits of the
+    validation and test clips, from their spectral images as the saved model computes them."""
     started = time.perf_counter()
     fold = split.test_fold if split.test_fold is not None else 0
-    fold_dir = Path(run_dir) / f"fold{fold}"
     data = load_partial_data(config, dataset, split, progress=progress)
     acts_s = time.perf_counter() - started
     model, record = partial_model_state(config, dataset, data, fold, show=progress)
     history = record.pop("_history")
     chosen = record["chosen"]
-    save_fold_model(
-        fold_dir / "model", model, dataset, config, selection={"test_fold": fold, **chosen}
-    )
-    val_logits, val_idx, val_labels = _image_logits(config, dataset, model, split.val)
-    test_logits, test_idx, test_labels = _image_logits(config, dataset, model, split.test)
-    save_logits(
-        fold_dir / "logits.npz",
-        dataset,
-        {"val": (val_idx, val_logits, val_labels), "test": (test_idx, test_logits, test_labels)},
-    )
-    write_predictions(fold_dir / "test_predictions.csv", dataset, test_idx, test_logits)
-    write_metrics_csv(fold_dir / "metrics.csv", history)
-    train_clips = write_split(
-        fold_dir / "split.json", dataset, split, data.train.source, data.train.view
-    )
-    result = FoldResult.tested(
-        fold, test_logits, torch.from_numpy(test_labels), dataset.num_classes,
-        best_epoch=int(chosen["epoch"]), epochs_run=config.partial.epochs,
-        selection=(
-            f"partial fine-tuning above block {config.partial.from_block}: the epoch with the best "
-            "validation accuracy (ties: lower validation loss; epoch 0: the fitted head alone)"
-        ),
-        train_clips=train_clips, train_images=len(data.train.source), val_clips=len(val_labels),
-    )  # fmt: skip
-    seconds = time.perf_counter() - started
+    compute = Compute(torch.device("cpu"), False, torch.float32, True)
+    compute.prepare(model)
+    parts = {
+        side: compute.clip_logits(
+            model,
+            model.model_info.front_end,
+            dataset,
+            indices,
+            batch_size=2 * config.partial.batch_size,
+            cache_dir=config.cache_dir,
+            workers=config.workers,
+        )
+        for side, indices in (("val", split.val), ("test", split.test))
+    }
     record["activations"] = {
         "shape": list(data.train.activations.shape[1:]), "dtype": "float16",
         "train_rows": len(data.train.source), "bytes_in_memory": int(
             data.train.activations.nbytes + data.val.activations.nbytes),
     }  # fmt: skip
-    record["seconds"].update(activations=acts_s, total=seconds)
-    atomic_write_json(fold_dir / "partial.json", {**record, "test_acc": result.accuracy})
-    log.info("fold %d: partial fine-tuning test accuracy %.4f (val %.4f, epoch %d), %.0f s",
-             fold, result.accuracy, chosen["val_acc"], chosen["epoch"], seconds)  # fmt: skip
-    return result
+    record["seconds"]["activations"] = acts_s
+    return FrozenFit(
+        model=model,
+        model_kwargs=None,
+        selection=chosen,
+        rule=f"partial fine-tuning above block {config.partial.from_block}: the epoch with the "
+        "best validation accuracy (ties: lower validation loss; epoch 0: the fitted head alone)",
+        train=data.train,
+        parts={side: (idx, logits, y) for side, (logits, idx, y) in parts.items()},
+        record=record,
+        val_acc=chosen["val_acc"],
+        summary=f"epoch {chosen['epoch']}",
+        history=history,
+        best_epoch=int(chosen["epoch"]),
+        epochs_run=config.partial.epochs,
+    )

@@ -2,7 +2,7 @@
 features, one fold top to bottom.
 
 Instead of fine-tuning the network, each clip's pooled multi-level features
-(:mod:`escnet.training.frozen.embeddings`, cached: a clip goes through the network once, ever)
+(:mod:`escnet.embeddings.pooled`, cached: a clip goes through the network once, ever)
 become one row of a table, and only a head is fitted on the training rows
 (:class:`~escnet.training.config.ProbeConfig` holds the settings):
 
@@ -31,44 +31,46 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from escnet.augment.audio import NAA_VARIANTS
-from escnet.cache import atomic_path, atomic_write_json, atomic_write_text
 from escnet.data.datasets import Dataset
-from escnet.data.folds import ImageSplit, Split
+from escnet.data.folds import Split
+from escnet.embeddings.pooled import FeatureTable, clip_features, roll_view
+from escnet.embeddings.views import ViewRows
+from escnet.errors import EscnetError
 from escnet.features.prepare import default_workers
+from escnet.metrics.classification import better_choice
 from escnet.models import SpectralClassifier, create_model
 from escnet.models.probe import ProbeNet, feature_columns, mean_probability_logits
-from escnet.training.config import FoldResult, TrainConfig
-from escnet.training.data import save_fold_model
-from escnet.training.frozen.embeddings import FeatureTable, clip_features, roll_view
-from escnet.training.frozen.views import checked_training_rows, clip_split
+from escnet.training.config import TrainConfig
 from escnet.training.logistic import fit_logistic_head, score
 from escnet.training.loop import Compute, Optimisation, train_epoch
-from escnet.training.metrics import better_choice
 
 __all__ = [
     "ProbeData",
+    "FrozenFit",
+    "checked_training_rows",
+    "fit_probe_fold",
     "fit_mlp_head",
     "load_probe_data",
     "probe_model",
     "probe_model_kwargs",
-    "train_probe_fold",
     "train_views",
 ]
 
 log = logging.getLogger(__name__)
 
+_Rows = TypeVar("_Rows", bound=ViewRows)
+
 
 @dataclass
 class ProbeData:
-    """One fold's feature tables (full vectors, :data:`escnet.training.frozen.embeddings.FULL_DIM`
+    """One fold's feature tables (full vectors, :data:`escnet.embeddings.pooled.FULL_DIM`
     wide).
 
     Attributes:
@@ -101,7 +103,7 @@ def load_probe_data(
     config: TrainConfig, dataset: Dataset, split: Split, *, progress: bool = True
 ) -> ProbeData:
     """The fold's feature tables, from the cache or computed (:func:`clip_features`); the
-    training rows checked (:func:`~escnet.training.frozen.views.checked_training_rows`)."""
+    training rows checked (:func:`checked_training_rows`)."""
     workers = config.workers if config.workers is not None else default_workers()
     eval_views = _eval_views(config)
 
@@ -243,139 +245,85 @@ def _fit(
     return model, val_logits, test_logits, choice
 
 
-def save_logits(
-    path: Path, dataset: Dataset, parts: dict[str, tuple[np.ndarray, torch.Tensor, np.ndarray]]
-) -> None:
-    """``logits.npz`` for the ensembles: per part (``val``, ``test``), from ``(clip indices,
-    logits, labels)``, the logits, the clips' ids and their labels."""
-    arrays: dict[str, Any] = {}
-    for part, (indices, logits, labels) in parts.items():
-        ids = np.asarray([dataset[int(i)].clip_id for i in indices])
-        arrays |= {f"{part}_logits": logits.numpy(), f"{part}_ids": ids,
-                   f"{part}_labels": np.asarray(labels)}  # fmt: skip
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)
+def checked_training_rows(table: _Rows, dataset: Dataset, split: Split) -> _Rows:
+    """``table``, the fold's training rows, once checked to come from ``split.train`` only.
 
-
-def write_predictions(
-    path: Path, dataset: Dataset, indices: np.ndarray, logits: torch.Tensor
-) -> None:
-    """``test_predictions.csv`` in the columns of :mod:`escnet.training.records`."""
-    probs = logits.softmax(1)
-    lines = ["clip_id,label,prediction,true_class,predicted_class,p"]
-    for row, i in enumerate(indices):
-        clip = dataset[int(i)]
-        pred = int(probs[row].argmax())
-        lines.append(
-            f"{clip.clip_id},{clip.label},{pred},{dataset.classes[clip.label]},"
-            f"{dataset.classes[pred]},{float(probs[row, pred]):.4f}"
-        )
-    atomic_write_text(path, "\n".join(lines) + "\n")
-
-
-def write_split(
-    path: Path, dataset: Dataset, split: Split, source: np.ndarray, view: np.ndarray
-) -> int:
-    """``split.json``: the fold's clips, and which clips (``source``) and views the training
-    rows came from (the record that no validation or test clip fed the head; the partial
-    trainer writes the same). Returns the number of training clips."""
-    train_clips = sorted({int(s) for s in source})
-    atomic_write_json(
-        path,
-        {
-            "test_fold": split.test_fold,
-            "protocol": split.protocol,
-            "train": [dataset[i].clip_id for i in split.train],
-            "val": [dataset[i].clip_id for i in split.val],
-            "test": [dataset[i].clip_id for i in split.test],
-            "train_rows": {
-                "count": len(source),
-                "sources": [dataset[i].clip_id for i in train_clips],
-                "views": {v: int((view == v).sum()) for v in np.unique(view)},
-            },
-        },
-    )
-    return len(train_clips)
-
-
-def train_probe_fold(
-    config: TrainConfig,
-    dataset: Dataset,
-    split: Split | ImageSplit,
-    run_dir: str | Path,
-    *,
-    progress: bool = True,
-) -> FoldResult:
-    """Fit a probe on ``split.train`` (+ NAA variants), choose its regularisation on
-    ``split.val``, test once on ``split.test``; write the fold's files (module docstring).
-
-    Returns:
-        The fold's test metrics (``best_epoch`` and ``epochs_run`` are 0: there are no epochs).
+    Raises:
+        RuntimeError: a row comes from a clip outside ``split.train`` (a leak).
+        EscnetError: no training clip could be loaded.
     """
-    split = clip_split(split, "probe")
+    if len(table.source) == 0:
+        raise EscnetError(
+            f"{dataset.name}, test fold {split.test_fold}: no training clip could be loaded"
+        )
+    split.check_training_sources(table.source, dataset, "training rows of a frozen network")
+    return table
+
+
+@dataclass
+class FrozenFit:
+    """What a frozen method fitted on one fold, for
+    :func:`escnet.training.frozen.fold.train_frozen_fold` to save, test and record.
+
+    Attributes:
+        model: the fold's model, saved as ``fold{k}/model``.
+        model_kwargs: its model arguments, saved with it (``None``: the registry's).
+        selection: what was chosen on validation (``model.json``'s ``selection``).
+        rule: how it was chosen, in words (:attr:`escnet.metrics.fold.FoldResult.selection`).
+        train: the training rows (their clips and views go to ``split.json``).
+        parts: ``{"val", "test"}``: (clip indices, logits, labels) (``logits.npz``).
+        record: the method's ``<method>.json`` (its ``seconds`` gets the total).
+        val_acc, summary: for the log line.
+        history: rows of ``metrics.csv`` (methods with epochs).
+        best_epoch, epochs_run: as :class:`~escnet.metrics.fold.FoldResult`'s.
+    """
+
+    model: SpectralClassifier
+    model_kwargs: dict[str, Any] | None
+    selection: dict[str, Any]
+    rule: str
+    train: ViewRows
+    parts: dict[str, tuple[np.ndarray, torch.Tensor, np.ndarray]]
+    record: dict[str, Any]
+    val_acc: float
+    summary: str
+    history: list[dict[str, Any]] | None = None
+    best_epoch: int = 0
+    epochs_run: int = 0
+
+
+def fit_probe_fold(
+    config: TrainConfig, dataset: Dataset, split: Split, progress: bool = True
+) -> FrozenFit:
+    """Fit a probe on ``split.train`` (+ NAA variants) and choose its regularisation on
+    ``split.val`` (module docstring); its logits of the validation and test clips."""
     started = time.perf_counter()
-    fold = split.test_fold if split.test_fold is not None else 0
-    fold_dir = Path(run_dir) / f"fold{fold}"
     data = load_probe_data(config, dataset, split, progress=progress)
     features_s = time.perf_counter() - started
     model, val_logits, test_logits, choice = _fit(config, data, dataset.num_classes)
     first = data.eval_views[0]
-    test_labels = _labels(data.test, data.eval_views)
-    test_indices = data.test.source[data.test.rows(first)]
-    save_fold_model(
-        fold_dir / "model",
-        model,
-        dataset,
-        config,
-        model_kwargs=probe_model_kwargs(config),
-        selection={"test_fold": fold, "epoch": 0, **choice["chosen"]},
-    )
-    val_indices = data.val.source[data.val.rows(first)]
-    save_logits(
-        fold_dir / "logits.npz",
-        dataset,
-        {
-            "val": (val_indices, val_logits, _labels(data.val, data.eval_views).numpy()),
-            "test": (test_indices, test_logits, test_labels.numpy()),
-        },
-    )
-    write_predictions(fold_dir / "test_predictions.csv", dataset, test_indices, test_logits)
-    train_clips = write_split(
-        fold_dir / "split.json", dataset, split, data.train.source, data.train.view
-    )
-    seconds = time.perf_counter() - started
     what = "weight decay" if config.probe.head == "mlp" else "L2 penalty"
-    result = FoldResult.tested(
-        fold,
-        test_logits,
-        test_labels,
-        dataset.num_classes,
-        selection=(
-            f"probe head ({config.probe.head}): the {what} with the best validation accuracy "
-            "(ties: lower validation loss)"
-        ),
-        train_clips=train_clips,
-        train_images=len(data.train.source),
-        val_clips=len(_labels(data.val, data.eval_views)),
-    )
-    atomic_write_json(
-        fold_dir / "probe.json",
-        {
+    chosen = choice["chosen"]
+    parts = {
+        side: (table.source[table.rows(first)], logits, _labels(table, data.eval_views).numpy())
+        for side, table, logits in (("val", data.val, val_logits), ("test", data.test, test_logits))
+    }
+    return FrozenFit(
+        model=model,
+        model_kwargs=probe_model_kwargs(config),
+        selection={"epoch": 0, **chosen},
+        rule=f"probe head ({config.probe.head}): the {what} with the best validation accuracy "
+        "(ties: lower validation loss)",
+        train=data.train,
+        parts=parts,
+        record={
             "head": config.probe.head,
             "model_kwargs": probe_model_kwargs(config),
             "train_views": sorted(set(data.train.view.tolist())),
             "eval_views": data.eval_views,
             **choice,
-            "test_acc": result.accuracy,
-            "seconds": {"features": features_s, "total": seconds},
+            "seconds": {"features": features_s},
         },
+        val_acc=chosen["val_acc"],
+        summary=str({k: v for k, v in chosen.items() if k not in ("val_acc", "val_loss")}),
     )
-    log.info(
-        "fold %d: probe test accuracy %.4f (val %.4f, %s), %.0f s",
-        fold,
-        result.accuracy,
-        choice["chosen"]["val_acc"],
-        {k: v for k, v in choice["chosen"].items() if k not in ("val_acc", "val_loss")},
-        seconds,
-    )
-    return result

@@ -11,7 +11,7 @@ Everything here works from files, so a report can be (re)drawn from a run direct
 * ``report.md`` -- a results table, per-class accuracy, and the figures (:func:`write_report`).
 
 Examples:
-    >>> from escnet.training.report import write_report
+    >>> from escnet.metrics.report import write_report
     >>> write_report("runs/esc10-cnn7")  # doctest: +SKIP
     PosixPath('runs/esc10-cnn7/report.md')
 """
@@ -19,6 +19,7 @@ Examples:
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -31,17 +32,37 @@ import numpy as np
 from escnet.cache import atomic_write_json, atomic_write_text
 from escnet.errors import ParameterError
 from escnet.features.plotting import plt, save_figure
-from escnet.training.metrics import mean_std
+from escnet.metrics.classification import mean_std
 
 __all__ = [
+    "METRIC_COLUMNS",
     "PROTOCOL",
     "build_results",
+    "log_tensorboard",
     "plot_confusion_matrix",
     "plot_curves",
     "read_metrics_csv",
+    "tensorboard_writer",
     "write_report",
+    "write_metrics_csv",
     "write_results",
 ]
+
+#: Columns of ``fold{k}/metrics.csv``, one row per epoch. Losses are means per clip: the
+#: training loss is the objective optimised (with label smoothing and mixup targets when on), the
+#: validation loss plain cross-entropy. ``lr`` is the rate of the epoch's last step;
+#: ``train_samples`` / ``val_samples`` are totals over all ranks.
+METRIC_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "lr",
+    "seconds",
+    "train_samples",
+    "val_samples",
+)
 
 #: The evaluation protocol of every cross-validation run.
 PROTOCOL = "official folds, leave-one-fold-out"
@@ -165,7 +186,7 @@ def build_results(
         folds: one mapping per finished fold with ``test_fold``, ``accuracy``, ``macro_f1``,
             ``loss``, ``per_class_accuracy`` (a list by label, or a mapping by class name),
             ``confusion_matrix``, ``best_epoch`` and optionally the other fields of
-            :class:`~escnet.training.FoldResult`.
+            :class:`~escnet.metrics.fold.FoldResult`.
         classes: class names, by label.
         planned_folds: the folds the run is meant to cover (``complete`` says whether all are
             done); default: those in ``folds``.
@@ -216,6 +237,43 @@ def write_results(run_dir: str | os.PathLike[str], results: Mapping[str, Any]) -
     path = Path(run_dir) / "results.json"
     atomic_write_json(path, _clean(results))
     return path
+
+
+def write_metrics_csv(path: Path, history: Sequence[Mapping[str, Any]]) -> None:
+    """``fold{k}/metrics.csv`` of a fold's ``history`` (rows of :data:`METRIC_COLUMNS`); NaN
+    is an empty cell."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(METRIC_COLUMNS)
+    for row in history:
+        cells = []
+        for col in METRIC_COLUMNS:
+            v = row[col]
+            if isinstance(v, float):
+                cells.append("" if math.isnan(v) else f"{v:.6g}")
+            else:
+                cells.append(str(v))
+        writer.writerow(cells)
+    atomic_write_text(path, buf.getvalue())
+
+
+def tensorboard_writer(log_dir: Path, purge_step: int) -> Any:
+    """A SummaryWriter for the epochs' figures when tensorboard is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
+
+
+def log_tensorboard(writer: Any, row: Mapping[str, Any]) -> None:
+    """One epoch's row of ``metrics.csv`` to ``writer`` (nothing when it is None)."""
+    if writer is None:
+        return
+    for key in ("train_loss", "val_loss", "train_acc", "val_acc", "lr"):
+        group, _, name = key.partition("_")
+        writer.add_scalar(f"{name}/{group}" if name else key, row[key], row["epoch"])
+    writer.flush()
 
 
 def read_metrics_csv(path: str | os.PathLike[str]) -> list[dict[str, float]]:

@@ -23,31 +23,23 @@ the caller passes training clips, and :mod:`escnet.training.frozen.partial` chec
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from escnet.augment.audio import NAA_VARIANTS
-from escnet.cache import ArrayCache, params_digest
+from escnet.cache import params_digest
 from escnet.data.audio import AudioConfig
 from escnet.data.datasets import Dataset
+from escnet.embeddings.views import ViewRows, cached_views, pretrained_mn04_as
 from escnet.errors import ParameterError
 from escnet.features.offline_naa import variants_params_digest
 from escnet.features.prepare import feature_key_params
 from escnet.models.mobilenet_audioset import AudioSetMelConfig
 from escnet.models.weights import MN04_AS
 from escnet.settings import cache_dir as default_cache_dir
-from escnet.training.frozen.views import (
-    ViewRows,
-    missing_views,
-    read_rows,
-    view_images,
-    view_keys,
-)
 
 __all__ = ["ACTIVATIONS_VERSION", "ActivationTable", "clip_activations", "lower_blocks"]
 
@@ -61,7 +53,7 @@ MAX_BLOCK = 15
 
 class ActivationTable(ViewRows):
     """Activations of views of clips, clip-major (each clip's views in the order asked):
-    :class:`~escnet.training.frozen.views.ViewRows` whose ``values`` are named for what they are."""
+    :class:`~escnet.embeddings.views.ViewRows` whose ``values`` are named for what they are."""
 
     @property
     def activations(self) -> np.ndarray:
@@ -79,11 +71,7 @@ def _check_block(block: int) -> int:
 
 def lower_blocks(block: int, weights_path: str | os.PathLike[str] | None = None) -> nn.Sequential:
     """The pretrained ``mn04_as`` blocks ``features[0..block]``, frozen, in eval mode."""
-    from escnet.models.mobilenet_audioset import build_mn04_as
-    from escnet.models.weights import fetch_weights
-
-    path = Path(weights_path) if weights_path is not None else fetch_weights(MN04_AS)
-    body = build_mn04_as(weights_path=path)
+    body = pretrained_mn04_as(weights_path)
     lower = nn.Sequential(*body.features[: _check_block(block) + 1]).eval()
     for p in lower.parameters():
         p.requires_grad_(False)
@@ -166,29 +154,14 @@ def clip_activations(
         )
     fe = front_end or AudioSetMelConfig()
     audio = AudioConfig(sample_rate=fe.sample_rate, duration=dataset.duration)
-    root = default_cache_dir(cache_dir)
-    cache = ArrayCache(root, "activations")
-    idx = [int(i) for i in indices]
-    keys = view_keys(dataset, idx, views, root, lambda d, v: _key(d, v, block, fe, audio, seed))
-    missing = missing_views(keys, cache)
-    skipped: list[tuple[Path, str]] = []
-    if missing:
+
+    def network() -> Callable[[np.ndarray, Sequence[int]], np.ndarray]:
         lower = lower_blocks(block, weights_path)
-        clips = sorted(missing)
-        bar = tqdm(total=len(clips), desc=f"mn04_as blocks 0-{block}", unit="clip",
-                   disable=not progress)  # fmt: skip
-        for start in range(0, len(clips), chunk):
-            part = clips[start : start + chunk]
-            images, lost = view_images(
-                dataset, {i: missing[i] for i in part}, fe, seed=seed, root=root, workers=workers
-            )
-            skipped += lost
-            todo = [(i, v) for i in part for v in missing[i] if (i, v) in images]
-            if todo:
-                out = _forward(lower, np.stack([images[t] for t in todo]), batch_size)
-                for t, act in zip(todo, out, strict=True):
-                    cache.put(keys[t], act)
-            bar.update(len(part))
-        bar.close()
-    rows = read_rows(dataset, idx, views, keys, cache, skipped, dtype=np.float16, what="activation")
-    return ActivationTable(rows.values, rows.labels, rows.source, rows.view, list(skipped))
+        return lambda images, _shifts: _forward(lower, images, batch_size)
+
+    return cached_views(
+        ActivationTable, dataset, indices, views, root=default_cache_dir(cache_dir),
+        namespace="activations", key=lambda d, v: _key(d, v, block, fe, audio, seed),
+        network=network, image_of=lambda v: (v, 0), front_end=fe, seed=seed, workers=workers,
+        chunk=chunk, desc=f"mn04_as blocks 0-{block}", progress=progress, dtype=np.float16,
+    )  # fmt: skip

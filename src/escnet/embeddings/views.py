@@ -1,41 +1,43 @@
-"""The steps shared by the per-(clip, view) caches of frozen ``mn04_as`` outputs.
+"""The one cache of frozen ``mn04_as`` outputs per (clip, view), shared by its two tables.
 
-:mod:`escnet.training.frozen.activations` (partial fine-tuning) and
-:mod:`escnet.training.frozen.embeddings` (probes) each run
-the spectral image of a *view* of a clip -- the original, or one of its offline NAA variants --
-through the frozen network, cache the result per (clip, view) and hand back a clip-major table.
-They differ only in what they compute and how they key it; this module holds the rest, so that
-the two caches find missing entries, load images and read tables back the same way:
+:mod:`escnet.embeddings.pooled` (pooled features, for probes) and
+:mod:`escnet.embeddings.activations` (a lower block's outputs, for partial fine-tuning) each run
+the spectral image of a *view* of a clip -- the original, one of its offline NAA variants, or the
+original rolled in time -- through the frozen network, cache the result per (clip, view) and hand
+back a clip-major table. They differ only in what they compute and how they key it;
+:func:`cached_views` does the rest for both:
 
 * :func:`view_keys` -- every (clip, view) pair's cache key, from the clip's content digest;
 * :func:`missing_views` -- which of those pairs the cache lacks;
 * :func:`view_images` -- the spectral images such pairs need, from the NAA and feature caches;
-* :func:`read_rows` -- the cached entries as one clip-major array with labels, clip and view.
+* :func:`read_rows` -- the cached entries as one clip-major array with labels, clip and view;
+* :func:`pretrained_mn04_as` -- the network both tables run, loaded only for missing entries.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from escnet.cache import ArrayCache, DigestMemo
 from escnet.data.datasets import Dataset
-from escnet.data.folds import ImageSplit, Split
-from escnet.errors import EscnetError
 from escnet.features.offline_naa import expand_clips
 from escnet.features.prepare import prepare_features
-from escnet.models.mobilenet_audioset import AudioSetMelConfig
+from escnet.models.mobilenet_audioset import AudioSetMelConfig, MobileNetAudioSet
+from escnet.models.weights import MN04_AS
 
 __all__ = [
     "ViewRows",
-    "checked_training_rows",
-    "clip_split",
+    "cached_views",
     "missing_views",
+    "pretrained_mn04_as",
     "read_rows",
     "view_images",
     "view_keys",
@@ -171,27 +173,102 @@ def read_rows(
     return ViewRows(values, labels, source, view)
 
 
-def checked_training_rows(table: _Rows, dataset: Dataset, split: Split) -> _Rows:
-    """``table``, the fold's training rows, once checked to come from ``split.train`` only.
+def pretrained_mn04_as(weights_path: str | os.PathLike[str] | None = None) -> MobileNetAudioSet:
+    """The AudioSet-trained ``mn04_as`` (weights from ``weights_path``, else
+    :func:`escnet.models.weights.fetch_weights`)."""
+    from escnet.models.mobilenet_audioset import build_mn04_as
+    from escnet.models.weights import fetch_weights
 
-    Raises:
-        RuntimeError: a row comes from a clip outside ``split.train`` (a leak).
-        EscnetError: no training clip could be loaded.
+    path = Path(weights_path) if weights_path is not None else fetch_weights(MN04_AS)
+    return build_mn04_as(weights_path=path)
+
+
+#: What a network computes for a stack of images (N, mels, frames), each rolled by its shift.
+Compute = Callable[[np.ndarray, Sequence[int]], np.ndarray]
+
+
+def _fill(
+    dataset: Dataset,
+    missing: Mapping[int, Sequence[str]],
+    keys: Mapping[tuple[int, str], str],
+    cache: ArrayCache,
+    compute: Compute,
+    image_of: Callable[[str], tuple[str, int]],
+    *,
+    front_end: AudioSetMelConfig,
+    seed: int,
+    root: Path,
+    workers: int | None,
+    chunk: int,
+    desc: str,
+    progress: bool,
+) -> list[tuple[Path, str]]:
+    """Compute the entries of ``missing`` (clip -> views) into ``cache``, a chunk of clips at a
+    time (NAA images of 128 clips are ~230 MB); returns the clips that failed to load."""
+    skipped: list[tuple[Path, str]] = []
+    clips = sorted(missing)
+    bar = tqdm(total=len(clips), desc=desc, unit="clip", disable=not progress)
+    for start in range(0, len(clips), chunk):
+        part = clips[start : start + chunk]
+        wanted = {i: {image_of(v)[0] for v in missing[i]} for i in part}
+        images, lost = view_images(
+            dataset, wanted, front_end, seed=seed, root=root, workers=workers
+        )
+        skipped += lost
+        todo = [(i, v) for i in part for v in missing[i] if (i, image_of(v)[0]) in images]
+        if todo:
+            stack = np.stack([images[(i, image_of(v)[0])] for i, v in todo])
+            for t, entry in zip(
+                todo, compute(stack, [image_of(v)[1] for _, v in todo]), strict=True
+            ):
+                cache.put(keys[t], entry)
+        bar.update(len(part))
+    bar.close()
+    return skipped
+
+
+def cached_views(
+    table: type[_Rows],
+    dataset: Dataset,
+    indices: Sequence[int],
+    views: Sequence[str],
+    *,
+    root: Path,
+    namespace: str,
+    key: Callable[[str, str], str],
+    network: Callable[[], Compute],
+    image_of: Callable[[str], tuple[str, int]],
+    front_end: AudioSetMelConfig,
+    seed: int,
+    workers: int | None,
+    chunk: int,
+    desc: str,
+    progress: bool,
+    dtype: np.dtype | type,
+    shape: tuple[int, ...] | None = None,
+) -> _Rows:
+    """``views`` of the clips at ``indices`` as a ``table``, from the cache or computed.
+
+    Args:
+        root, namespace: the cache (:class:`escnet.cache.ArrayCache`); NAA variants and images
+            go to their usual places under ``root``.
+        key: ``(clip digest, view) -> cache key``.
+        network: builds the computation, called only when an entry is missing (loading the
+            weights costs seconds a warm run does not pay).
+        image_of: ``view -> (image name, frames to roll it by)``, the image name ``"original"``
+            or an NAA variant's.
+        desc: the progress bar's label (and the entries' name in errors); ``dtype`` and
+            ``shape`` as :func:`read_rows`.
     """
-    if len(table.source) == 0:
-        raise EscnetError(
-            f"{dataset.name}, test fold {split.test_fold}: no training clip could be loaded"
-        )
-    split.check_training_sources(table.source, dataset, "training rows of a frozen network")
-    return table
-
-
-def clip_split(split: Split | ImageSplit, method: str) -> Split:
-    """``split``, a split of clips (the frozen methods read cached views of clips, not the
-    images of a split made after augmentation)."""
-    if isinstance(split, ImageSplit):
-        raise EscnetError(
-            f"method {method!r} splits clips; protocol {split.protocol!r} splits NAA images: "
-            "use protocol 'official-folds' or 'random-split'"
-        )
-    return split
+    cache = ArrayCache(root, namespace)
+    idx = [int(i) for i in indices]
+    keys = view_keys(dataset, idx, views, root, key)
+    missing = missing_views(keys, cache)
+    skipped: list[tuple[Path, str]] = []
+    if missing:
+        skipped = _fill(
+            dataset, missing, keys, cache, network(), image_of, front_end=front_end, seed=seed,
+            root=root, workers=workers, chunk=chunk, desc=desc, progress=progress,
+        )  # fmt: skip
+    rows = read_rows(dataset, idx, views, keys, cache, skipped, dtype=dtype, shape=shape, what=desc)
+    return table(rows.values, rows.labels, rows.source, rows.view, list(skipped))

@@ -8,7 +8,7 @@ its row in the confusion matrix. The definitions match scikit-learn's (``accurac
 
 Examples:
     >>> import numpy as np
-    >>> from escnet.training.metrics import accuracy, confusion_matrix, macro_f1
+    >>> from escnet.metrics import accuracy, confusion_matrix, macro_f1
     >>> y_true, y_pred = np.array([0, 0, 1, 2]), np.array([0, 1, 1, 2])
     >>> accuracy(y_true, y_pred)
     0.75

@@ -15,11 +15,11 @@ Views of a clip:
   (test-time augmentation; :class:`escnet.models.probe.ProbeNet` does the same roll);
 * the NAA variant names (:data:`escnet.augment.audio.NAA_VARIANTS`): the images of
   :func:`escnet.features.offline_naa.expand_clips` (cached there too), for *training* clips only --
-  the caller passes training clips, and :func:`escnet.training.frozen.probe` checks the clip ids.
+  the caller passes training clips, and :mod:`escnet.training.frozen.probe` checks the clip ids.
 
 Examples:
     >>> from escnet.data.datasets import get_dataset
-    >>> from escnet.training.frozen.embeddings import clip_features
+    >>> from escnet.embeddings.pooled import clip_features
     >>> ds = get_dataset("esc50")  # doctest: +SKIP
     >>> table = clip_features(ds, range(10), views=("original", "pps"))  # doctest: +SKIP
     >>> table.features.shape, list(table.view[:2])  # doctest: +SKIP
@@ -29,17 +29,16 @@ Examples:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from escnet.augment.audio import NAA_VARIANTS
-from escnet.cache import ArrayCache, params_digest
+from escnet.cache import params_digest
 from escnet.data.audio import AudioConfig
 from escnet.data.datasets import Dataset
+from escnet.embeddings.views import ViewRows, cached_views, pretrained_mn04_as
 from escnet.errors import ParameterError
 from escnet.features.offline_naa import variants_params_digest
 from escnet.features.prepare import feature_key_params
@@ -47,13 +46,6 @@ from escnet.models.mobilenet_audioset import AudioSetMelConfig
 from escnet.models.probe import ALL_BLOCKS, EMBEDDING_DIM, MultiLevelPool, block_channels
 from escnet.models.weights import MN04_AS
 from escnet.settings import cache_dir as default_cache_dir
-from escnet.training.frozen.views import (
-    ViewRows,
-    missing_views,
-    read_rows,
-    view_images,
-    view_keys,
-)
 
 __all__ = [
     "EMBEDDINGS_VERSION",
@@ -75,7 +67,7 @@ FULL_DIM = sum(2 * c for c in block_channels()) + EMBEDDING_DIM
 
 class FeatureTable(ViewRows):
     """Feature vectors of views of clips, clip-major (each clip's views in the order asked):
-    :class:`~escnet.training.frozen.views.ViewRows` whose ``values`` are named for what they are."""
+    :class:`~escnet.embeddings.views.ViewRows` whose ``values`` are named for what they are."""
 
     @property
     def features(self) -> np.ndarray:
@@ -115,11 +107,7 @@ def _image_of(view: str) -> tuple[str, int]:
 
 def full_extractor(weights_path: str | os.PathLike[str] | None = None) -> MultiLevelPool:
     """The pretrained ``mn04_as`` body pooling every block and the embedding, in eval mode."""
-    from escnet.models.mobilenet_audioset import build_mn04_as
-    from escnet.models.weights import fetch_weights
-
-    path = Path(weights_path) if weights_path is not None else fetch_weights(MN04_AS)
-    body = build_mn04_as(weights_path=path)
+    body = pretrained_mn04_as(weights_path)
     return MultiLevelPool(body, ALL_BLOCKS, embedding=True).eval()
 
 
@@ -155,44 +143,6 @@ def _pool(
         x = torch.stack(rolled).contiguous(memory_format=torch.channels_last)
         out[start : start + len(x)] = extractor(x).numpy()
     return out
-
-
-def _compute_missing(
-    dataset: Dataset,
-    missing: dict[int, list[str]],
-    keys: dict[tuple[int, str], str],
-    cache: ArrayCache,
-    extractor: MultiLevelPool,
-    *,
-    front_end: AudioSetMelConfig,
-    seed: int,
-    root: Path,
-    workers: int | None,
-    chunk: int,
-    batch: int,
-    progress: bool,
-) -> list[tuple[Path, str]]:
-    """Compute the vectors of ``missing`` (clip -> view names) into the cache, a chunk of clips
-    at a time (NAA images of 128 clips are ~230 MB); returns the clips that failed to load."""
-    skipped: list[tuple[Path, str]] = []
-    clips = sorted(missing)
-    bar = tqdm(total=len(clips), desc="mn04_as features", unit="clip", disable=not progress)
-    for start in range(0, len(clips), chunk):
-        part = clips[start : start + chunk]
-        wanted = {i: {_image_of(v)[0] for v in missing[i]} for i in part}
-        images, lost = view_images(
-            dataset, wanted, front_end, seed=seed, root=root, workers=workers
-        )
-        skipped += lost
-        todo = [(i, v) for i in part for v in missing[i] if (i, _image_of(v)[0]) in images]
-        if todo:
-            stack = np.stack([images[(i, _image_of(v)[0])] for i, v in todo])
-            vectors = _pool(extractor, stack, [_image_of(v)[1] for _, v in todo], batch)
-            for (i, v), vec in zip(todo, vectors, strict=True):
-                cache.put(keys[(i, v)], vec)
-        bar.update(len(part))
-    bar.close()
-    return skipped
 
 
 def clip_features(
@@ -233,20 +183,14 @@ def clip_features(
         parse_view(v)  # ValueError on an unknown view before any work
     fe = front_end or AudioSetMelConfig()
     audio = AudioConfig(sample_rate=fe.sample_rate, duration=dataset.duration)
-    root = default_cache_dir(cache_dir)
-    cache = ArrayCache(root, "probe")
-    idx = [int(i) for i in indices]
-    keys = view_keys(dataset, idx, views, root, lambda d, v: _view_key(d, v, fe, audio, seed))
-    missing = missing_views(keys, cache)
-    skipped: list[tuple[Path, str]] = []
-    if missing:
+
+    def network() -> Callable[[np.ndarray, Sequence[int]], np.ndarray]:
         extractor = full_extractor(weights_path)
-        skipped = _compute_missing(
-            dataset, missing, keys, cache, extractor, front_end=fe, seed=seed, root=root,
-            workers=workers, chunk=chunk, batch=batch_size, progress=progress,
-        )  # fmt: skip
-    rows = read_rows(
-        dataset, idx, views, keys, cache, skipped, dtype=np.float32, shape=(FULL_DIM,),
-        what="feature",
+        return lambda images, shifts: _pool(extractor, images, shifts, batch_size)
+
+    return cached_views(
+        FeatureTable, dataset, indices, views, root=default_cache_dir(cache_dir),
+        namespace="probe", key=lambda d, v: _view_key(d, v, fe, audio, seed), network=network,
+        image_of=_image_of, front_end=fe, seed=seed, workers=workers, chunk=chunk,
+        desc="mn04_as features", progress=progress, dtype=np.float32, shape=(FULL_DIM,),
     )  # fmt: skip
-    return FeatureTable(rows.values, rows.labels, rows.source, rows.view, list(skipped))
