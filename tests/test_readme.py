@@ -349,6 +349,48 @@ def test_the_readme_own_folder_commands_fit_the_recipe_on_two_classes(
         assert sides and all(len(s) == 1 for s in sides.values())
 
 
+def test_the_readme_events_and_archive_commands_run_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The section "Find events, label archives, listen live", run as written in a directory
+    holding a small model as ``runs/main``, a 60-s ``dawn.wav`` with two known sounds, and an
+    ``archive.txt`` listing two recordings."""
+    import numpy as np
+    import pyarrow.parquet as pq
+    import soundfile as sf
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from _inference_helpers import SAMPLE_RATE, synth, train_tiny_model
+    from escnet.cli import main
+    from escnet.events.formats import read_raven
+    from escnet.events.soundscape import SoundscapeConfig, synthesize, write_soundscape
+
+    train_tiny_model(tmp_path / "runs" / "main")
+    placements = []
+    for i, (kind, onset) in enumerate((("low_tone", 10.0), ("high_tone", 40.0))):
+        clip = np.zeros(5 * SAMPLE_RATE, np.float32)
+        clip[SAMPLE_RATE : 3 * SAMPLE_RATE] = synth(
+            kind, 2.0, SAMPLE_RATE, np.random.default_rng(i)
+        )
+        sf.write(tmp_path / f"{kind}.wav", clip, SAMPLE_RATE)
+        placements.append((str(tmp_path / f"{kind}.wav"), kind, onset, 55.0))
+    config = SoundscapeConfig(duration=60.0, sample_rate=SAMPLE_RATE, background_db=-70.0)
+    write_soundscape(synthesize([], config, seed=2, placements=placements), tmp_path / "dawn")
+    (tmp_path / "archive.txt").write_text("low_tone.wav\nhigh_tone.wav\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    section = README.read_text(encoding="utf-8").split("## Find events, label archives")[1]
+    commands = readme_commands(section.split("\n## ")[0])
+    assert [c[0] for c in commands] == ["detect", "predict"]
+    for argv in commands:
+        assert main(["-q", *argv]) == 0, argv
+    found = {
+        (e.label, round(e.onset)) for e in read_raven(tmp_path / "events" / "events.selections.txt")
+    }
+    assert {("low_tone", 10), ("high_tone", 40)} <= found, found
+    assert (tmp_path / "events" / "dawn.png").read_bytes()[:4] == b"\x89PNG"
+    assert pq.read_table(tmp_path / "labels.parquet").num_rows == 2
+
+
 def test_the_readme_data_examples_run_on_a_small_esc50(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
